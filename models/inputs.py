@@ -1,0 +1,121 @@
+"""Input contracts: what upstream systems publish to segmentflow's topics.
+
+Each topic carries one family, discriminated by ``op`` where a family has
+several shapes. These models are exported as JSON Schema for publishers
+(``schemas/``). Unknown fields are refused so that typos in upstream code
+surface as dead-letters instead of silently ignored data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AccountDelete",
+    "AccountInput",
+    "AccountUpsert",
+    "ContactDelete",
+    "ContactInput",
+    "ContactUpsert",
+    "EVENT_TYPES",
+    "Interaction",
+    "StaticEdit",
+]
+
+# JSON values an attribute or event property may hold.
+JsonScalar = Union[bool, int, float, str, None]
+JsonValue = Union[JsonScalar, list[Any], dict[str, Any]]
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+# The interaction types segmentflow understands; anything else is refused
+# (dead-lettered) so that a misspelt type never silently matches nothing.
+EVENT_TYPES: tuple[str, ...] = (
+    "email_sent",
+    "email_delivered",
+    "email_opened",
+    "email_clicked",
+    "email_bounced",
+    "email_unsubscribed",
+    "link_clicked",
+    "form_submitted",
+    "page_visited",
+    "event_registered",
+    "subscription_submitted",
+    "survey_answered",
+    "purchase",
+    "return",
+)
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ContactUpsert(Contract):
+    """Create or update a contact.
+
+    ``mode="merge"`` (default) overlays ``attributes`` on the stored ones and a
+    ``null`` value removes that attribute; ``mode="replace"`` makes
+    ``attributes`` the whole profile. ``account_id`` is left unchanged when
+    absent and cleared when ``null``.
+    """
+
+    op: Literal["upsert"] = "upsert"
+    contact_id: Id
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    account_id: Id | None = Field(default=None)
+    consent: dict[str, bool] = Field(default_factory=dict)
+    mode: Literal["merge", "replace"] = "merge"
+    updated_at: AwareDatetime | None = None
+
+
+class ContactDelete(Contract):
+    """Erase a contact: it leaves every segment and all its state is removed."""
+
+    op: Literal["delete"] = "delete"
+    contact_id: Id
+
+
+ContactInput = Annotated[Union[ContactUpsert, ContactDelete], Field(discriminator="op")]
+
+
+class AccountUpsert(Contract):
+    """Create or update an account (firmographics: ``account.industry``…)."""
+
+    op: Literal["upsert"] = "upsert"
+    account_id: Id
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    mode: Literal["merge", "replace"] = "merge"
+
+
+class AccountDelete(Contract):
+    op: Literal["delete"] = "delete"
+    account_id: Id
+
+
+AccountInput = Annotated[Union[AccountUpsert, AccountDelete], Field(discriminator="op")]
+
+
+class Interaction(Contract):
+    """Something a contact did. ``occurred_at`` (event time) decides where
+    the event falls in time windows, whatever order it arrives in."""
+
+    event_id: Id
+    contact_id: Id
+    type: EventType
+    occurred_at: AwareDatetime
+    properties: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class StaticEdit(Contract):
+    """Add a contact to, or remove it from, a segment's explicit list."""
+
+    segment_id: Id
+    contact_id: Id
+    op: Literal["add", "remove"]
+    at: datetime | None = None
