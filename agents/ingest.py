@@ -1,0 +1,141 @@
+"""Ingest: validate upstream input, dead-letter what is bad, and route what is
+good into the evaluator's single ordered log (keyed by contact_id).
+
+Per-contact inputs go to the contact's partition; control inputs that concern
+every contact (segment definitions, accounts) are broadcast to every
+partition so each partition sees them in order with its contacts' inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+from pydantic import BaseModel, TypeAdapter
+
+from app.codec import dumps, encode_envelope
+from app.dead_letters import dead_letter_record, describe_error
+from app.faust_app import Topics
+from app.settings import Settings
+from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
+from models.segments import SegmentDefinition, SegmentDelete
+
+__all__ = ["Route", "register_ingest"]
+
+log = logging.getLogger(__name__)
+
+BROADCAST = -1  # a Route partition meaning "every partition"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a validated input goes on the evaluator's log."""
+
+    kind: str
+    key: str
+    partition: int | None  # None: by key; BROADCAST: every partition
+
+
+def _decode_segment_message(raw: bytes) -> BaseModel:
+    document = orjson.loads(raw)
+    if isinstance(document, dict) and document.get("op") == "delete":
+        return SegmentDelete.model_validate(document)
+    return SegmentDefinition.model_validate(document)
+
+
+def _adapter(model: Any) -> Callable[[bytes], BaseModel]:
+    return TypeAdapter(model).validate_json
+
+
+def _routes(settings: Settings, topics: Topics) -> Iterable[tuple[Any, Callable, Callable]]:
+    """(source topic, decoder, router) for every upstream topic."""
+    yield (
+        topics.contacts,
+        _adapter(ContactInput),
+        lambda m: Route("contact", m.contact_id, None),
+    )
+    yield (
+        topics.interactions,
+        _adapter(Interaction),
+        lambda m: Route("interaction", m.contact_id, None),
+    )
+    yield (
+        topics.static_edits,
+        _adapter(StaticEdit),
+        lambda m: Route("static_edit", m.contact_id, None),
+    )
+    yield (
+        topics.accounts,
+        _adapter(AccountInput),
+        lambda m: Route("account", m.account_id, BROADCAST),
+    )
+    yield (
+        topics.segment_definitions,
+        _decode_segment_message,
+        lambda m: Route(
+            "segment_delete" if isinstance(m, SegmentDelete) else "segment",
+            m.segment_id if isinstance(m, SegmentDelete) else m.id,
+            BROADCAST,
+        ),
+    )
+
+
+async def send_dead_letter(
+    topics: Topics, settings: Settings, message: Any, raw: bytes | None, reason: str
+) -> None:
+    record = dead_letter_record(
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        raw=raw,
+        reason=reason,
+        max_bytes=settings.dead_letter_max_bytes,
+    )
+    log.warning("dead-letter %s[%s]@%s: %s", message.topic, message.partition,
+                message.offset, reason)
+    await topics.dead_letters.send(key=message.key, value=dumps(record))
+
+
+def register_ingest(app: faust.App, topics: Topics, settings: Settings) -> None:
+    for source, decode, route in _routes(settings, topics):
+        _register_one(app, topics, settings, source, decode, route)
+
+
+def _register_one(
+    app: faust.App,
+    topics: Topics,
+    settings: Settings,
+    source: Any,
+    decode: Callable[[bytes], BaseModel],
+    route: Callable[[BaseModel], Route],
+) -> None:
+    name = "ingest-" + source.get_topic_name().rsplit(".", 1)[-1]
+
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            raw = event.value
+            message = event.message
+            if raw is None or len(raw) > settings.max_input_bytes:
+                reason = ("empty message (null value)" if raw is None else
+                          f"input of {len(raw)} bytes exceeds {settings.max_input_bytes}")
+                await send_dead_letter(topics, settings, message, raw, reason)
+                continue
+            try:
+                model = decode(raw)
+            except Exception as exc:  # any decode failure is the input's fault
+                await send_dead_letter(topics, settings, message, raw, describe_error(exc))
+                continue
+            target = route(model)
+            value = encode_envelope(target.kind, model)
+            key = target.key.encode()
+            if target.partition == BROADCAST:
+                for partition in range(settings.partitions):
+                    await topics.evaluator_input.send(key=key, value=value, partition=partition)
+            else:
+                await topics.evaluator_input.send(key=key, value=value)
+
+    app.agent(source, name=name)(ingest)

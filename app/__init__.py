@@ -1,0 +1,1 @@
+"""The segmentflow service: Faust app, settings, CLI, codecs."""

@@ -1,0 +1,33 @@
+"""Wire formats: JSON (orjson) for every topic segmentflow writes.
+
+The evaluator's input topic carries envelopes ``{"kind": K, "body": {...}}``
+so one ordered log can hold contact inputs and control commands side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+__all__ = ["decode_envelope", "dumps", "encode_envelope", "model_bytes"]
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def model_bytes(model: BaseModel) -> bytes:
+    """Compact JSON of a model, defaults included, for downstream consumers."""
+    return model.__pydantic_serializer__.to_json(model)
+
+
+def encode_envelope(kind: str, body: BaseModel | dict[str, Any]) -> bytes:
+    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return orjson.dumps({"kind": kind, "body": payload})
+
+
+def decode_envelope(raw: bytes) -> tuple[str, dict[str, Any]]:
+    envelope = orjson.loads(raw)
+    return envelope["kind"], envelope["body"]

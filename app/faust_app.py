@@ -1,0 +1,115 @@
+"""Builds the Faust app: topics, tables and agents. Nothing else lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+from faust.types import TableT, TopicT
+
+from app.settings import Settings
+
+__all__ = ["Tables", "Topics", "create_app"]
+
+
+@dataclass(frozen=True)
+class Topics:
+    contacts: TopicT
+    accounts: TopicT
+    interactions: TopicT
+    segment_definitions: TopicT
+    static_edits: TopicT
+    evaluator_input: TopicT
+    membership_changes: TopicT
+    memberships: TopicT
+    dead_letters: TopicT
+
+
+@dataclass(frozen=True)
+class Tables:
+    # contact_id -> engine.ContactState bytes (the evaluator is the only writer)
+    contacts: TableT
+    # "<partition>:<segment_id>" -> SegmentDefinition JSON, replicated into every
+    # partition by broadcast commands so each partition replays on its own.
+    segments: TableT
+    # "<partition>:<account_id>" -> account attributes JSON, replicated likewise.
+    accounts: TableT
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def _declare_topics(app: faust.App, settings: Settings) -> Topics:
+    names = settings.topics
+
+    def topic(name: str, *, compacted: bool = False) -> TopicT:
+        # Raw bytes in and out: we validate with pydantic, not Faust models,
+        # so that bad input can be dead-lettered with a precise reason.
+        # internal=True: the worker creates the topic (with our partition
+        # count) when it is missing, so a fresh broker just works.
+        return app.topic(
+            name,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+            compacting=compacted or None,
+            internal=True,
+        )
+
+    return Topics(
+        contacts=topic(names.contacts),
+        accounts=topic(names.accounts),
+        interactions=topic(names.interactions),
+        segment_definitions=topic(names.segment_definitions),
+        static_edits=topic(names.static_edits),
+        evaluator_input=topic(names.evaluator_input),
+        membership_changes=topic(names.membership_changes),
+        memberships=topic(names.memberships, compacted=True),
+        dead_letters=topic(names.dead_letters),
+    )
+
+
+def _declare_tables(app: faust.App, settings: Settings) -> Tables:
+    def table(name: str) -> TableT:
+        return app.Table(
+            name,
+            key_type=str,
+            value_serializer="raw",
+            partitions=settings.partitions,
+            options={"driver": "rocksdict"} if settings.store.startswith("rocksdb") else None,
+        )
+
+    return Tables(
+        contacts=table("contacts"), segments=table("segments"), accounts=table("accounts")
+    )
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    from agents.evaluator import register_evaluator
+    from agents.ingest import register_ingest
+    from app.web import register_web
+
+    settings = settings or Settings()
+    app = faust.App(
+        settings.topic_prefix,
+        broker=_broker_urls(settings.bootstrap_servers),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        processing_guarantee=settings.processing_guarantee,
+        # Broker minimum is 6 s; keep rebalances after a crash short.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        table_standby_replicas=1,
+        topic_allow_declare=True,
+        web_in_thread=False,
+    )
+    topics = _declare_topics(app, settings)
+    tables = _declare_tables(app, settings)
+    register_ingest(app, topics, settings)
+    register_evaluator(app, topics, tables, settings)
+    register_web(app)
+    return app
