@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
 import orjson
 from faust.types import TableT
 
+from app.clock import PartitionClock
 from app.codec import decode_envelope, dumps, model_bytes
 from app.faust_app import Tables, Topics
 from app.settings import Settings
@@ -48,6 +49,12 @@ def _contact_input(kind: str, body: dict[str, Any]) -> Any:
     if kind == "contact":
         return ContactDelete(**body) if body.get("op") == "delete" else ContactUpsert(**body)
     return CONTACT_INPUTS[kind].model_validate(body)
+
+
+def _event_time(inp: Any) -> datetime | None:
+    if isinstance(inp, Interaction):
+        return inp.occurred_at
+    return getattr(inp, "updated_at", None) or getattr(inp, "at", None)
 
 
 class PartitionCatalogs:
@@ -123,8 +130,29 @@ class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
         return sum(1 for _ in self)
 
 
-def register_evaluator(app: faust.App, topics: Topics, tables: Tables, settings: Settings) -> None:
+class EvaluatorHandle:
+    """What the web views may read of the evaluator (never write)."""
+
+    def __init__(self, app: faust.App, catalogs: PartitionCatalogs) -> None:
+        self._app, self._catalogs = app, catalogs
+
+    def segment_versions(self, segment_id: str) -> dict[int, int]:
+        """Version of ``segment_id`` applied by each partition this worker
+        holds (0 when the partition has not seen it)."""
+        partitions = {tp.partition for tp in self._app.consumer.assignment()
+                      if tp.topic.endswith(".evaluator-input")}
+        versions = {}
+        for partition in partitions:
+            definition = self._catalogs.get(partition).get(segment_id)
+            versions[partition] = definition.version if definition is not None else 0
+        return versions
+
+
+def register_evaluator(
+    app: faust.App, topics: Topics, tables: Tables, settings: Settings
+) -> EvaluatorHandle:
     catalogs = PartitionCatalogs(tables.segments)
+    clock = PartitionClock(settings.clock)
 
     @app.on_partitions_revoked.connect
     async def _forget_catalogs(*_: Any, **__: Any) -> None:  # pragma: no cover - glue
@@ -161,7 +189,6 @@ def register_evaluator(app: faust.App, topics: Topics, tables: Tables, settings:
             message = event.message
             partition = message.partition
             kind, body = decode_envelope(event.value)
-            now = datetime.now(UTC)
             if kind == "segment":
                 definition = SegmentDefinition.model_validate(body)
                 try:
@@ -183,6 +210,7 @@ def register_evaluator(app: faust.App, topics: Topics, tables: Tables, settings:
                     tables.accounts[key] = dumps(upsert.attributes)
                 continue
             inp = _contact_input(kind, body)
+            now = clock.now(partition, _event_time(inp))
             contact_id = inp.contact_id
             raw_state = tables.contacts.get(contact_id)
             state = ContactState.from_bytes(raw_state) if raw_state is not None else None
@@ -200,3 +228,4 @@ def register_evaluator(app: faust.App, topics: Topics, tables: Tables, settings:
             await publish(transition.changes)
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
+    return EvaluatorHandle(app, catalogs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import click
@@ -77,10 +78,8 @@ def watch(from_beginning: bool) -> None:
             if value is not None:
                 click.echo(format_change(value))
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
-from app.codec import model_bytes
 from app.settings import Settings
 from models.inputs import (
     AccountDelete,
@@ -60,7 +59,9 @@ class Publisher:
 
     async def send(self, model: BaseModel) -> None:
         topic, key = self._target(model)
-        await self._producer.send(topic, model_bytes(model), key=key.encode())
+        # exclude_unset: an absent field and an explicit null differ in inputs.
+        value = model.model_dump_json(exclude_unset=True).encode()
+        await self._producer.send(topic, value, key=key.encode())
 
     async def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
         await self._producer.send(topic, value, key=key)

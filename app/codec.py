@@ -24,7 +24,11 @@ def model_bytes(model: BaseModel) -> bytes:
 
 
 def encode_envelope(kind: str, body: BaseModel | dict[str, Any]) -> bytes:
-    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    # exclude_unset: "absent" and "null" mean different things in inputs
+    # (an absent account_id keeps the contact's account, null clears it).
+    payload = (
+        body.model_dump(mode="json", exclude_unset=True) if isinstance(body, BaseModel) else body
+    )
     return orjson.dumps({"kind": kind, "body": payload})
 
 

@@ -110,6 +110,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     topics = _declare_topics(app, settings)
     tables = _declare_tables(app, settings)
     register_ingest(app, topics, settings)
-    register_evaluator(app, topics, tables, settings)
-    register_web(app)
+    evaluator = register_evaluator(app, topics, tables, settings)
+    register_web(app, evaluator.segment_versions)
     return app

@@ -21,7 +21,9 @@ from models.inputs import ContactUpsert, Interaction
 
 __all__ = ["DATASET_PATH", "replay_inputs"]
 
-DATASET_PATH = Path(__file__).resolve().parent.parent / "datasets/online-retail/online_retail.csv.gz"
+DATASET_PATH = (
+    Path(__file__).resolve().parent.parent / "datasets/online-retail/online_retail.csv.gz"
+)
 
 
 def replay_inputs(
@@ -45,7 +47,10 @@ def replay_inputs(
                 seen_contacts.add(contact_id)
                 yield ContactUpsert(
                     contact_id=contact_id,
-                    attributes={"country": row["Country"], "first_seen_at": occurred_at.isoformat()},
+                    attributes={
+                        "country": row["Country"],
+                        "first_seen_at": occurred_at.isoformat(),
+                    },
                     updated_at=occurred_at,
                 )
             quantity = int(row["Quantity"])

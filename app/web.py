@@ -7,6 +7,7 @@ the worker holds partitions, is not rebalancing and has recovered its tables
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -27,7 +28,10 @@ def readiness(app: faust.App) -> dict[str, Any]:
     }
 
 
-def register_web(app: faust.App) -> None:
+def register_web(app: faust.App, segment_versions: Callable[[str], dict[int, int]]) -> None:
+    """``segment_versions(segment_id)`` maps each partition this worker holds
+    to the version of the segment its evaluator has applied."""
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -38,3 +42,12 @@ def register_web(app: faust.App) -> None:
         async def get(self, request: Request) -> Response:
             state = readiness(app)
             return self.json(state, status=200 if state["ready"] else 503)
+
+    @app.page("/segments/{segment_id}/status")
+    class SegmentStatus(View):
+        async def get(self, request: Request, segment_id: str) -> Response:
+            versions = segment_versions(segment_id)
+            return self.json({
+                "segment_id": segment_id,
+                "partitions": {str(p): v for p, v in sorted(versions.items())},
+            })

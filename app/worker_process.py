@@ -75,7 +75,7 @@ class WorkerProcess:
                     async with session.get(self.url + "/ready", timeout=2) as response:
                         if response.status == 200:
                             return time.monotonic() - start
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 await asyncio.sleep(0.2)
         raise TimeoutError(f"worker not ready after {timeout:.0f} s; see {self.log_path}")

@@ -11,16 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 __all__ = [
+    "EVENT_TYPES",
     "AccountDelete",
     "AccountInput",
     "AccountUpsert",
     "ContactDelete",
     "ContactInput",
     "ContactUpsert",
-    "EVENT_TYPES",
     "Interaction",
     "StaticEdit",
 ]
@@ -62,7 +62,8 @@ class ContactUpsert(Contract):
     ``mode="merge"`` (default) overlays ``attributes`` on the stored ones and a
     ``null`` value removes that attribute; ``mode="replace"`` makes
     ``attributes`` the whole profile. ``account_id`` is left unchanged when
-    absent and cleared when ``null``.
+    absent and cleared when ``null`` (check ``model_fields_set``; producers
+    must serialise with ``exclude_unset=True``).
     """
 
     op: Literal["upsert"] = "upsert"
@@ -81,7 +82,21 @@ class ContactDelete(Contract):
     contact_id: Id
 
 
-ContactInput = Annotated[Union[ContactUpsert, ContactDelete], Field(discriminator="op")]
+def _op(value: Any) -> str:
+    """``op`` selects the shape; upstream may omit it for an upsert."""
+    if isinstance(value, dict):
+        op = value.get("op", "upsert")
+        return op if isinstance(op, str) else "upsert"
+    return str(getattr(value, "op", "upsert"))
+
+
+ContactInput = Annotated[
+    Union[Annotated[ContactUpsert, Tag("upsert")], Annotated[ContactDelete, Tag("delete")]],
+    Discriminator(
+        _op, custom_error_type="invalid_op",
+        custom_error_message="op must be 'upsert' (the default) or 'delete'",
+    ),
+]
 
 
 class AccountUpsert(Contract):
@@ -98,7 +113,13 @@ class AccountDelete(Contract):
     account_id: Id
 
 
-AccountInput = Annotated[Union[AccountUpsert, AccountDelete], Field(discriminator="op")]
+AccountInput = Annotated[
+    Union[Annotated[AccountUpsert, Tag("upsert")], Annotated[AccountDelete, Tag("delete")]],
+    Discriminator(
+        _op, custom_error_type="invalid_op",
+        custom_error_message="op must be 'upsert' (the default) or 'delete'",
+    ),
+]
 
 
 class Interaction(Contract):

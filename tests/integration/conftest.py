@@ -1,0 +1,158 @@
+"""Integration fixtures: one real Kafka broker per test session (started, or
+reused, by the project's own deploy/kafka/kafka.sh), a fresh topic prefix per
+test, and workers run as child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from app.settings import Settings
+from app.worker_process import WorkerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPT = ROOT / "deploy/kafka/kafka.sh"
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Start the local broker (or wait for KAFKA_BOOTSTRAP_SERVERS). It is left
+    running for fast re-runs; `deploy/kafka/kafka.sh stop` (or .ci/run) stops it."""
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), "start"], capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        pytest.fail(f"could not start Kafka:\n{result.stderr[-3000:]}")
+    bootstrap = result.stdout.strip().splitlines()[-1]
+    print(f"\nKafka at {bootstrap} (ready after {time.monotonic() - started:.1f} s)")
+    return bootstrap
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings with a topic prefix (and so app id) no other test shares."""
+    name = request.node.name.replace("[", "-").replace("]", "")[:40]
+    return Settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t-{uuid.uuid4().hex[:8]}-{name}",
+        partitions=2,
+        data_dir=tmp_path / "worker-data",
+        web_port=free_port(),
+        log_level=os.environ.get("SEGMENTFLOW_TEST_LOG_LEVEL", "info"),
+    )
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def make(settings: Settings) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+async def worker(
+    settings: Settings, worker_factory: Callable[[Settings], WorkerProcess]
+) -> AsyncIterator[WorkerProcess]:
+    """A started, ready worker on this test's topics."""
+    process = worker_factory(settings)
+    started = time.monotonic()
+    process.start()
+    await process.wait_ready()
+    print(f"worker ready after {time.monotonic() - started:.1f} s")
+    yield process
+
+
+class TopicReader:
+    """Collects every record of a topic (all partitions, from the start) in
+    the background, so a test can wait for what it expects."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> TopicReader:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                self.records.extend((r.key, r.value) for r in records)
+
+    def values(self) -> list[Any]:
+        return [orjson.loads(v) for _, v in self.records if v is not None]
+
+    async def wait_for(
+        self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0
+    ) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            values = self.values()
+            if predicate(values):
+                return values
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s; have {self.values()!r}")
+
+    async def settle(self, quiet: float = 1.5) -> list[Any]:
+        """Wait until nothing new arrived for ``quiet`` seconds."""
+        count = -1
+        while count != len(self.records):
+            count = len(self.records)
+            await asyncio.sleep(quiet)
+        return self.values()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._consumer.stop()
+
+
+@pytest.fixture
+async def reader(kafka_bootstrap: str) -> AsyncIterator[Callable[[str], Awaitable[TopicReader]]]:
+    readers: list[TopicReader] = []
+
+    async def open_reader(topic: str) -> TopicReader:
+        r = await TopicReader(kafka_bootstrap, topic).start()
+        readers.append(r)
+        return r
+
+    yield open_reader
+    for r in readers:
+        await r.stop()
