@@ -1,0 +1,536 @@
+"""Formula text → condition tree.
+
+A module-level LALR(1) lark parser (built once; lark parsers are reusable
+and safe to share between threads for ``parse`` calls) produces a parse
+tree; ``_ToCondition`` turns it into ``models.conditions`` nodes, checking
+semantics (units, counts, list operators, event types…) with positions so
+every problem is a ``FormulaError`` at a line and column. Never ``eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Any, NoReturn
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.tree import Meta
+
+from models.conditions import (
+    AggregateCondition,
+    AllOf,
+    AnniversaryWindow,
+    AnyOf,
+    Between,
+    Comparison,
+    Condition,
+    DateLiteral,
+    DateTimeLiteral,
+    DateWithin,
+    EverWindow,
+    Exists,
+    InSegment,
+    LastPerformed,
+    Negation,
+    Performed,
+    RangeWindow,
+    RelativeTime,
+    RelativeWindow,
+)
+from models.formula import rules
+from models.formula.errors import FormulaError
+
+__all__ = ["parse_formula"]
+
+_GRAMMAR = resources.files("models.formula").joinpath("formula.lark").read_text("utf-8")
+
+PARSER = Lark(
+    _GRAMMAR,
+    parser="lalr",
+    lexer="contextual",
+    propagate_positions=True,
+    maybe_placeholders=True,
+)
+
+
+def parse_formula(text: str) -> Condition:
+    """Parse formula text into a condition tree; raise ``FormulaError``."""
+    if not isinstance(text, str):
+        raise TypeError(f"formula must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise FormulaError("the formula is empty", 1, 1, ["a condition"])
+    try:
+        tree = PARSER.parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc) from None
+    try:
+        result: Condition = _ToCondition().transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, FormulaError):
+            raise exc.orig_exc from None
+        raise
+    return result
+
+
+# --- positions carried through the transformation -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Lit:
+    """A literal value with where it was written."""
+
+    value: Any
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    path: str
+    line: int
+    column: int
+
+
+def _fail(problem: str, line: int, column: int, expected: list[str] | None = None) -> NoReturn:
+    raise FormulaError(problem, line, column, expected)
+
+
+def _tok_fail(tok: Token, problem: str, expected: list[str] | None = None) -> NoReturn:
+    _fail(problem, tok.line or 1, tok.column or 1, expected)
+
+
+def _meta_pos(meta: Meta) -> tuple[int, int]:
+    if getattr(meta, "empty", True):
+        return 1, 1
+    return meta.line, meta.column
+
+
+def _number(tok: Token) -> int | float:
+    text = str(tok)
+    if any(c in text for c in ".eE"):
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            _tok_fail(tok, f"number {text} is out of range")
+        return value
+    return int(text)
+
+
+def _whole(tok: Token, what: str) -> int:
+    """A non-negative integer (counts, window sizes)."""
+    value = _number(tok)
+    if isinstance(value, float):
+        _tok_fail(tok, f"{what} must be a whole number, not {tok}", ["a whole number"])
+    if value < 0:
+        _tok_fail(tok, f"{what} cannot be negative ({tok})", ["a whole number ≥ 0"])
+    return value
+
+
+def _unit(tok: Token) -> Any:
+    unit = rules.unit_from_word(str(tok))
+    if unit is None:
+        _tok_fail(tok, f'unknown time unit "{tok}"', list(rules.TIME_UNITS))
+    return unit
+
+
+def _date(tok: Token) -> DateLiteral:
+    try:
+        return DateLiteral(date=date.fromisoformat(str(tok)))
+    except ValueError:
+        _tok_fail(tok, f"{tok} is not a valid date (YYYY-MM-DD)")
+
+
+def _datetime(tok: Token) -> DateTimeLiteral:
+    text = str(tok).upper()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        _tok_fail(tok, f"{tok} is not a valid date-time")
+    if value.tzinfo is None:
+        _tok_fail(
+            tok,
+            f"date-time {tok} has no time zone; add Z or an offset like +02:00",
+            ["Z", "an offset like +02:00"],
+        )
+    return DateTimeLiteral(datetime=value)
+
+
+def _name(tok: Token) -> str:
+    text = str(tok)
+    if tok.type == "QUOTED_NAME":
+        text = text[1:-1].replace("``", "`")
+        if "." in text:
+            _tok_fail(tok, f"name {tok} cannot contain '.': dots separate nested fields")
+    return text
+
+
+_COUNT_OPS = {"LEAST": "at least", "MOST": "at most", "EXACTLY": "exactly"}
+
+
+@v_args(meta=True)
+class _ToCondition(Transformer[Token, Condition]):
+    """Parse tree → condition nodes, validating as it goes (bottom-up)."""
+
+    # logic
+    def or_expr(self, meta: Meta, children: list[Any]) -> AnyOf:
+        return AnyOf(args=children)
+
+    def and_expr(self, meta: Meta, children: list[Any]) -> AllOf:
+        return AllOf(args=children)
+
+    def negation(self, meta: Meta, children: list[Any]) -> Negation:
+        return Negation(arg=children[0])
+
+    # profile / firmographic conditions
+    def compare(self, meta: Meta, children: list[Any]) -> Comparison:
+        field, (op, value) = children
+        return Comparison(field=field.path, op=op, value=value)
+
+    def exists(self, meta: Meta, children: list[Any]) -> Exists:
+        return Exists(field=children[0].path)
+
+    def not_exists(self, meta: Meta, children: list[Any]) -> Exists:
+        return Exists(field=children[0].path, negated=True)
+
+    def between(self, meta: Meta, children: list[Any]) -> Between:
+        field, low, high = children
+        return Between(field=field.path, low=low.value, high=high.value)
+
+    def anniversary(self, meta: Meta, children: list[Any]) -> AnniversaryWindow:
+        field, direction, amount, unit = children
+        if _unit(unit) != "days":
+            _tok_fail(unit, f'anniversary windows count days, not "{unit}"', ["days"])
+        return AnniversaryWindow(
+            field=field.path, direction=direction, days=_whole(amount, "the number of days")
+        )
+
+    def date_within(self, meta: Meta, children: list[Any]) -> DateWithin:
+        field, direction, amount, unit = children
+        return DateWithin(field=field.path, window=self._window(direction, amount, unit))
+
+    def in_segment(self, meta: Meta, children: list[Any]) -> InSegment:
+        tok = children[0]
+        segment_id = json.loads(str(tok))
+        if not segment_id:
+            _tok_fail(tok, "the segment id is empty", ["a segment id"])
+        return InSegment(segment_id=segment_id)
+
+    # behavioural conditions
+    def performed(self, meta: Meta, children: list[Any]) -> Performed:
+        event, where, count, window = children
+        fields: dict[str, Any] = {"event_type": event, "where": where}
+        if count is not None:
+            fields["count_op"], fields["count"] = count
+        if window is not None:
+            fields["window"] = window
+        return Performed(**fields)
+
+    def last_performed(self, meta: Meta, children: list[Any]) -> LastPerformed:
+        _last, event, where, when, instant = children
+        return LastPerformed(event_type=event, where=where, op=when, at=instant.value)
+
+    def aggregate(self, meta: Meta, children: list[Any]) -> AggregateCondition:
+        func, field, event, where, window, (op, value) = children
+        return AggregateCondition(
+            func=func,
+            property=field.path,
+            event_type=event,
+            where=where,
+            window=window if window is not None else EverWindow(),
+            op=op,
+            value=value,
+        )
+
+    def where(self, meta: Meta, children: list[Any]) -> Any:
+        problem = rules.check_where(children[0])
+        if problem:
+            _fail(problem, *_meta_pos(meta))
+        return children[0]
+
+    def count(self, meta: Meta, children: list[Any]) -> tuple[str, int]:
+        kind, amount = children
+        return _COUNT_OPS[kind.type], _whole(amount, "the count")
+
+    def relative_window(self, meta: Meta, children: list[Any]) -> RelativeWindow:
+        return self._window(*children)
+
+    def ever_window(self, meta: Meta, children: list[Any]) -> EverWindow:
+        return EverWindow()
+
+    def range_window(self, meta: Meta, children: list[Any]) -> RangeWindow:
+        start, end = children
+        problem = rules.check_range(start.value, end.value)
+        if problem:
+            _fail(problem, end.line, end.column)
+        return RangeWindow(start=start.value, end=end.value)
+
+    @staticmethod
+    def _window(direction: str, amount: Token, unit: Token) -> RelativeWindow:
+        return RelativeWindow(
+            direction=direction,  # type: ignore[arg-type]
+            amount=_whole(amount, "the window size"),
+            unit=_unit(unit),
+        )
+
+    # operators and values
+    def _checked(self, op: str, value: Any, lit: _Lit) -> tuple[str, Any]:
+        problem = rules.check_compare_value(op, value)
+        if problem:
+            _fail(problem, lit.line, lit.column)
+        return op, value
+
+    def op_cmp(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        op, lit = children
+        return self._checked(str(op), lit.value, lit)
+
+    def op_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        lit = children[0]
+        return self._checked("in", lit.value, lit)
+
+    def op_not_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        lit = children[0]
+        return self._checked("not in", lit.value, lit)
+
+    def op_contains(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        lit = children[0]
+        return self._checked("contains", lit.value, lit)
+
+    def op_starts_with(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        lit = children[0]
+        return self._checked("starts with", lit.value, lit)
+
+    def value_list(self, meta: Meta, children: list[Any]) -> _Lit:
+        line, column = _meta_pos(meta)
+        return _Lit([c.value for c in children if c is not None], line, column)
+
+    def scalar_instead_of_list(self, meta: Meta, children: list[Any]) -> _Lit:
+        return children[0]
+
+    def value(self, meta: Meta, children: list[Any]) -> _Lit:
+        return children[0]
+
+    def instant(self, meta: Meta, children: list[Any]) -> _Lit:
+        return children[0]
+
+    @staticmethod
+    def _lit(tok: Token, value: Any) -> _Lit:
+        return _Lit(value, tok.line or 1, tok.column or 1)
+
+    def string(self, meta: Meta, children: list[Any]) -> _Lit:
+        return self._lit(children[0], json.loads(str(children[0])))
+
+    def number(self, meta: Meta, children: list[Any]) -> _Lit:
+        return self._lit(children[0], _number(children[0]))
+
+    def date(self, meta: Meta, children: list[Any]) -> _Lit:
+        return self._lit(children[0], _date(children[0]))
+
+    def datetime(self, meta: Meta, children: list[Any]) -> _Lit:
+        return self._lit(children[0], _datetime(children[0]))
+
+    def true(self, meta: Meta, children: list[Any]) -> _Lit:
+        return self._lit(children[0], True)
+
+    def false(self, meta: Meta, children: list[Any]) -> _Lit:
+        return self._lit(children[0], False)
+
+    def ago(self, meta: Meta, children: list[Any]) -> _Lit:
+        amount, unit = children
+        rel = RelativeTime(amount=_whole(amount, "the amount"), unit=_unit(unit), direction="ago")
+        return self._lit(amount, rel)
+
+    def from_now(self, meta: Meta, children: list[Any]) -> _Lit:
+        amount, unit = children
+        rel = RelativeTime(
+            amount=_whole(amount, "the amount"), unit=_unit(unit), direction="from_now"
+        )
+        return self._lit(amount, rel)
+
+    # names
+    def when(self, meta: Meta, children: list[Any]) -> str:
+        return str(children[0]).lower()
+
+    def direction(self, meta: Meta, children: list[Any]) -> str:
+        return str(children[0]).lower()
+
+    def agg_func(self, meta: Meta, children: list[Any]) -> str:
+        return " ".join(str(c).lower() for c in children)
+
+    def field(self, meta: Meta, children: list[Any]) -> _Field:
+        line, column = _meta_pos(meta)
+        return _Field(".".join(children), line, column)
+
+    def event(self, meta: Meta, children: list[Any]) -> str:
+        name = children[0]
+        problem = rules.check_event_type(name)
+        if problem:
+            line, column = _meta_pos(meta)
+            _fail(problem, line, column, list(rules.EVENT_TYPES))
+        return name
+
+    def name(self, meta: Meta, children: list[Any]) -> str:
+        return _name(children[0])
+
+
+# --- syntax errors -------------------------------------------------------------
+
+_VALUE_TERMS = frozenset({"STRING", "NUMBER", "DATE", "DATETIME", "TRUE", "FALSE"})
+_VALUE_PHRASE = "a value (string, number, date…)"
+_CONDITION_TERMS = frozenset(
+    {
+        "IDENT",
+        "QUOTED_NAME",
+        "_PERFORMED",
+        "LAST",
+        "SUM",
+        "AVG",
+        "MIN",
+        "MAX",
+        "COUNT",
+        "MOST",
+        "_IN",
+        "_NOT",
+        "_LPAR",
+    }
+)
+_CONDITION_PHRASE = (
+    'a condition (a field, "performed", "last performed", an aggregate, "in segment", "not" or "(")'
+)
+_OPERATOR_TERMS = frozenset(
+    {"CMP_OP", "_IN", "_NOT", "_EXISTS", "_BETWEEN", "_CONTAINS", "_STARTS", "_WITHIN"}
+)
+_OPERATOR_PHRASE = (
+    "an operator (=, !=, <, <=, >, >=, in, not in, contains, starts with, exists, "
+    "not exists, between, within)"
+)
+
+# Order and wording of what an error says was expected.
+_PHRASES: dict[str, str] = {
+    "IDENT": "a name",
+    "QUOTED_NAME": "a `quoted name`",
+    "CMP_OP": "a comparison operator (=, !=, <, <=, >, >=)",
+    "STRING": "a string",
+    "NUMBER": "a number",
+    "DATE": "a date (YYYY-MM-DD)",
+    "DATETIME": "a date-time (2026-01-01T09:30:00Z)",
+    "TRUE": '"true"',
+    "FALSE": '"false"',
+    "UNIT": "a time unit (minutes, hours, days, weeks)",
+    "_TIMES": '"times"',
+    "_LPAR": '"("',
+    "_RPAR": '")"',
+    "_COMMA": '","',
+    "_DOT": '"."',
+    "$END": "the end of the formula",
+}
+
+
+def _phrase(term: str) -> str:
+    if term in _PHRASES:
+        return _PHRASES[term]
+    pattern = PARSER.get_terminal(term).pattern if term in _TERMINAL_NAMES else None
+    word = getattr(pattern, "value", None)
+    return f'"{word}"' if isinstance(word, str) else term.lower()
+
+
+_TERMINAL_NAMES = {t.name for t in PARSER.terminals}
+
+
+def _expected(terms: set[str]) -> list[str]:
+    """Terminal names → human phrases: condition starts, operators and values
+    grouped; then keywords alphabetically, then classes (names, "(", …)."""
+    names = set(terms)
+    out: list[str] = []
+    if "_PERFORMED" in names:
+        out.append(_CONDITION_PHRASE)
+        names -= _CONDITION_TERMS
+    if {"CMP_OP", "_EXISTS"} <= names:
+        out.append(_OPERATOR_PHRASE)
+        names -= _OPERATOR_TERMS
+    if len(names & _VALUE_TERMS) >= 3:
+        out.append(_VALUE_PHRASE)
+        names -= _VALUE_TERMS
+    if "IDENT" in names:
+        names.discard("QUOTED_NAME")
+    keywords = sorted((_phrase(t) for t in names if t not in _PHRASES), key=str.lower)
+    classes = [_PHRASES[t] for t in _PHRASES if t in names]
+    return out + keywords + classes
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+_PREV_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|`(?:[^`]|``)*`|[A-Za-z0-9_:+.\-]+|!=|<=|>=|[=<>(),.]')
+
+
+def _previous_token(text: str, pos: int) -> str | None:
+    """The last token written before ``pos`` (for "after X" in messages)."""
+    last = None
+    for m in _PREV_TOKEN.finditer(text, 0, pos):
+        last = m.group(0)
+    return last
+
+
+def _syntax_error(text: str, exc: UnexpectedInput) -> FormulaError:
+    line, column = exc.line, exc.column
+    pos = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+    if isinstance(exc, UnexpectedToken):
+        expected = _expected(_acceptable(exc))
+        if exc.token.type == "$END":
+            found = "the end of the formula"
+            pos = len(text)
+            line, column = _end_position(text)
+        else:
+            found = f'"{exc.token}"'
+    elif isinstance(exc, UnexpectedCharacters):
+        expected = _expected(_acceptable_before(text, pos) or set(exc.allowed or ()))
+        char = text[pos] if pos < len(text) else ""
+        if char == '"':
+            found = "an unterminated or badly escaped string"
+        elif char == "'":
+            found = '"\'" (strings use double quotes)'
+        else:
+            found = f'"{char}"'
+    else:  # pragma: no cover - lark raises only the two above for LALR
+        expected, found = [], "something unexpected"
+    before = _previous_token(text, pos)
+    where = f' after "{before}"' if before else ""
+    problem = f"expected {_join(expected)}{where} but found {found}"
+    return FormulaError(problem, line, column, expected)
+
+
+def _acceptable(exc: UnexpectedToken) -> set[str]:
+    """What the parser would really accept here. LALR merges lookaheads, so
+    ``exc.expected`` can list tokens valid only in other contexts; asking the
+    interactive parser (error path only) gives the exact set."""
+    interactive = exc.interactive_parser
+    if interactive is not None:
+        try:
+            accepted = set(interactive.accepts())
+        except Exception:  # pragma: no cover - fall back to lark's own list
+            accepted = set()
+        if accepted:
+            return accepted
+    return set(exc.expected)
+
+
+def _acceptable_before(text: str, pos: int) -> set[str]:
+    """Exact acceptable terminals after ``text[:pos]`` (which lexes fine,
+    since the lexer failed only at ``pos``)."""
+    try:
+        interactive = PARSER.parse_interactive(text[:pos])
+        interactive.exhaust_lexer()
+        return set(interactive.accepts())
+    except UnexpectedInput:  # pragma: no cover - defensive
+        return set()
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1

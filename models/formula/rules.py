@@ -1,0 +1,137 @@
+"""Semantic rules shared by the parser and the formatter.
+
+The parser calls them with source positions at hand (so a violation becomes a
+``FormulaError`` pointing at the offending token); the formatter calls them
+on trees built in code or loaded from JSON (a violation becomes a plain
+``ValueError``). One set of rules on both sides keeps ``parse(format(tree))``
+total on every tree the formatter accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from importlib import resources
+
+from models.conditions import (
+    AllOf,
+    AnniversaryWindow,
+    AnyOf,
+    Between,
+    Comparison,
+    DateLiteral,
+    DateTimeLiteral,
+    DateWithin,
+    Exists,
+    Negation,
+    RelativeTime,
+)
+from models.inputs import EVENT_TYPES
+
+__all__ = [
+    "KEYWORDS",
+    "TIME_UNITS",
+    "check_compare_value",
+    "check_event_type",
+    "check_range",
+    "check_where",
+    "is_bare_name",
+    "unit_from_word",
+]
+
+# Every word the grammar reserves somewhere (formula.lark). A field segment
+# equal to one of these is written in backticks by the formatter, so the
+# canonical text never depends on where the contextual lexer would accept it.
+# Read from the grammar itself so the two cannot drift apart.
+KEYWORDS: frozenset[str] = frozenset(
+    re.findall(
+        r'"([a-z]+)"i',
+        resources.files("models.formula").joinpath("formula.lark").read_text("utf-8"),
+    )
+)
+
+TIME_UNITS: tuple[str, ...] = ("minutes", "hours", "days", "weeks")
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
+_LIST_OPS = frozenset({"in", "not in"})
+
+# Nodes that make sense over an event's properties inside ``where``.
+_WHERE_NODES = (Comparison, Exists, Between, DateWithin, AnniversaryWindow)
+
+
+def is_bare_name(segment: str) -> bool:
+    """Whether a field segment / event type can be written without backticks."""
+    return bool(_IDENT.match(segment)) and segment.lower() not in KEYWORDS
+
+
+def unit_from_word(word: str) -> str | None:
+    """``day``/``days``/``DAYS`` → ``"days"``; ``None`` for an unknown unit."""
+    w = word.lower()
+    plural = w if w.endswith("s") else w + "s"
+    return plural if plural in TIME_UNITS else None
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(
+        value, bool | int | float | str | DateLiteral | DateTimeLiteral | RelativeTime
+    )
+
+
+def check_compare_value(op: str, value: object) -> str | None:
+    """The value an operator needs: a non-empty list for ``in``/``not in``, a
+    string for ``starts with``, no booleans for ordering; else one scalar."""
+    if op in _LIST_OPS:
+        if not isinstance(value, list):
+            return f'"{op}" needs a list in parentheses, e.g. ("a", "b")'
+        if not value:
+            return f'"{op}" needs at least one value in its list'
+        return None
+    if isinstance(value, list):
+        return f'"{op}" compares with one value, not a list'
+    if not _is_scalar(value):
+        return f"unsupported value {value!r}"
+    if op == "starts with" and not isinstance(value, str):
+        return '"starts with" needs a string'
+    if op in _ORDERING_OPS and isinstance(value, bool):
+        return f'"{op}" cannot order booleans; use = or !='
+    return None
+
+
+def check_event_type(event_type: str) -> str | None:
+    """Unknown types are refused: the ingest dead-letters them, so a formula
+    naming one could never match anything."""
+    if event_type in EVENT_TYPES:
+        return None
+    return f'unknown event type "{event_type}"'
+
+
+def check_range(
+    start: DateLiteral | DateTimeLiteral, end: DateLiteral | DateTimeLiteral
+) -> str | None:
+    """A reversed absolute range is always a typo (it matches nothing)."""
+    a: date | datetime = start.date if isinstance(start, DateLiteral) else start.datetime
+    b: date | datetime = end.date if isinstance(end, DateLiteral) else end.datetime
+    if type(a) is type(b) and b < a:  # type: ignore[operator]
+        return "the range ends before it starts"
+    return None
+
+
+def check_where(cond: object) -> str | None:
+    """``where`` filters on event properties: only comparisons, exists,
+    between and date checks (combined with and/or/not) make sense there."""
+    if isinstance(cond, AllOf | AnyOf):
+        for arg in cond.args:
+            problem = check_where(arg)
+            if problem:
+                return problem
+        return None
+    if isinstance(cond, Negation):
+        return check_where(cond.arg)
+    if isinstance(cond, _WHERE_NODES):
+        return None
+    kind = getattr(cond, "node", type(cond).__name__)
+    return (
+        f'a "where" clause filters on event properties; "{kind}" conditions '
+        "are not allowed inside it"
+    )
