@@ -32,7 +32,7 @@ async def wait(bootstrap: str, timeout: float) -> bool:
         try:
             if await metadata_round_trip(bootstrap) > 0:
                 return True
-        except (KafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, KafkaError, OSError):
             pass
         await asyncio.sleep(0.3)
     return False

@@ -1,0 +1,54 @@
+# Common commands. Everything runs from the project's own .venv.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+KAFKA   := bash deploy/kafka/kafka.sh
+
+.PHONY: install demo worker test test-unit test-integration lint schemas bench kafka-start kafka-stop kafka-status clean
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: .venv/.installed
+
+# Starts the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), a worker,
+# demo segments and real purchase history; prints membership changes live.
+demo: install kafka-start
+	KAFKA_BOOTSTRAP_SERVERS=$$($(KAFKA) bootstrap) .venv/bin/segmentflow demo
+
+worker: install kafka-start
+	KAFKA_BOOTSTRAP_SERVERS=$$($(KAFKA) bootstrap) .venv/bin/segmentflow worker
+
+# Unit tests (pure engine) and integration tests (real broker, started by
+# the test session through deploy/kafka/kafka.sh if not running).
+test: install
+	.venv/bin/pytest
+
+test-unit: install
+	.venv/bin/pytest tests/unit
+
+test-integration: install
+	.venv/bin/pytest tests/integration
+
+lint: install
+	.venv/bin/ruff check .
+
+schemas: install
+	$(PY) -m models.schema_export
+
+bench: install
+	$(PY) bench/engine_bench.py
+
+kafka-start:
+	@$(KAFKA) start >/dev/null
+
+kafka-stop:
+	@$(KAFKA) stop
+
+kafka-status:
+	@$(KAFKA) status
+
+clean:
+	rm -rf data .pytest_cache .hypothesis
