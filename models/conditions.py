@@ -13,7 +13,7 @@ Semantics the evaluator implements (documented in docs/formula.md):
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,8 +21,8 @@ __all__ = [
     "AggregateCondition",
     "AggregateFunc",
     "AllOf",
-    "AnyOf",
     "AnniversaryWindow",
+    "AnyOf",
     "Between",
     "CompareOp",
     "Comparison",
@@ -49,6 +49,14 @@ __all__ = [
 
 class Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_post_init(self, context: Any, /) -> None:
+        # The ``node`` / ``window`` tags are defaults, so a node built in code
+        # would lose them in ``model_dump(exclude_unset=True)`` (what the
+        # codec sends) and the JSON could not be read back. Count them as set.
+        for tag in ("node", "window"):
+            if tag in type(self).model_fields and isinstance(getattr(self, tag), str):
+                self.__pydantic_fields_set__.add(tag)
 
 
 # --- literal values --------------------------------------------------------
@@ -173,7 +181,7 @@ class Performed(Node):
 
     node: Literal["performed"] = "performed"
     event_type: str
-    where: "Condition | None" = None
+    where: Condition | None = None
     count_op: CountOp = "at least"
     count: int = Field(default=1, ge=0)
     window: Window = EverWindow()
@@ -185,7 +193,7 @@ class LastPerformed(Node):
 
     node: Literal["last_performed"] = "last_performed"
     event_type: str
-    where: "Condition | None" = None
+    where: Condition | None = None
     op: Literal["before", "after"]
     at: RelativeTime | DateLiteral | DateTimeLiteral
 
@@ -202,7 +210,7 @@ class AggregateCondition(Node):
     func: AggregateFunc
     property: str
     event_type: str
-    where: "Condition | None" = None
+    where: Condition | None = None
     window: Window = EverWindow()
     op: CompareOp
     value: Literal_ | list[Literal_]
@@ -220,17 +228,17 @@ class InSegment(Node):
 
 class AllOf(Node):
     node: Literal["and"] = "and"
-    args: list["Condition"] = Field(min_length=2)
+    args: list[Condition] = Field(min_length=2)
 
 
 class AnyOf(Node):
     node: Literal["or"] = "or"
-    args: list["Condition"] = Field(min_length=2)
+    args: list[Condition] = Field(min_length=2)
 
 
 class Negation(Node):
     node: Literal["not"] = "not"
-    arg: "Condition"
+    arg: Condition
 
 
 Condition = Annotated[

@@ -3,17 +3,21 @@
 A definition carries both the condition tree and its formula text; whichever
 is given, the other is derived, and when both are given they must agree
 (``models.formula`` parses and formats; both directions are exact).
+A formula the parser refuses surfaces as a ``ValidationError`` on ``formula``
+whose message is the ``FormulaError`` text (``line L, column C: …``).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from models.conditions import Condition
+from models.conditions import Condition, InSegment
+from models.formula import format_condition, parse_formula
 from models.inputs import Contract, Id
 
 __all__ = ["SegmentDefinition", "SegmentDelete", "SegmentKind", "SegmentStatus"]
@@ -55,6 +59,97 @@ class SegmentDefinition(Contract):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("formula")
+    @classmethod
+    def _parsable_formula(cls, value: str | None) -> str | None:
+        """Blank means absent (UIs send ""); otherwise it must parse, and the
+        error is reported on ``formula`` with its line and column."""
+        if value is None or not value.strip():
+            return None
+        parse_formula(value)
+        return value
+
+    @model_validator(mode="after")
+    def _formula_matches_condition(self) -> SegmentDefinition:
+        """Derive the missing form, or check that both forms agree; then the
+        kind rules (static: neither; dynamic/compound: one) and no
+        self-reference."""
+        if self.formula is not None:
+            parsed = parse_formula(self.formula)
+            if self.condition is None:
+                self._derive("condition", parsed)
+            else:
+                mismatch = _first_difference(
+                    parsed.model_dump(mode="json"), self.condition.model_dump(mode="json")
+                )
+                if mismatch:
+                    raise ValueError(
+                        f"formula and condition disagree at condition{mismatch}; "
+                        f"the condition reads: {_safe_format(self.condition)}"
+                    )
+        elif self.condition is not None:
+            self._derive("formula", format_condition(self.condition))
+        if self.kind == "static" and self.condition is not None:
+            raise ValueError(
+                "a static segment has no formula or condition (its members are "
+                "explicit); use kind dynamic or compound"
+            )
+        if self.kind != "static" and self.condition is None:
+            raise ValueError(f"a {self.kind} segment needs a formula or a condition")
+        if self.condition is not None and self.id in _referenced_segments(self.condition):
+            raise ValueError(f'segment "{self.id}" references itself (in segment "{self.id}")')
+        return self
+
+    def _derive(self, name: str, value: Any) -> None:
+        # The model is frozen; filling in the derived form is part of
+        # validation, and it counts as set so exclude_unset dumps keep both.
+        object.__setattr__(self, name, value)
+        self.__pydantic_fields_set__.add(name)
+
+
+def _referenced_segments(cond: Any) -> set[str]:
+    """Segment ids named by ``in segment`` anywhere in a tree."""
+    if isinstance(cond, InSegment):
+        return {cond.segment_id}
+    found: set[str] = set()
+    for child in [getattr(cond, "arg", None), getattr(cond, "where", None)]:
+        if child is not None:
+            found |= _referenced_segments(child)
+    for child in getattr(cond, "args", []) or []:
+        found |= _referenced_segments(child)
+    return found
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first path where two JSON trees differ, with both values, e.g.
+    ``.args[1].value: formula has 3, condition has 4`` (None when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if type(a) is type(b) and a == b:
+        return None
+    return f"{path}: formula has {_json(a)}, condition has {_json(b)}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _safe_format(cond: Condition) -> str:
+    try:
+        return format_condition(cond)
+    except ValueError as exc:
+        return f"(not expressible as a formula: {exc})"
 
 
 class SegmentDelete(Contract):
