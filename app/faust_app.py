@@ -72,13 +72,19 @@ def _declare_topics(app: faust.App, settings: Settings) -> Topics:
 
 def _declare_tables(app: faust.App, settings: Settings) -> Tables:
     def table(name: str) -> TableT:
-        return app.Table(
+        # str keys (JSON-encoded, as Faust does for both the store and the
+        # changelog, which recovery relies on), raw bytes values: the engine
+        # owns its state encoding. Faust derives serializers from the types,
+        # so the value serializer is set before the store or changelog exist.
+        created = app.Table(
             name,
             key_type=str,
-            value_serializer="raw",
+            value_type=bytes,
             partitions=settings.partitions,
             options={"driver": "rocksdict"} if settings.store.startswith("rocksdb") else None,
         )
+        created.value_serializer = "raw"
+        return created
 
     return Tables(
         contacts=table("contacts"), segments=table("segments"), accounts=table("accounts")
