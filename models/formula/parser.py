@@ -419,7 +419,6 @@ _PHRASES: dict[str, str] = {
     "TRUE": '"true"',
     "FALSE": '"false"',
     "UNIT": "a time unit (minutes, hours, days, weeks)",
-    "_TIMES": '"times"',
     "_LPAR": '"("',
     "_RPAR": '")"',
     "_COMMA": '","',
@@ -428,9 +427,20 @@ _PHRASES: dict[str, str] = {
 }
 
 
+# Keywords that only make sense with the word that follows them.
+_KEYWORD_PHRASES: dict[str, str] = {
+    "_TIMES": '"times"',
+    "_STARTS": '"starts with"',
+    "_AT": '"at least" / "at most"',
+    "_FROM": '"from now"',
+}
+
+
 def _phrase(term: str) -> str:
     if term in _PHRASES:
         return _PHRASES[term]
+    if term in _KEYWORD_PHRASES:
+        return _KEYWORD_PHRASES[term]
     pattern = PARSER.get_terminal(term).pattern if term in _TERMINAL_NAMES else None
     word = getattr(pattern, "value", None)
     return f'"{word}"' if isinstance(word, str) else term.lower()
