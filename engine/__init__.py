@@ -1,0 +1,28 @@
+"""segmentflow's pure evaluation core.
+
+``(contact state, input, catalog, now, accounts) -> (new state, membership
+changes, next due time)``. No Faust, Kafka or I/O here, and no system clock:
+``now`` is always passed in.
+"""
+
+from engine.apply import apply
+from engine.catalog import Catalog
+from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
+from engine.errors import CompileError, CycleError
+from engine.explain import explain
+from engine.limits import Limits
+from engine.state import ContactState
+
+__all__ = [
+    "AccountChanged",
+    "Catalog",
+    "CompileError",
+    "ContactState",
+    "CycleError",
+    "Limits",
+    "SegmentChanged",
+    "Tick",
+    "Transition",
+    "apply",
+    "explain",
+]

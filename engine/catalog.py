@@ -1,0 +1,218 @@
+"""The catalog: an immutable set of compiled segments plus the index that
+says which segments an input can affect.
+
+``put`` compiles one definition and refuses reference cycles. The index
+(live segments only) is built lazily, once per catalog version, so deriving
+a new catalog is O(segments) dict copying, not recompilation.
+
+References to segments that are not in the catalog (or not live and never
+evaluated for the contact) read as "not a member"; they are not an error,
+because segments may be created in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+from engine.compile import CompiledSegment, compile_segment
+from engine.context import Ctx
+from engine.deps import FeatureSpec, HistoryNeed
+from engine.errors import CycleError
+from engine.limits import Limits
+from models.segments import SegmentDefinition
+
+__all__ = ["Catalog", "Index"]
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    live: dict[str, CompiledSegment]
+    rank: dict[str, int]
+    by_field: dict[str, tuple[str, ...]]
+    by_account: tuple[str, ...]
+    by_consent: tuple[str, ...]
+    by_type: dict[str, tuple[str, ...]]
+    dependents: dict[str, tuple[str, ...]]
+    includes: dict[str, tuple[str, ...]]
+    empty_true: tuple[str, ...]
+    time_sensitive: frozenset[str]
+    features_by_type: dict[str, tuple[FeatureSpec, ...]]
+    feature_keys: frozenset[str]
+    history: dict[str, HistoryNeed]
+
+
+class Catalog:
+    __slots__ = ("__dict__", "_segs", "limits")
+
+    def __init__(self, segs: dict[str, CompiledSegment], limits: Limits) -> None:
+        self._segs = segs
+        self.limits = limits
+
+    @classmethod
+    def empty(cls, limits: Limits | None = None) -> Catalog:
+        return cls({}, limits or Limits())
+
+    # -- derivation ---------------------------------------------------------
+
+    def put(self, defn: SegmentDefinition) -> Catalog:
+        """Compile ``defn`` and return a catalog holding it. Raises
+        ``CompileError`` / ``CycleError``; ``self`` is unchanged either way."""
+        compiled = compile_segment(defn)
+        segs = dict(self._segs)
+        segs[defn.id] = compiled
+        cycle = _find_cycle(defn.id, segs)
+        if cycle:
+            raise CycleError(cycle)
+        return Catalog(segs, self.limits)
+
+    def remove(self, segment_id: str) -> Catalog:
+        if segment_id not in self._segs:
+            return self
+        segs = dict(self._segs)
+        del segs[segment_id]
+        return Catalog(segs, self.limits)
+
+    # -- reading --------------------------------------------------------------
+
+    def get(self, segment_id: str) -> SegmentDefinition | None:
+        c = self._segs.get(segment_id)
+        return c.defn if c is not None else None
+
+    def compiled(self, segment_id: str) -> CompiledSegment | None:
+        return self._segs.get(segment_id)
+
+    def live_ids(self) -> list[str]:
+        """Live segment ids in dependency order (referenced ones first)."""
+        return list(self.index.live)
+
+    def __len__(self) -> int:
+        return len(self._segs)
+
+    def __contains__(self, segment_id: object) -> bool:
+        return segment_id in self._segs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._segs)
+
+    @cached_property
+    def index(self) -> Index:
+        return _build_index(self._segs)
+
+
+def _find_cycle(start: str, segs: dict[str, CompiledSegment]) -> list[str] | None:
+    """A path start -> ... -> start through segment references, if any."""
+    path: list[str] = [start]
+    seen: set[str] = set()
+
+    def dfs(node: str) -> bool:
+        c = segs.get(node)
+        if c is None:
+            return False
+        for ref in sorted(c.deps.segments):
+            if ref == start:
+                path.append(ref)
+                return True
+            if ref in seen:
+                continue
+            seen.add(ref)
+            path.append(ref)
+            if dfs(ref):
+                return True
+            path.pop()
+        return False
+
+    return path if dfs(start) else None
+
+
+def _topo(segs: dict[str, CompiledSegment]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, int] = {}
+    for root in sorted(segs):
+        if root in state:
+            continue
+        stack: list[tuple[str, list[str]]] = [(root, sorted(segs[root].deps.segments))]
+        state[root] = 1
+        while stack:
+            node, refs = stack[-1]
+            if refs:
+                ref = refs.pop()
+                if ref in segs and ref not in state:
+                    state[ref] = 1
+                    stack.append((ref, sorted(segs[ref].deps.segments)))
+                continue
+            stack.pop()
+            state[node] = 2
+            order.append(node)
+    return order
+
+
+def _build_index(segs: dict[str, CompiledSegment]) -> Index:
+    order = _topo(segs)
+    rank = {sid: i for i, sid in enumerate(order)}
+    live = {sid: segs[sid] for sid in order if segs[sid].defn.status == "live"}
+    by_field: dict[str, list[str]] = {}
+    by_type: dict[str, list[str]] = {}
+    dependents: dict[str, list[str]] = {}
+    includes: dict[str, list[str]] = {}
+    by_account: list[str] = []
+    by_consent: list[str] = []
+    time_sensitive: set[str] = set()
+    feats: dict[str, dict[str, FeatureSpec]] = {}
+    hist: dict[str, HistoryNeed] = {}
+    for sid, c in live.items():
+        d = c.deps
+        for f in d.fields:
+            by_field.setdefault(f, []).append(sid)
+        for t in d.event_types:
+            by_type.setdefault(t, []).append(sid)
+        for ref in d.segments:
+            dependents.setdefault(ref, []).append(sid)
+        for cid in c.include:
+            includes.setdefault(cid, []).append(sid)
+        if d.account:
+            by_account.append(sid)
+        if d.consent:
+            by_consent.append(sid)
+        if d.time:
+            time_sensitive.add(sid)
+        for spec in d.features:
+            feats.setdefault(spec.event_type, {})[spec.key] = spec
+        for t, need in d.history:
+            old = hist.get(t)
+            if old is None:
+                hist[t] = need
+            else:
+                lookback = max(old.lookback_us, need.lookback_us)
+                hist[t] = HistoryNeed(lookback, old.props | need.props)
+    empty_true = _empty_true(live)
+    return Index(
+        live=live,
+        rank=rank,
+        by_field={k: tuple(v) for k, v in by_field.items()},
+        by_account=tuple(by_account),
+        by_consent=tuple(by_consent),
+        by_type={k: tuple(v) for k, v in by_type.items()},
+        dependents={k: tuple(v) for k, v in dependents.items()},
+        includes={k: tuple(v) for k, v in includes.items()},
+        empty_true=empty_true,
+        time_sensitive=frozenset(time_sensitive),
+        features_by_type={k: tuple(v.values()) for k, v in feats.items()},
+        feature_keys=frozenset(k for v in feats.values() for k in v),
+        history=hist,
+    )
+
+
+def _empty_true(live: dict[str, CompiledSegment]) -> tuple[str, ...]:
+    """Live segments a brand-new contact with nothing known belongs to
+    (``not exists x``, ``not performed …``). That answer cannot depend on the
+    clock: every time-relative test on a missing value is false."""
+    members: dict[str, list[object]] = {}
+    ctx = Ctx({}, {}, {}, members, {}, {}, 0)
+    out: list[str] = []
+    for sid, c in live.items():
+        if c.cond is not None and c.cond.ev(ctx):
+            members[sid] = [True, 0, 0]
+            out.append(sid)
+    return tuple(out)

@@ -1,0 +1,57 @@
+"""The evaluation context a compiled closure reads: one per apply() step."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.timeutil import local_ordinal
+
+if TYPE_CHECKING:
+    from engine.deps import FeatureSpec
+
+__all__ = ["Ctx"]
+
+_MISSING = object()
+
+
+class Ctx:
+    """Read-only view of one contact at one instant (plus lazy feature init)."""
+
+    __slots__ = ("_today", "account", "attrs", "consent", "features", "history", "members", "now")
+
+    def __init__(
+        self,
+        attrs: dict[str, Any],
+        account: dict[str, Any],
+        consent: dict[str, Any],
+        members: dict[str, Any],
+        history: dict[str, list[Any]],
+        features: dict[str, Any],
+        now: int,
+    ) -> None:
+        self.attrs = attrs
+        self.account = account
+        self.consent = consent
+        self.members = members
+        self.history = history
+        self.features = features
+        self.now = now
+        self._today: dict[str, int] = {}
+
+    def today(self, tzname: str) -> int:
+        """Local day ordinal of ``now`` in ``tzname`` (memoised per step)."""
+        o = self._today.get(tzname)
+        if o is None:
+            o = self._today[tzname] = local_ordinal(self.now, tzname)
+        return o
+
+    def feature(self, spec: FeatureSpec) -> Any:
+        """Current value of a running feature; a feature the contact has not
+        tracked yet (segment added later) starts from the kept history."""
+        v = self.features.get(spec.key, _MISSING)
+        if v is _MISSING:
+            v = spec.initial
+            for t, _eid, props in self.history.get(spec.event_type, ()):
+                v = spec.fold(v, t, props)
+            self.features[spec.key] = v
+        return v

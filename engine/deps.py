@@ -1,0 +1,75 @@
+"""What a compiled condition depends on, and the running features it needs.
+
+The catalog unions these per live segment to build its index (which inputs
+re-evaluate which segments) and the history policy (which event types and
+properties a contact must keep, and for how long).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Deps", "FeatureSpec", "HistoryNeed", "merge_deps"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryNeed:
+    """Events of one type a relative window must see: those not older than
+    ``lookback_us`` before now, with these properties (top-level names)."""
+
+    lookback_us: int
+    props: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FeatureSpec:
+    """A running aggregate over every event of one type (ever, or inside an
+    absolute range): exact however short the kept history is.
+
+    ``fold(value, t_us, props)`` returns the new value (never mutates it)."""
+
+    key: str
+    event_type: str
+    kind: str
+    initial: Any
+    fold: Callable[[Any, int, dict[str, Any]], Any]
+    props: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    fields: frozenset[str] = frozenset()
+    account: bool = False
+    consent: bool = False
+    event_types: frozenset[str] = frozenset()
+    segments: frozenset[str] = frozenset()
+    time: bool = False
+    features: tuple[FeatureSpec, ...] = ()
+    history: tuple[tuple[str, HistoryNeed], ...] = field(default=())
+
+
+EMPTY = Deps()
+
+
+def merge_deps(parts: Iterable[Deps]) -> Deps:
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    feats: dict[str, FeatureSpec] = {}
+    hist: list[tuple[str, HistoryNeed]] = []
+    for p in parts:
+        for f in p.features:
+            feats.setdefault(f.key, f)
+        hist.extend(p.history)
+    return Deps(
+        fields=frozenset().union(*(p.fields for p in parts)),
+        account=any(p.account for p in parts),
+        consent=any(p.consent for p in parts),
+        event_types=frozenset().union(*(p.event_types for p in parts)),
+        segments=frozenset().union(*(p.segments for p in parts)),
+        time=any(p.time for p in parts),
+        features=tuple(feats.values()),
+        history=tuple(hist),
+    )

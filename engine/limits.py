@@ -1,0 +1,17 @@
+"""Bounds on per-contact state (configurable per catalog)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    #: newest events kept per interaction type (only types live segments use)
+    max_events_per_type: int = 256
+    #: recent event ids remembered for dedup across all types
+    max_seen_ids: int = 128
+    #: distinct values tracked by a running count-distinct / most-frequent
+    max_distinct_values: int = 1000

@@ -1,0 +1,1 @@
+"""Behavioural conditions (filled in below)."""

@@ -1,0 +1,140 @@
+"""Per-contact state, compact (orjson) for RocksDB tables.
+
+Everything is plain JSON-able data so ``from_bytes(to_bytes(s)) == s``:
+- ``members``: segment id -> ``[member, sequence, segment_version]``; kept
+  after leaving (and after a segment is deleted) so sequences never restart;
+- ``history``: event type -> ``[[occurred_at_us, event_id, props], ...]`` in
+  time order, only types/properties live segments need, bounded;
+- ``features``: running aggregates (ever / absolute-range windows) by key;
+- ``static``: explicit add (True) / remove (False) per segment;
+- ``due``: segment id -> next instant (us) its value could flip by time alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from engine.timeutil import from_us
+
+__all__ = ["ContactState"]
+
+
+class ContactState:
+    __slots__ = (
+        "account_id",
+        "attrs",
+        "consent",
+        "contact_id",
+        "due",
+        "features",
+        "history",
+        "members",
+        "seen",
+        "static",
+    )
+
+    def __init__(
+        self,
+        contact_id: str,
+        attrs: dict[str, Any] | None = None,
+        account_id: str | None = None,
+        consent: dict[str, bool] | None = None,
+        history: dict[str, list[list[Any]]] | None = None,
+        seen: list[str] | None = None,
+        features: dict[str, Any] | None = None,
+        members: dict[str, list[Any]] | None = None,
+        static: dict[str, bool] | None = None,
+        due: dict[str, int] | None = None,
+    ) -> None:
+        self.contact_id = contact_id
+        self.attrs: dict[str, Any] = attrs if attrs is not None else {}
+        self.account_id = account_id
+        self.consent: dict[str, bool] = consent if consent is not None else {}
+        self.history: dict[str, list[list[Any]]] = history if history is not None else {}
+        self.seen: list[str] = seen if seen is not None else []
+        self.features: dict[str, Any] = features if features is not None else {}
+        self.members: dict[str, list[Any]] = members if members is not None else {}
+        self.static: dict[str, bool] = static if static is not None else {}
+        self.due: dict[str, int] = due if due is not None else {}
+
+    # -- derived views ------------------------------------------------------
+
+    @property
+    def next_due(self) -> datetime | None:
+        """Earliest instant a membership could change without new input."""
+        return from_us(min(self.due.values())) if self.due else None
+
+    def memberships(self) -> dict[str, bool]:
+        """Current membership per segment (True only)."""
+        return {sid: True for sid, e in self.members.items() if e[0]}
+
+    def is_member(self, segment_id: str) -> bool:
+        e = self.members.get(segment_id)
+        return e is not None and bool(e[0])
+
+    # -- copying / storage ----------------------------------------------------
+
+    def clone(self) -> ContactState:
+        """Shallow copy of every container (entries are replaced, never
+        mutated, so the input state of ``apply`` is left untouched)."""
+        return ContactState(
+            self.contact_id,
+            self.attrs,
+            self.account_id,
+            self.consent,
+            dict(self.history),
+            self.seen,
+            dict(self.features),
+            dict(self.members),
+            dict(self.static),
+            dict(self.due),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"c": self.contact_id}
+        for key, val in (
+            ("a", self.attrs),
+            ("ac", self.account_id),
+            ("cs", self.consent),
+            ("h", self.history),
+            ("s", self.seen),
+            ("f", self.features),
+            ("m", self.members),
+            ("x", self.static),
+            ("d", self.due),
+        ):
+            if val:
+                d[key] = val
+        return d
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ContactState:
+        d = orjson.loads(raw)
+        return cls(
+            d["c"],
+            d.get("a"),
+            d.get("ac"),
+            d.get("cs"),
+            d.get("h"),
+            d.get("s"),
+            d.get("f"),
+            d.get("m"),
+            d.get("x"),
+            d.get("d"),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ContactState):
+            return NotImplemented
+        return orjson.loads(self.to_bytes()) == orjson.loads(other.to_bytes())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ContactState({self.to_dict()!r})"
