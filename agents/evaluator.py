@@ -1,29 +1,31 @@
 """The evaluator agent: the only writer of contact state.
 
 It consumes the single ordered log (``evaluator-input``), one stream per
-partition, and for each input calls the pure engine
-``apply(state, input, catalog, now, accounts)``; then it stores the new state
-and publishes the membership changes. Segment definitions and accounts are
-replicated into every partition by broadcast, so each partition replays its
-own log deterministically.
+partition. Each message is a contact input (evaluated with the pure engine's
+``apply``) or a control command broadcast to every partition (segment
+defined or deleted, account changed, clock tick) or sent to itself (the next
+chunk of a backfill). Outputs: membership changes and the compacted
+memberships snapshot.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
 import orjson
-from faust.types import TableT
 
+from agents.partition_scan import scan_partition
+from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from app.clock import PartitionClock
-from app.codec import decode_envelope, dumps, model_bytes
+from app.codec import decode_envelope, dumps, encode_envelope, model_bytes
 from app.faust_app import Tables, Topics
 from app.settings import Settings
-from engine import Catalog, ContactState, CycleError, Transition, apply
+from engine import AccountChanged, ContactState, CycleError, SegmentChanged, Tick, apply
+from engine.timeutil import to_us
 from models.changes import MembershipChange
 from models.inputs import (
     AccountDelete,
@@ -35,20 +37,17 @@ from models.inputs import (
 )
 from models.segments import SegmentDefinition, SegmentDelete
 
-__all__ = ["PartitionCatalogs", "register_evaluator"]
+__all__ = ["EvaluatorHandle", "register_evaluator"]
 
 log = logging.getLogger(__name__)
-
-CONTACT_INPUTS: dict[str, Any] = {
-    "interaction": Interaction,
-    "static_edit": StaticEdit,
-}
 
 
 def _contact_input(kind: str, body: dict[str, Any]) -> Any:
     if kind == "contact":
         return ContactDelete(**body) if body.get("op") == "delete" else ContactUpsert(**body)
-    return CONTACT_INPUTS[kind].model_validate(body)
+    if kind == "interaction":
+        return Interaction.model_validate(body)
+    return StaticEdit.model_validate(body)
 
 
 def _event_time(inp: Any) -> datetime | None:
@@ -57,175 +56,239 @@ def _event_time(inp: Any) -> datetime | None:
     return getattr(inp, "updated_at", None) or getattr(inp, "at", None)
 
 
-class PartitionCatalogs:
-    """The segment catalog of each partition, cached in memory and rebuilt
-    from the segments table after a restart or rebalance."""
+@dataclass
+class Backfill:
+    """Progress of re-evaluating one partition's contacts for one segment."""
 
-    def __init__(self, table: TableT) -> None:
-        self._table = table
-        self._cache: dict[int, Catalog] = {}
+    segment_id: str
+    version: int  # 0 for a deletion
+    scanned: int = 0
+    complete: bool = False
+    after: str | None = None
 
-    def clear(self) -> None:
-        self._cache.clear()
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.__dict__)
 
-    def get(self, partition: int) -> Catalog:
-        catalog = self._cache.get(partition)
-        if catalog is None:
-            catalog = self._rebuild(partition)
-            self._cache[partition] = catalog
-        return catalog
-
-    def _rebuild(self, partition: int) -> Catalog:
-        prefix = f"{partition}:"
-        definitions = [
-            SegmentDefinition.model_validate_json(value)
-            for key, value in self._table.items()
-            if key.startswith(prefix)
-        ]
-        # Put referenced segments first so references resolve.
-        catalog = Catalog.empty()
-        pending = definitions
-        while pending:
-            progressed, rest = False, []
-            for definition in pending:
-                try:
-                    catalog = catalog.put(definition)
-                    progressed = True
-                except (CycleError, ValueError):
-                    rest.append(definition)
-            if not progressed:
-                break
-            pending = rest
-        return catalog
-
-    def put(self, partition: int, definition: SegmentDefinition) -> Catalog:
-        catalog = self.get(partition).put(definition)  # raises on cycles
-        self._table[f"{partition}:{definition.id}"] = model_bytes(definition)
-        self._cache[partition] = catalog
-        return catalog
-
-    def remove(self, partition: int, segment_id: str) -> Catalog:
-        catalog = self.get(partition).remove(segment_id)
-        self._table.pop(f"{partition}:{segment_id}", None)
-        self._cache[partition] = catalog
-        return catalog
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Backfill:
+        return cls(**orjson.loads(raw))
 
 
-class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
-    """Read-only view of one partition's replicated accounts for the engine."""
+class Evaluator:
+    """Per-worker evaluator logic; the Faust agent only feeds it events."""
 
-    def __init__(self, table: TableT, partition: int) -> None:
-        self._table, self._prefix = table, f"{partition}:"
+    def __init__(self, app: faust.App, topics: Topics, tables: Tables, settings: Settings) -> None:
+        self.app, self.topics, self.tables, self.settings = app, topics, tables, settings
+        self.catalogs = PartitionCatalogs(tables.segments)
+        self.account_index = AccountIndex(tables.account_contacts)
+        self.due = DueIndex(tables.due, settings.partitions)
+        self.clock = PartitionClock(settings.clock)
 
-    def __getitem__(self, account_id: str) -> Mapping[str, Any]:
-        raw = self._table.get(self._prefix + account_id)
-        if raw is None:
-            raise KeyError(account_id)
-        return orjson.loads(raw)
+    def forget_caches(self) -> None:
+        """After a rebalance the tables are the truth; drop derived caches."""
+        self.catalogs.clear()
+        self.due.clear()
 
-    def __iter__(self) -> Iterator[str]:
-        return (k[len(self._prefix):] for k in self._table if k.startswith(self._prefix))
+    # -- outputs ---------------------------------------------------------------
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-class EvaluatorHandle:
-    """What the web views may read of the evaluator (never write)."""
-
-    def __init__(self, app: faust.App, catalogs: PartitionCatalogs) -> None:
-        self._app, self._catalogs = app, catalogs
-
-    def segment_versions(self, segment_id: str) -> dict[int, int]:
-        """Version of ``segment_id`` applied by each partition this worker
-        holds (0 when the partition has not seen it)."""
-        partitions = {tp.partition for tp in self._app.consumer.assignment()
-                      if tp.topic.endswith(".evaluator-input")}
-        versions = {}
-        for partition in partitions:
-            definition = self._catalogs.get(partition).get(segment_id)
-            versions[partition] = definition.version if definition is not None else 0
-        return versions
-
-
-def register_evaluator(
-    app: faust.App, topics: Topics, tables: Tables, settings: Settings
-) -> EvaluatorHandle:
-    catalogs = PartitionCatalogs(tables.segments)
-    clock = PartitionClock(settings.clock)
-
-    @app.on_partitions_revoked.connect
-    async def _forget_catalogs(*_: Any, **__: Any) -> None:  # pragma: no cover - glue
-        catalogs.clear()
-
-    async def publish(changes: list[MembershipChange]) -> None:
+    async def publish(self, changes: list[MembershipChange]) -> None:
         for change in changes:
-            await topics.membership_changes.send(
+            await self.topics.membership_changes.send(
                 key=change.contact_id.encode(), value=model_bytes(change)
             )
             snapshot_key = f"{change.segment_id}/{change.contact_id}".encode()
             if change.change == "joined":
-                snapshot = dumps({
+                await self.topics.memberships.send(key=snapshot_key, value=dumps({
                     "segment_id": change.segment_id,
                     "contact_id": change.contact_id,
                     "member": True,
                     "since": change.at.isoformat(),
                     "segment_version": change.segment_version,
                     "sequence": change.sequence,
-                })
-                await topics.memberships.send(key=snapshot_key, value=snapshot)
+                }))
             else:
                 # Tombstone: compaction forgets former members.
-                await topics.memberships.send(key=snapshot_key, value=None)
+                await self.topics.memberships.send(key=snapshot_key, value=None)
 
-    async def refuse(partition: int, message: Any, raw: bytes, reason: str) -> None:
-        from agents.ingest import send_dead_letter
+    # -- contacts --------------------------------------------------------------
 
-        if partition == 0:  # broadcast commands: report once, not once per partition
-            await send_dead_letter(topics, settings, message, raw, reason)
+    async def apply_to_contact(
+        self, partition: int, contact_id: str, inp: Any, now: datetime, *, was_due: bool = False
+    ) -> None:
+        raw = self.tables.contacts.get(contact_id)
+        state = ContactState.from_bytes(raw) if raw is not None else None
+        if state is None and isinstance(inp, Tick | SegmentChanged | AccountChanged):
+            return  # erased meanwhile: nothing to re-evaluate
+        accounts = PartitionAccounts(self.tables.accounts, partition)
+        transition = apply(state, inp, self.catalogs.get(partition), now, accounts)
+        # Changes first, state second: a crash in between replays the input
+        # against the old state and re-emits the same sequence numbers, which
+        # consumers drop; the other order could lose a change.
+        await self.publish(transition.changes)
+        old_account = state.account_id if state is not None else None
+        old_due = None if was_due or state is None or state.next_due is None else to_us(
+            state.next_due)
+        new = transition.state
+        if new is None:
+            self.tables.contacts.pop(contact_id, None)
+            self.account_index.move(partition, contact_id, old_account, None)
+            self.due.set(partition, contact_id, old_due, None)
+            return
+        encoded = new.to_bytes()
+        if encoded != raw:  # most re-evaluations change nothing: no write
+            self.tables.contacts[contact_id] = encoded
+        self.account_index.move(partition, contact_id, old_account, new.account_id)
+        next_due = transition.next_due
+        self.due.set(partition, contact_id, old_due, to_us(next_due) if next_due else None)
+
+    async def wake_due(self, partition: int, now: datetime) -> None:
+        for contact_id in self.due.pop_due(partition, to_us(now), self.settings.due_batch):
+            await self.apply_to_contact(partition, contact_id, Tick(), now, was_due=True)
+
+    # -- segments and backfills --------------------------------------------------
+
+    def backfill_progress(self, partition: int, segment_id: str) -> Backfill | None:
+        raw = self.tables.backfills.get(f"{partition}:{segment_id}")
+        return Backfill.from_bytes(raw) if raw is not None else None
+
+    async def run_backfill_chunk(self, partition: int, job: Backfill, now: datetime) -> None:
+        """Re-evaluate the next chunk of this partition's contacts for the
+        segment, record progress, and queue the continuation behind any live
+        traffic already waiting in the log."""
+        chunk = scan_partition(self.tables.contacts, partition, self.settings.partitions,
+                               job.after, self.settings.backfill_chunk)
+        previous = None
+        for contact_id, _ in chunk:
+            await self.apply_to_contact(
+                partition, contact_id, SegmentChanged(job.segment_id, previous), now)
+        job.scanned += len(chunk)
+        if chunk:
+            job.after = chunk[-1][0]
+        job.complete = len(chunk) < self.settings.backfill_chunk
+        self.tables.backfills[f"{partition}:{job.segment_id}"] = job.to_bytes()
+        if not job.complete:
+            await self.topics.evaluator_input.send(
+                key=job.segment_id.encode(),
+                value=encode_envelope("backfill", {"segment_id": job.segment_id,
+                                                   "version": job.version}),
+                partition=partition,
+            )
+
+    async def on_segment(self, partition: int, definition: SegmentDefinition,
+                         now: datetime) -> None:
+        self.catalogs.put(partition, definition)
+        await self.run_backfill_chunk(partition, Backfill(definition.id, definition.version), now)
+
+    async def on_segment_delete(self, partition: int, segment_id: str, now: datetime) -> None:
+        self.catalogs.remove(partition, segment_id)
+        await self.run_backfill_chunk(partition, Backfill(segment_id, 0), now)
+
+    async def on_backfill(self, partition: int, body: dict[str, Any], now: datetime) -> None:
+        job = self.backfill_progress(partition, body["segment_id"])
+        # A newer definition restarted the backfill: this continuation is stale.
+        if job is None or job.complete or job.version != body["version"]:
+            return
+        await self.run_backfill_chunk(partition, job, now)
+
+    # -- accounts ------------------------------------------------------------------
+
+    async def on_account(self, partition: int, body: dict[str, Any], now: datetime) -> None:
+        accounts = PartitionAccounts(self.tables.accounts, partition)
+        if body.get("op") == "delete":
+            account_id = AccountDelete.model_validate(body).account_id
+            accounts.delete(account_id)
+        else:
+            upsert = AccountUpsert.model_validate(body)
+            account_id = upsert.account_id
+            accounts.upsert(account_id, dict(upsert.attributes), upsert.mode == "merge")
+        for contact_id in self.account_index.contacts(partition, account_id):
+            await self.apply_to_contact(partition, contact_id, AccountChanged(account_id), now)
+
+    # -- dispatch ------------------------------------------------------------------
+
+    async def handle(self, partition: int, kind: str, body: dict[str, Any]) -> None:
+        if kind == "tick":
+            if self.clock.mode == "wall":
+                await self.wake_due(partition, self.clock.now(partition))
+            return
+        if kind in ("contact", "interaction", "static_edit"):
+            inp = _contact_input(kind, body)
+            now = self.clock.now(partition, _event_time(inp))
+            await self.apply_to_contact(partition, inp.contact_id, inp, now)
+        else:
+            now = self.clock.now(partition)
+            if kind == "segment":
+                await self.on_segment(partition, SegmentDefinition.model_validate(body), now)
+            elif kind == "segment_delete":
+                segment_id = SegmentDelete.model_validate(body).segment_id
+                await self.on_segment_delete(partition, segment_id, now)
+            elif kind == "backfill":
+                await self.on_backfill(partition, body, now)
+            elif kind == "account":
+                await self.on_account(partition, body, now)
+            else:
+                raise ValueError(f"unknown evaluator command {kind!r}")
+        if self.clock.mode == "event":
+            # Replays: time moves with the events, and so do due contacts.
+            await self.wake_due(partition, now)
+
+
+class EvaluatorHandle:
+    """What the web views may read of the evaluator (never write)."""
+
+    def __init__(self, app: faust.App, evaluator: Evaluator) -> None:
+        self._app, self._evaluator = app, evaluator
+
+    def held_partitions(self) -> set[int]:
+        return {tp.partition for tp in self._app.consumer.assignment()
+                if tp.topic == self._evaluator.topics.evaluator_input.get_topic_name()}
+
+    def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]:
+        """Per partition held here: applied version (0 = unknown/deleted) and
+        backfill progress."""
+        status: dict[int, dict[str, Any]] = {}
+        for partition in self.held_partitions():
+            definition = self._evaluator.catalogs.get(partition).get(segment_id)
+            job = self._evaluator.backfill_progress(partition, segment_id)
+            status[partition] = {
+                "version": definition.version if definition is not None else 0,
+                "backfill_version": job.version if job else None,
+                "contacts_scanned": job.scanned if job else 0,
+                "backfill_complete": job.complete if job else False,
+            }
+        return status
+
+    def segment_versions(self, segment_id: str) -> dict[int, int]:
+        return {p: s["version"] for p, s in self.segment_status(segment_id).items()}
+
+
+def register_evaluator(
+    app: faust.App, topics: Topics, tables: Tables, settings: Settings
+) -> EvaluatorHandle:
+    from agents.ingest import send_dead_letter
+
+    evaluator = Evaluator(app, topics, tables, settings)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(*_: Any, **__: Any) -> None:
+        evaluator.forget_caches()
 
     async def evaluate(stream: faust.StreamT) -> None:
         async for event in stream.events():
             message = event.message
-            partition = message.partition
-            kind, body = decode_envelope(event.value)
-            if kind == "segment":
-                definition = SegmentDefinition.model_validate(body)
-                try:
-                    catalogs.put(partition, definition)
-                except (CycleError, ValueError) as exc:
-                    await refuse(partition, message, event.value,
-                                 f"segment {definition.id!r} refused: {exc}")
-                continue
-            if kind == "segment_delete":
-                catalogs.remove(partition, SegmentDelete.model_validate(body).segment_id)
-                continue
-            if kind == "account":
-                key = f"{partition}:{body['account_id']}"
-                if body.get("op") == "delete":
-                    AccountDelete.model_validate(body)
-                    tables.accounts.pop(key, None)
-                else:
-                    upsert = AccountUpsert.model_validate(body)
-                    tables.accounts[key] = dumps(upsert.attributes)
-                continue
-            inp = _contact_input(kind, body)
-            now = clock.now(partition, _event_time(inp))
-            contact_id = inp.contact_id
-            raw_state = tables.contacts.get(contact_id)
-            state = ContactState.from_bytes(raw_state) if raw_state is not None else None
-            transition: Transition = apply(
-                state,
-                inp,
-                catalogs.get(partition),
-                now,
-                PartitionAccounts(tables.accounts, partition),
-            )
-            if transition.state is None:
-                tables.contacts.pop(contact_id, None)
-            else:
-                tables.contacts[contact_id] = transition.state.to_bytes()
-            await publish(transition.changes)
+            try:
+                kind, body = decode_envelope(event.value)
+                await evaluator.handle(message.partition, kind, body)
+            except CycleError as exc:
+                # Broadcast: every partition refuses it; report it once.
+                if message.partition == 0:
+                    await send_dead_letter(topics, settings, message, event.value,
+                                           f"segment refused: {exc}")
+            except Exception as exc:  # never let one input stop the partition
+                log.exception("evaluation failed at %s[%s]@%s", message.topic,
+                              message.partition, message.offset)
+                await send_dead_letter(topics, settings, message, event.value,
+                                       f"evaluation failed: {type(exc).__name__}: {exc}")
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
-    return EvaluatorHandle(app, catalogs)
+    return EvaluatorHandle(app, evaluator)

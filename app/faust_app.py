@@ -34,6 +34,12 @@ class Tables:
     segments: TableT
     # "<partition>:<account_id>" -> account attributes JSON, replicated likewise.
     accounts: TableT
+    # "<partition>:<account_id>" -> JSON list of this partition's contacts.
+    account_contacts: TableT
+    # contact_id -> next due instant (µs since epoch), for clock ticks.
+    due: TableT
+    # "<partition>:<segment_id>" -> backfill progress of that partition.
+    backfills: TableT
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -87,11 +93,17 @@ def _declare_tables(app: faust.App, settings: Settings) -> Tables:
         return created
 
     return Tables(
-        contacts=table("contacts"), segments=table("segments"), accounts=table("accounts")
+        contacts=table("contacts"),
+        segments=table("segments"),
+        accounts=table("accounts"),
+        account_contacts=table("account-contacts"),
+        due=table("due"),
+        backfills=table("backfills"),
     )
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
+    from agents.clock import register_clock
     from agents.evaluator import register_evaluator
     from agents.ingest import register_ingest
     from app.web import register_web
@@ -117,5 +129,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     tables = _declare_tables(app, settings)
     register_ingest(app, topics, settings)
     evaluator = register_evaluator(app, topics, tables, settings)
-    register_web(app, evaluator.segment_versions)
+    register_clock(app, topics, settings)
+    register_web(app, evaluator)
     return app

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"
+    # How often the leader broadcasts clock ticks (seconds): time-driven
+    # joins/leaves are at most about this late.
+    tick_interval: float = Field(default=0.5, gt=0)
+    # Contacts re-evaluated per backfill chunk before yielding to live
+    # traffic (a go-live on a big partition is many chunks).
+    backfill_chunk: int = Field(default=2000, ge=1)
+    # Due contacts woken per tick per partition (the rest wait one tick).
+    due_batch: int = Field(default=20000, ge=1)
 
     @property
     def topics(self) -> TopicNames:

@@ -7,8 +7,7 @@ the worker holds partitions, is not rebalancing and has recovered its tables
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.web import Request, Response, View
@@ -28,9 +27,13 @@ def readiness(app: faust.App) -> dict[str, Any]:
     }
 
 
-def register_web(app: faust.App, segment_versions: Callable[[str], dict[int, int]]) -> None:
-    """``segment_versions(segment_id)`` maps each partition this worker holds
-    to the version of the segment its evaluator has applied."""
+class SegmentStatusSource(Protocol):
+    def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]: ...
+
+
+def register_web(app: faust.App, evaluator: SegmentStatusSource) -> None:
+    """``evaluator.segment_status(id)`` maps each partition this worker holds
+    to the segment version its evaluator applied and the backfill progress."""
 
     @app.page("/health")
     class Health(View):
@@ -46,8 +49,8 @@ def register_web(app: faust.App, segment_versions: Callable[[str], dict[int, int
     @app.page("/segments/{segment_id}/status")
     class SegmentStatus(View):
         async def get(self, request: Request, segment_id: str) -> Response:
-            versions = segment_versions(segment_id)
+            status = evaluator.segment_status(segment_id)
             return self.json({
                 "segment_id": segment_id,
-                "partitions": {str(p): v for p, v in sorted(versions.items())},
+                "partitions": {str(p): v for p, v in sorted(status.items())},
             })

@@ -1,0 +1,195 @@
+"""Per-partition views over the evaluator's tables.
+
+Every table is written only by the evaluator agent, inside its iteration, so
+the changelog partition is the current event's partition. Values replicated
+into every partition (segment definitions, accounts) are keyed
+``"<partition>:<id>"`` so each partition replays its own copy.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+from faust.types import TableT
+
+from agents.partition_scan import scan_partition
+from engine import Catalog, CycleError
+from models.segments import SegmentDefinition
+
+__all__ = ["AccountIndex", "DueIndex", "PartitionAccounts", "PartitionCatalogs"]
+
+
+class PartitionCatalogs:
+    """The segment catalog of each partition, cached in memory and rebuilt
+    from the segments table after a restart or rebalance."""
+
+    def __init__(self, table: TableT) -> None:
+        self._table = table
+        self._cache: dict[int, Catalog] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def get(self, partition: int) -> Catalog:
+        catalog = self._cache.get(partition)
+        if catalog is None:
+            catalog = self._cache[partition] = self._rebuild(partition)
+        return catalog
+
+    def _rebuild(self, partition: int) -> Catalog:
+        prefix = f"{partition}:"
+        pending = [
+            SegmentDefinition.model_validate_json(value)
+            for key, value in self._table.items()
+            if key.startswith(prefix)
+        ]
+        # Each definition was accepted once, so an order exists in which
+        # every reference resolves; find it by retrying.
+        catalog = Catalog.empty()
+        while pending:
+            rest = []
+            for definition in pending:
+                try:
+                    catalog = catalog.put(definition)
+                except (CycleError, ValueError):
+                    rest.append(definition)
+            if len(rest) == len(pending):
+                break
+            pending = rest
+        return catalog
+
+    def put(self, partition: int, definition: SegmentDefinition) -> Catalog:
+        catalog = self.get(partition).put(definition)  # raises on cycles
+        self._table[f"{partition}:{definition.id}"] = definition.model_dump_json().encode()
+        self._cache[partition] = catalog
+        return catalog
+
+    def remove(self, partition: int, segment_id: str) -> Catalog:
+        catalog = self.get(partition).remove(segment_id)
+        self._table.pop(f"{partition}:{segment_id}", None)
+        self._cache[partition] = catalog
+        return catalog
+
+
+class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
+    """One partition's replicated accounts (id -> attributes), for the engine."""
+
+    def __init__(self, table: TableT, partition: int) -> None:
+        self._table, self._prefix = table, f"{partition}:"
+
+    def __getitem__(self, account_id: str) -> Mapping[str, Any]:
+        raw = self._table.get(self._prefix + account_id)
+        if raw is None:
+            raise KeyError(account_id)
+        return orjson.loads(raw)
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self._prefix)
+        return (k[n:] for k in self._table if k.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def upsert(self, account_id: str, attributes: dict[str, Any], merge: bool) -> None:
+        current = dict(self.get(account_id) or {}) if merge else {}
+        current.update(attributes)
+        # In merge mode a null removes the attribute, as for contacts.
+        cleaned = {k: v for k, v in current.items() if v is not None}
+        self._table[self._prefix + account_id] = orjson.dumps(cleaned)
+
+    def delete(self, account_id: str) -> None:
+        self._table.pop(self._prefix + account_id, None)
+
+
+class AccountIndex:
+    """account -> contacts of this partition, so an account change
+    re-evaluates exactly its contacts. One write per membership change of
+    the index, none per ordinary contact input."""
+
+    def __init__(self, table: TableT) -> None:
+        self._table = table
+
+    def contacts(self, partition: int, account_id: str) -> list[str]:
+        raw = self._table.get(f"{partition}:{account_id}")
+        return orjson.loads(raw) if raw is not None else []
+
+    def move(self, partition: int, contact_id: str, old: str | None, new: str | None) -> None:
+        if old == new:
+            return
+        if old is not None:
+            members = [c for c in self.contacts(partition, old) if c != contact_id]
+            key = f"{partition}:{old}"
+            if members:
+                self._table[key] = orjson.dumps(members)
+            else:
+                self._table.pop(key, None)
+        if new is not None:
+            members = self.contacts(partition, new)
+            if contact_id not in members:
+                members.append(contact_id)
+                self._table[f"{partition}:{new}"] = orjson.dumps(members)
+
+
+class DueIndex:
+    """When each contact must be re-evaluated without new input.
+
+    The table (contact_id -> due instant in µs) survives restarts; a heap per
+    partition answers "who is due by now" without scanning. Heap entries are
+    checked against the table when popped (lazy deletion), so moving a due
+    time is one table write and one push.
+    """
+
+    def __init__(self, table: TableT, partitions: int) -> None:
+        self._table = table
+        self._partitions = partitions
+        self._heaps: dict[int, list[tuple[int, str]]] = {}
+
+    def clear(self) -> None:
+        self._heaps.clear()
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self._heaps.values())
+
+    def _heap(self, partition: int) -> list[tuple[int, str]]:
+        heap = self._heaps.get(partition)
+        if heap is None:
+            heap = []
+            after = None
+            while True:
+                chunk = scan_partition(self._table, partition, self._partitions, after, 10_000)
+                heap.extend((int(value), key) for key, value in chunk)
+                if len(chunk) < 10_000:
+                    break
+                after = chunk[-1][0]
+            heapq.heapify(heap)
+            self._heaps[partition] = heap
+        return heap
+
+    def set(self, partition: int, contact_id: str, old_us: int | None, new_us: int | None) -> None:
+        if old_us == new_us:
+            return
+        if new_us is None:
+            self._table.pop(contact_id, None)
+            return
+        self._table[contact_id] = str(new_us).encode()
+        heapq.heappush(self._heap(partition), (new_us, contact_id))
+
+    def pop_due(self, partition: int, now_us: int, limit: int) -> list[str]:
+        """Contacts due by ``now_us``, removed from the index: the caller
+        re-evaluates each and sets its next due time (``old_us=None``)."""
+        heap = self._heap(partition)
+        due: list[str] = []
+        while heap and heap[0][0] <= now_us and len(due) < limit:
+            at, contact_id = heapq.heappop(heap)
+            stored = self._table.get(contact_id)
+            if stored is not None and int(stored) == at:
+                self._table.pop(contact_id, None)
+                due.append(contact_id)
+        return due
+
+    def earliest(self, partition: int) -> int | None:
+        heap = self._heap(partition)
+        return heap[0][0] if heap else None
