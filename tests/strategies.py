@@ -166,14 +166,36 @@ def _non_bool_scalars() -> st.SearchStrategy[Any]:
     return scalars().filter(lambda v: not isinstance(v, bool))
 
 
+@cache
+def _plain_scalars() -> st.SearchStrategy[Any]:
+    """JSON scalars only: what ``in`` lists and ``contains`` take."""
+    return st.one_of(
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    )
+
+
+@cache
+def _between_bounds() -> st.SearchStrategy[tuple[Any, Any]]:
+    """Two bounds of one family: numbers, strings, or points in time."""
+    numbers = st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False))
+    strings = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+    times = st.one_of(date_literals(), datetime_literals(), relative_times())
+    return st.one_of(st.tuples(f, f) for f in (numbers, strings, times))
+
+
 @st.composite
 def _op_values(draw: st.DrawFn) -> tuple[str, Any]:
     """An operator with a value it accepts."""
     op = draw(st.sampled_from(["=", "!=", *_ORDERING, "in", "not in", "contains", "starts with"]))
     if op in ("in", "not in"):
-        return op, draw(st.lists(scalars(), min_size=1, max_size=4))
+        return op, draw(st.lists(_plain_scalars(), min_size=1, max_size=4))
     if op == "starts with":
         return op, draw(st.text(max_size=8))
+    if op == "contains":
+        return op, draw(_plain_scalars())
     if op in _ORDERING:
         return op, draw(_non_bool_scalars())
     return op, draw(scalars())
@@ -221,7 +243,11 @@ def _property_leaves() -> st.SearchStrategy[Condition]:
     return st.one_of(
         _comparisons(),
         st.builds(Exists, field=field_paths(), negated=st.booleans()),
-        st.builds(Between, field=field_paths(), low=scalars(), high=scalars()),
+        st.builds(
+            lambda field, bounds: Between(field=field, low=bounds[0], high=bounds[1]),
+            field_paths(),
+            _between_bounds(),
+        ),
         st.builds(DateWithin, field=field_paths(), window=_relative_windows()),
         st.builds(
             AnniversaryWindow,
@@ -275,7 +301,7 @@ def _behavioural_leaves() -> st.SearchStrategy[Condition]:
         ),
         st.builds(
             aggregate,
-            _OP_VALUES,
+            _OP_VALUES.filter(lambda ov: not isinstance(ov[1], RelativeTime)),
             func=st.sampled_from(["sum", "avg", "min", "max", "count distinct", "most frequent"]),
             property=field_paths(),
             event_type=event_types(),

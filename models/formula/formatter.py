@@ -59,6 +59,9 @@ def _fmt(cond: object) -> str:
     if isinstance(cond, Exists):
         return f"{_field(cond.field)} {'not exists' if cond.negated else 'exists'}"
     if isinstance(cond, Between):
+        problem = rules.check_between(cond.low, cond.high)
+        if problem:
+            raise ValueError(problem)
         low, high = _scalar("between", cond.low), _scalar("between", cond.high)
         return f"{_field(cond.field)} between {low} and {high}"
     if isinstance(cond, AnniversaryWindow):
@@ -80,6 +83,9 @@ def _fmt(cond: object) -> str:
         parts = ["last performed", _event(cond.event_type), *_where(cond.where), cond.op, at]
         return " ".join(parts)
     if isinstance(cond, AggregateCondition):
+        problem = rules.check_aggregate_value(cond.value)
+        if problem:
+            raise ValueError(problem)
         parts = [
             cond.func,
             _field(cond.property),

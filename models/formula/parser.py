@@ -186,7 +186,7 @@ class _ToCondition(Transformer[Token, Condition]):
 
     # profile / firmographic conditions
     def compare(self, meta: Meta, children: list[Any]) -> Comparison:
-        field, (op, value) = children
+        field, (op, value, _lit) = children
         return Comparison(field=field.path, op=op, value=value)
 
     def exists(self, meta: Meta, children: list[Any]) -> Exists:
@@ -197,6 +197,9 @@ class _ToCondition(Transformer[Token, Condition]):
 
     def between(self, meta: Meta, children: list[Any]) -> Between:
         field, low, high = children
+        problem = rules.check_between(low.value, high.value)
+        if problem:
+            _fail(problem, high.line, high.column)
         return Between(field=field.path, low=low.value, high=high.value)
 
     def anniversary(self, meta: Meta, children: list[Any]) -> AnniversaryWindow:
@@ -233,7 +236,10 @@ class _ToCondition(Transformer[Token, Condition]):
         return LastPerformed(event_type=event, where=where, op=when, at=instant.value)
 
     def aggregate(self, meta: Meta, children: list[Any]) -> AggregateCondition:
-        func, field, event, where, window, (op, value) = children
+        func, field, event, where, window, (op, value, lit) = children
+        problem = rules.check_aggregate_value(value)
+        if problem:
+            _fail(problem, lit.line, lit.column)
         return AggregateCondition(
             func=func,
             property=field.path,
@@ -276,33 +282,38 @@ class _ToCondition(Transformer[Token, Condition]):
         )
 
     # operators and values
-    def _checked(self, op: str, value: Any, lit: _Lit) -> tuple[str, Any]:
+    def _checked(self, op: str, value: Any, lit: _Lit) -> tuple[str, Any, _Lit]:
         problem = rules.check_compare_value(op, value)
         if problem:
             _fail(problem, lit.line, lit.column)
-        return op, value
+        return op, value, lit
 
-    def op_cmp(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+    def op_cmp(self, meta: Meta, children: list[Any]) -> tuple[str, Any, _Lit]:
         op, lit = children
         return self._checked(str(op), lit.value, lit)
 
-    def op_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+    def op_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any, _Lit]:
         lit = children[0]
         return self._checked("in", lit.value, lit)
 
-    def op_not_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+    def op_not_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any, _Lit]:
         lit = children[0]
         return self._checked("not in", lit.value, lit)
 
-    def op_contains(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+    def op_contains(self, meta: Meta, children: list[Any]) -> tuple[str, Any, _Lit]:
         lit = children[0]
         return self._checked("contains", lit.value, lit)
 
-    def op_starts_with(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+    def op_starts_with(self, meta: Meta, children: list[Any]) -> tuple[str, Any, _Lit]:
         lit = children[0]
         return self._checked("starts with", lit.value, lit)
 
     def value_list(self, meta: Meta, children: list[Any]) -> _Lit:
+        for item in children:
+            if item is not None:
+                problem = rules.check_compare_value("in", [item.value])
+                if problem:  # point at the item, not at the list
+                    _fail(problem.replace('"in" lists', "lists"), item.line, item.column)
         line, column = _meta_pos(meta)
         return _Lit([c.value for c in children if c is not None], line, column)
 

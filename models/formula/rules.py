@@ -31,6 +31,8 @@ from models.inputs import EVENT_TYPES
 __all__ = [
     "KEYWORDS",
     "TIME_UNITS",
+    "check_aggregate_value",
+    "check_between",
     "check_compare_value",
     "check_event_type",
     "check_range",
@@ -78,14 +80,35 @@ def _is_scalar(value: object) -> bool:
     )
 
 
+def _is_plain(value: object) -> bool:
+    """A JSON scalar: string, number or boolean (not a date or relative time)."""
+    return isinstance(value, bool | int | float | str)
+
+
+def _kind(value: object) -> str:
+    """Comparable families: booleans, numbers, strings, points in time."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "time"
+
+
 def check_compare_value(op: str, value: object) -> str | None:
-    """The value an operator needs: a non-empty list for ``in``/``not in``, a
-    string for ``starts with``, no booleans for ordering; else one scalar."""
+    """The value an operator needs (the evaluator refuses the rest):
+    ``in``/``not in`` a non-empty list of strings, numbers or booleans;
+    ``starts with`` a string; ``contains`` a string, number or boolean;
+    ordering anything but a boolean; ``=``/``!=`` any single value."""
     if op in _LIST_OPS:
         if not isinstance(value, list):
             return f'"{op}" needs a list in parentheses, e.g. ("a", "b")'
         if not value:
             return f'"{op}" needs at least one value in its list'
+        for item in value:
+            if not _is_plain(item):
+                return f'"{op}" lists hold strings, numbers or booleans, not dates or times'
         return None
     if isinstance(value, list):
         return f'"{op}" compares with one value, not a list'
@@ -93,8 +116,30 @@ def check_compare_value(op: str, value: object) -> str | None:
         return f"unsupported value {value!r}"
     if op == "starts with" and not isinstance(value, str):
         return '"starts with" needs a string'
+    if op == "contains" and not _is_plain(value):
+        return '"contains" needs a string, number or boolean'
     if op in _ORDERING_OPS and isinstance(value, bool):
         return f'"{op}" cannot order booleans; use = or !='
+    return None
+
+
+def check_between(low: object, high: object) -> str | None:
+    """Both bounds of one family (numbers, strings, or points in time —
+    dates, date-times and relative times mix); booleans have no order."""
+    if isinstance(low, list) or isinstance(high, list):
+        return '"between" takes single values, not lists'
+    for bound in (low, high):
+        if isinstance(bound, bool):
+            return '"between" cannot order booleans'
+    if _kind(low) != _kind(high):
+        return f'"between" needs bounds of one type, not a {_kind(low)} and a {_kind(high)}'
+    return None
+
+
+def check_aggregate_value(value: object) -> str | None:
+    """An aggregate is a number, string or date, never "now"-relative."""
+    if isinstance(value, RelativeTime):
+        return "an aggregate cannot be compared with a relative time; use a date"
     return None
 
 
