@@ -84,6 +84,11 @@ SEMANTIC = [
     ("x not in 3", 1, 10, '"not in" needs a list in parentheses'),
     ("x in ()", 1, 6, "at least one value"),
     ('x = ("a")', 1, 5, None),  # a list after "=" is not even syntax
+    ('x in ("a", 2026-01-01)', 1, 12, "lists hold strings, numbers or booleans"),
+    ("x contains 2026-01-01", 1, 12, '"contains" needs a string, number or boolean'),
+    ('x between 1 and "z"', 1, 17, "bounds of one type, not a number and a string"),
+    ("x between false and true", 1, 21, "cannot order booleans"),
+    ("sum amount of purchase ever > 3 days ago", 1, 31, "cannot be compared with a relative"),
     ("x starts with 3", 1, 15, '"starts with" needs a string'),
     ("x > true", 1, 5, "cannot order booleans"),
     ("performed purchase at least -1 times", 1, 29, "the count cannot be negative (-1)"),

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from models.conditions import (
+    AggregateCondition,
     AllOf,
+    Between,
     Comparison,
     Condition,
     DateLiteral,
@@ -28,6 +30,7 @@ from models.conditions import (
     InSegment,
     Performed,
     RangeWindow,
+    RelativeTime,
 )
 from models.formula import format_condition, parse_formula
 from models.formula.rules import KEYWORDS
@@ -133,6 +136,18 @@ def _cmp(**kw: object) -> Comparison:
             "ends before it starts",
         ),
         (InSegment(segment_id=""), "segment id is empty"),
+        (Comparison(field="x", op="in", value=[DateLiteral(date=date(2026, 1, 1))]), "lists hold"),
+        (Between(field="x", low=1, high="a"), "bounds of one type"),
+        (
+            AggregateCondition(
+                func="sum",
+                property="a",
+                event_type="purchase",
+                op=">",
+                value=RelativeTime(amount=1, unit="days"),
+            ),
+            "relative time",
+        ),
         (AllOf.model_construct(node="and", args=[Exists(field="x")]), "at least two"),
     ],
 )
