@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
+from app.codec import input_payload
 from app.settings import Settings
 from models.inputs import (
     AccountDelete,
@@ -59,8 +61,7 @@ class Publisher:
 
     async def send(self, model: BaseModel) -> None:
         topic, key = self._target(model)
-        # exclude_unset: an absent field and an explicit null differ in inputs.
-        value = model.model_dump_json(exclude_unset=True).encode()
+        value = orjson.dumps(input_payload(model))
         await self._producer.send(topic, value, key=key.encode())
 
     async def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:

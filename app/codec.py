@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-__all__ = ["decode_envelope", "dumps", "encode_envelope", "model_bytes"]
+__all__ = ["decode_envelope", "dumps", "encode_envelope", "input_payload", "model_bytes"]
 
 
 def dumps(value: Any) -> bytes:
@@ -23,12 +23,20 @@ def model_bytes(model: BaseModel) -> bytes:
     return model.__pydantic_serializer__.to_json(model)
 
 
+def input_payload(model: BaseModel) -> dict[str, Any]:
+    """An input as JSON data, fields the sender did not set left out:
+    "absent" and "null" differ in inputs (an absent account_id keeps the
+    contact's account, null clears it). The ``op`` discriminator is always
+    kept, or a delete would read back as an upsert."""
+    payload = model.model_dump(mode="json", exclude_unset=True)
+    op = getattr(model, "op", None)
+    if op is not None:
+        payload["op"] = op
+    return payload
+
+
 def encode_envelope(kind: str, body: BaseModel | dict[str, Any]) -> bytes:
-    # exclude_unset: "absent" and "null" mean different things in inputs
-    # (an absent account_id keeps the contact's account, null clears it).
-    payload = (
-        body.model_dump(mode="json", exclude_unset=True) if isinstance(body, BaseModel) else body
-    )
+    payload = input_payload(body) if isinstance(body, BaseModel) else body
     return orjson.dumps({"kind": kind, "body": payload})
 
 

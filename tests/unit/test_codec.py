@@ -1,0 +1,25 @@
+"""Inputs keep their meaning through the evaluator's envelope."""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter
+
+from app.codec import decode_envelope, encode_envelope
+from models.inputs import ContactDelete, ContactInput, ContactUpsert
+
+
+def roundtrip(model):
+    kind, body = decode_envelope(encode_envelope("contact", model))
+    assert kind == "contact"
+    return TypeAdapter(ContactInput).validate_python(body)
+
+
+def test_delete_stays_a_delete() -> None:
+    assert roundtrip(ContactDelete(contact_id="c1")) == ContactDelete(contact_id="c1")
+
+
+def test_absent_account_stays_absent_and_null_stays_null() -> None:
+    kept = roundtrip(ContactUpsert(contact_id="c1", attributes={"a": 1}))
+    assert "account_id" not in kept.model_fields_set
+    cleared = roundtrip(ContactUpsert(contact_id="c1", account_id=None))
+    assert "account_id" in cleared.model_fields_set and cleared.account_id is None
