@@ -25,6 +25,7 @@ from models.conditions import (
     AnniversaryWindow,
     AnyOf,
     Between,
+    CompareOp,
     Comparison,
     Condition,
     DateLiteral,
@@ -91,7 +92,7 @@ _AWKWARD_NAMES = [
 ]
 
 _UNITS = ["minutes", "hours", "days", "weeks"]
-_ORDERING = ["<", "<=", ">", ">="]
+_ORDERING: list[CompareOp] = ["<", "<=", ">", ">="]
 
 
 @cache
@@ -101,7 +102,7 @@ def _names() -> st.SearchStrategy[str]:
         st.sampled_from(_AWKWARD_NAMES),
         st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
         st.text(
-            st.characters(blacklist_characters=".\n", blacklist_categories=("Cs",)),
+            st.characters(codec="utf-8", exclude_characters=".\n"),
             min_size=1,
             max_size=8,
         ),
@@ -154,7 +155,7 @@ def scalars() -> st.SearchStrategy[Any]:
         st.booleans(),
         st.integers(),
         st.floats(allow_nan=False, allow_infinity=False),
-        st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+        st.text(st.characters(codec="utf-8"), max_size=12),
         date_literals(),
         datetime_literals(),
         relative_times(),
@@ -173,7 +174,7 @@ def _plain_scalars() -> st.SearchStrategy[Any]:
         st.booleans(),
         st.integers(),
         st.floats(allow_nan=False, allow_infinity=False),
-        st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+        st.text(st.characters(codec="utf-8"), max_size=12),
     )
 
 
@@ -181,15 +182,16 @@ def _plain_scalars() -> st.SearchStrategy[Any]:
 def _between_bounds() -> st.SearchStrategy[tuple[Any, Any]]:
     """Two bounds of one family: numbers, strings, or points in time."""
     numbers = st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False))
-    strings = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+    strings = st.text(st.characters(codec="utf-8"), max_size=12)
     times = st.one_of(date_literals(), datetime_literals(), relative_times())
-    return st.one_of(st.tuples(f, f) for f in (numbers, strings, times))
+    return st.one_of(*[st.tuples(f, f) for f in (numbers, strings, times)])
 
 
 @st.composite
-def _op_values(draw: st.DrawFn) -> tuple[str, Any]:
+def _op_values(draw: st.DrawFn) -> tuple[CompareOp, Any]:
     """An operator with a value it accepts."""
-    op = draw(st.sampled_from(["=", "!=", *_ORDERING, "in", "not in", "contains", "starts with"]))
+    ops: list[CompareOp] = ["=", "!=", *_ORDERING, "in", "not in", "contains", "starts with"]
+    op = draw(st.sampled_from(ops))
     if op in ("in", "not in"):
         return op, draw(st.lists(_plain_scalars(), min_size=1, max_size=4))
     if op == "starts with":
@@ -280,7 +282,7 @@ def _wheres() -> st.SearchStrategy[Condition | None]:
 
 @cache
 def _behavioural_leaves() -> st.SearchStrategy[Condition]:
-    def aggregate(draw_op: tuple[str, Any], **kw: Any) -> AggregateCondition:
+    def aggregate(draw_op: tuple[CompareOp, Any], **kw: Any) -> AggregateCondition:
         return AggregateCondition(op=draw_op[0], value=draw_op[1], **kw)
 
     return st.one_of(

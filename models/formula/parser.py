@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -43,6 +44,7 @@ from models.conditions import (
 )
 from models.formula import rules
 from models.formula.errors import FormulaError
+from models.inputs import EVENT_TYPES
 
 __all__ = ["parse_formula"]
 
@@ -318,13 +320,16 @@ class _ToCondition(Transformer[Token, Condition]):
         return _Lit([c.value for c in children if c is not None], line, column)
 
     def scalar_instead_of_list(self, meta: Meta, children: list[Any]) -> _Lit:
-        return children[0]
+        lit: _Lit = children[0]
+        return lit
 
     def value(self, meta: Meta, children: list[Any]) -> _Lit:
-        return children[0]
+        lit: _Lit = children[0]
+        return lit
 
     def instant(self, meta: Meta, children: list[Any]) -> _Lit:
-        return children[0]
+        lit: _Lit = children[0]
+        return lit
 
     @staticmethod
     def _lit(tok: Token, value: Any) -> _Lit:
@@ -375,11 +380,11 @@ class _ToCondition(Transformer[Token, Condition]):
         return _Field(".".join(children), line, column)
 
     def event(self, meta: Meta, children: list[Any]) -> str:
-        name = children[0]
+        name = str(children[0])
         problem = rules.check_event_type(name)
         if problem:
             line, column = _meta_pos(meta)
-            _fail(problem, line, column, list(rules.EVENT_TYPES))
+            _fail(problem, line, column, list(EVENT_TYPES))
         return name
 
     def name(self, meta: Meta, children: list[Any]) -> str:
@@ -533,7 +538,8 @@ def _acceptable(exc: UnexpectedToken) -> set[str]:
     interactive = exc.interactive_parser
     if interactive is not None:
         try:
-            accepted = set(interactive.accepts())
+            accepts: Callable[[], set[str]] = interactive.accepts
+            accepted = set(accepts())
         except Exception:  # pragma: no cover - fall back to lark's own list
             accepted = set()
         if accepted:
@@ -547,7 +553,8 @@ def _acceptable_before(text: str, pos: int) -> set[str]:
     try:
         interactive = PARSER.parse_interactive(text[:pos])
         interactive.exhaust_lexer()
-        return set(interactive.accepts())
+        accepts: Callable[[], set[str]] = interactive.accepts
+        return set(accepts())
     except UnexpectedInput:  # pragma: no cover - defensive
         return set()
 

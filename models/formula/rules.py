@@ -157,7 +157,7 @@ def check_range(
     """A reversed absolute range is always a typo (it matches nothing)."""
     a: date | datetime = start.date if isinstance(start, DateLiteral) else start.datetime
     b: date | datetime = end.date if isinstance(end, DateLiteral) else end.datetime
-    if type(a) is type(b) and b < a:  # type: ignore[operator]
+    if type(a) is type(b) and b < a:
         return "the range ends before it starts"
     return None
 
