@@ -35,7 +35,7 @@ async def wait_segment_applied(
 def fold(changes: list[dict]) -> dict[tuple[str, str], bool]:
     """Final membership per (segment, contact) from a change stream, the way
     a consumer does it: drop any change whose sequence is not greater than
-    the last applied one; check that what is kept alternates."""
+    the last applied one; check that what is kept has no gap and alternates."""
     last_seq: dict[tuple[str, str], int] = {}
     member: dict[tuple[str, str], bool] = {}
     for c in changes:
@@ -43,6 +43,7 @@ def fold(changes: list[dict]) -> dict[tuple[str, str], bool]:
         if c["sequence"] <= last_seq.get(key, 0):
             continue  # a replay after a crash
         joined = c["change"] == "joined"
+        assert c["sequence"] == last_seq.get(key, 0) + 1, f"a change was lost before {c}"
         assert member.get(key, False) != joined, f"not alternating at {c}"
         assert (c["sequence"] % 2 == 1) == joined, f"sequence parity wrong at {c}"
         last_seq[key], member[key] = c["sequence"], joined
