@@ -513,7 +513,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> FormulaError:
             pos = len(text)
             line, column = _end_position(text)
         else:
-            found = f'"{exc.token}"'
+            found = _quoted(str(exc.token))
     elif isinstance(exc, UnexpectedCharacters):
         expected = _expected(_acceptable_before(text, pos) or set(exc.allowed or ()))
         char = text[pos] if pos < len(text) else ""
@@ -526,9 +526,26 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> FormulaError:
     else:  # pragma: no cover - lark raises only the two above for LALR
         expected, found = [], "something unexpected"
     before = _previous_token(text, pos)
-    where = f' after "{before}"' if before else ""
-    problem = f"expected {_join(expected)}{where} but found {found}"
+    after = f" after {_quoted(before)}" if before else ""
+    problem = f"expected {_join(expected)}{after} but found {found}"
+    if (
+        isinstance(exc, UnexpectedToken)
+        and exc.token.type in _TAIL_TERMS
+        and _WHERE_WORD.search(text, 0, pos)
+    ):
+        problem += "; a where clause with and/or needs parentheses: where (a and b)"
     return FormulaError(problem, line, column, expected)
+
+
+# Tokens that start a performed / aggregate tail; seeing one where the
+# formula should end usually means an unparenthesised compound where clause.
+_TAIL_TERMS = frozenset({"_WITHIN", "_EVER", "_AT", "EXACTLY", "_BETWEEN", "BEFORE", "AFTER"})
+_WHERE_WORD = re.compile(r"\bwhere\b", re.IGNORECASE)
+
+
+def _quoted(token: str) -> str:
+    """A token as shown in messages: string literals keep their own quotes."""
+    return token if token.startswith('"') else f'"{token}"'
 
 
 def _acceptable(exc: UnexpectedToken) -> set[str]:

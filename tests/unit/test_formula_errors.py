@@ -53,6 +53,13 @@ SYNTAX = [
     ),
     ("sum amount of purchase ever", 1, 28, '"starts with"', 'after "ever"'),
     ("in segment vip", 1, 12, "a string", 'found "vip"'),
+    (
+        'performed purchase where amount > 10 and currency = "GBP" within last 7 days',
+        1,
+        59,
+        '"or"',
+        'after "GBP" but found "within"; a where clause with and/or needs parentheses',
+    ),
     # multi-line: positions are per line, columns 1-based
     (
         'city = "Paris"\nand (age >= 18\n     or vip = tru)',
