@@ -74,7 +74,13 @@ def parse_formula(text: str) -> Condition:
     except VisitError as exc:
         if isinstance(exc.orig_exc, FormulaError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, ValueError):  # a node refused its fields
+            line, column = _meta_pos(getattr(exc.obj, "meta", Meta()))
+            raise FormulaError(str(exc.orig_exc), line, column) from None
         raise
+    except RecursionError:
+        # Thousands of nested "not"s; refuse rather than crash the caller.
+        raise FormulaError("the formula is nested too deeply", 1, 1) from None
     return result
 
 
@@ -118,7 +124,10 @@ def _number(tok: Token) -> int | float:
         if value != value or value in (float("inf"), float("-inf")):
             _tok_fail(tok, f"number {text} is out of range")
         return value
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts
+        _tok_fail(tok, f"number {text[:20]}… is out of range")
 
 
 def _whole(tok: Token, what: str) -> int:

@@ -177,3 +177,13 @@ def test_formula_error_is_a_value_error_and_pickles() -> None:
 def test_non_string_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         parse_formula(42)  # type: ignore[arg-type]
+
+
+def test_absurd_inputs_are_formula_errors_not_crashes() -> None:
+    with pytest.raises(FormulaError, match="nested too deeply"):
+        parse_formula("not " * 5000 + "a = 1")
+    with pytest.raises(FormulaError, match="out of range") as info:
+        parse_formula("x = " + "9" * 5000)
+    assert (info.value.line, info.value.column) == (1, 5)
+    # deep parentheses are fine (they leave no node behind)
+    assert parse_formula("(" * 2000 + "a = 1" + ")" * 2000) == parse_formula("a = 1")
