@@ -6,8 +6,12 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from models.formula import FormulaError, parse_formula
+from models.conditions import Condition
+from models.formula import FormulaError, format_condition, parse_formula
+from tests.strategies import condition_trees
 
 VALUE = "a value (string, number, date…)"
 CONDITION = (
@@ -187,3 +191,30 @@ def test_absurd_inputs_are_formula_errors_not_crashes() -> None:
     assert (info.value.line, info.value.column) == (1, 5)
     # deep parentheses are fine (they leave no node behind)
     assert parse_formula("(" * 2000 + "a = 1" + ")" * 2000) == parse_formula("a = 1")
+
+
+_FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_FUZZ
+@given(st.text(max_size=60))
+def test_any_text_parses_or_raises_formula_error(text: str) -> None:
+    try:
+        parse_formula(text)
+    except FormulaError as err:
+        assert err.line >= 1 and err.column >= 1
+
+
+@_FUZZ
+@given(condition_trees(max_leaves=4), st.data())
+def test_damaged_formulas_raise_only_formula_errors(tree: Condition, data: st.DataObject) -> None:
+    text = format_condition(tree)
+    cut = data.draw(st.integers(0, len(text)))
+    junk = data.draw(st.sampled_from(["", "(", ")", '"', "and", " not", "`", ",", "=", "1"]))
+    damaged = text[:cut] + junk + text[cut + data.draw(st.integers(0, 3)) :]
+    try:
+        parse_formula(damaged)
+    except FormulaError as err:
+        lines = damaged.split("\n")
+        assert 1 <= err.line <= len(lines)
+        assert 1 <= err.column <= len(lines[err.line - 1]) + 1
