@@ -10,6 +10,7 @@ memberships snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,33 +83,44 @@ class Evaluator:
         self.catalogs = PartitionCatalogs(tables.segments)
         self.account_index = AccountIndex(tables.account_contacts)
         self.due = DueIndex(tables.due, settings.partitions)
-        self.clock = PartitionClock(settings.clock)
+        self.clock = PartitionClock(settings.clock, tables.clock)
 
     def forget_caches(self) -> None:
         """After a rebalance the tables are the truth; drop derived caches."""
         self.catalogs.clear()
         self.due.clear()
+        self.clock.forget()
 
     # -- outputs ---------------------------------------------------------------
 
     async def publish(self, changes: list[MembershipChange]) -> None:
+        """Send the changes and wait until the broker has them.
+
+        ``force=True``: by default Faust attaches sends made inside an agent
+        to the current event and publishes them only when the event is acked
+        — after the state write. A kill -9 in between left the new state in
+        RocksDB and lost the changes (the crash test caught it). Acked
+        changes before the state write means a crash can only replay them.
+        """
+        pending = []
         for change in changes:
-            await self.topics.membership_changes.send(
-                key=change.contact_id.encode(), value=model_bytes(change)
-            )
+            pending.append(await self.topics.membership_changes.send(
+                key=change.contact_id.encode(), value=model_bytes(change), force=True))
             snapshot_key = f"{change.segment_id}/{change.contact_id}".encode()
+            snapshot = None  # tombstone: compaction forgets former members
             if change.change == "joined":
-                await self.topics.memberships.send(key=snapshot_key, value=dumps({
+                snapshot = dumps({
                     "segment_id": change.segment_id,
                     "contact_id": change.contact_id,
                     "member": True,
                     "since": change.at.isoformat(),
                     "segment_version": change.segment_version,
                     "sequence": change.sequence,
-                }))
-            else:
-                # Tombstone: compaction forgets former members.
-                await self.topics.memberships.send(key=snapshot_key, value=None)
+                })
+            pending.append(await self.topics.memberships.send(
+                key=snapshot_key, value=snapshot, force=True))
+        if pending:
+            await asyncio.gather(*pending)
 
     # -- contacts --------------------------------------------------------------
 
@@ -283,12 +295,13 @@ def register_evaluator(
                 # Broadcast: every partition refuses it; report it once.
                 if message.partition == 0:
                     await send_dead_letter(topics, settings, message, event.value,
-                                           f"segment refused: {exc}")
+                                           f"segment refused: {exc}", wait=True)
             except Exception as exc:  # never let one input stop the partition
                 log.exception("evaluation failed at %s[%s]@%s", message.topic,
                               message.partition, message.offset)
                 await send_dead_letter(topics, settings, message, event.value,
-                                       f"evaluation failed: {type(exc).__name__}: {exc}")
+                                       f"evaluation failed: {type(exc).__name__}: {exc}",
+                                       wait=True)
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
     return EvaluatorHandle(app, evaluator)

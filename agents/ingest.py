@@ -85,8 +85,12 @@ def _routes(settings: Settings, topics: Topics) -> Iterable[tuple[Any, Callable,
 
 
 async def send_dead_letter(
-    topics: Topics, settings: Settings, message: Any, raw: bytes | None, reason: str
+    topics: Topics, settings: Settings, message: Any, raw: bytes | None, reason: str,
+    *, wait: bool = False,
 ) -> None:
+    """Publish a dead letter. ``wait``: send now and wait for the broker's ack
+    (the evaluator's case: Faust acks an event whose processing failed, so
+    the dead letter must be durable before we move on)."""
     record = dead_letter_record(
         source_topic=message.topic,
         partition=message.partition,
@@ -97,7 +101,9 @@ async def send_dead_letter(
     )
     log.warning("dead-letter %s[%s]@%s: %s", message.topic, message.partition,
                 message.offset, reason)
-    await topics.dead_letters.send(key=message.key, value=dumps(record))
+    sent = await topics.dead_letters.send(key=message.key, value=dumps(record), force=wait)
+    if wait:
+        await sent
 
 
 def register_ingest(app: faust.App, topics: Topics, settings: Settings) -> None:

@@ -40,6 +40,8 @@ class Tables:
     due: TableT
     # "<partition>:<segment_id>" -> backfill progress of that partition.
     backfills: TableT
+    # "<partition>" -> that partition's event clock (event-time mode only).
+    clock: TableT
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -99,6 +101,7 @@ def _declare_tables(app: faust.App, settings: Settings) -> Tables:
         account_contacts=table("account-contacts"),
         due=table("due"),
         backfills=table("backfills"),
+        clock=table("clock"),
     )
 
 
