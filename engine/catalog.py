@@ -59,7 +59,7 @@ class Catalog:
     def put(self, defn: SegmentDefinition) -> Catalog:
         """Compile ``defn`` and return a catalog holding it. Raises
         ``CompileError`` / ``CycleError``; ``self`` is unchanged either way."""
-        compiled = compile_segment(defn)
+        compiled = compile_segment(defn, self.limits)
         segs = dict(self._segs)
         segs[defn.id] = compiled
         cycle = _find_cycle(defn.id, segs)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import engine.nodes  # noqa: F401  (registers every node compiler)
 from engine.context import Ctx
 from engine.deps import Deps
+from engine.limits import Limits
 from engine.registry import CNode, Env, ValueDue, compile_node
 from engine.trace import Trace
 from models.segments import SegmentDefinition
@@ -63,10 +64,11 @@ class CompiledSegment:
                      member, children=kids)
 
 
-def compile_segment(defn: SegmentDefinition) -> CompiledSegment:
+def compile_segment(defn: SegmentDefinition, limits: Limits | None = None) -> CompiledSegment:
     cond: CNode | None = None
     if defn.condition is not None and defn.kind != "static":
-        cond = compile_node(defn.condition, Env(defn.id, defn.timezone))
+        max_distinct = (limits or Limits()).max_distinct_values
+        cond = compile_node(defn.condition, Env(defn.id, defn.timezone, "contact", max_distinct))
     deps = cond.deps if cond is not None else Deps()
     return CompiledSegment(defn, cond, frozenset(defn.include), frozenset(defn.exclude), deps)
 

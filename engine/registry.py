@@ -31,9 +31,10 @@ class Env:
     segment_id: str
     tzname: str
     scope: Literal["contact", "event"] = "contact"
+    max_distinct: int = 1000
 
     def event_scope(self) -> Env:
-        return Env(self.segment_id, self.tzname, "event")
+        return Env(self.segment_id, self.tzname, "event", self.max_distinct)
 
     def require_contact(self, what: str) -> None:
         if self.scope != "contact":

@@ -1,1 +1,392 @@
-"""Behavioural conditions (filled in below)."""
+"""Behavioural conditions: performed, last performed, aggregates.
+
+Relative windows (``within last 30 days``) scan the contact's kept history
+and report the exact instant the answer could next change (an event entering
+or leaving the window). Ever and absolute-range windows are running
+"features" folded as events arrive, so they stay exact however little
+history is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
+
+import orjson
+
+from engine.context import Ctx
+from engine.deps import Deps, FeatureSpec, HistoryNeed, merge_deps
+from engine.errors import CompileError
+from engine.nodes.fields import getter, lit_text
+from engine.nodes.profile import literal_interval, relative_offset, static_value_test
+from engine.registry import CNode, Env, ValueDue, compile_node, register
+from engine.timeutil import UNIT_US, from_us, midnight_us, to_us
+from engine.trace import Trace
+from engine.values import NUM, value_key
+from models.conditions import (
+    AggregateCondition,
+    Condition,
+    DateLiteral,
+    DateTimeLiteral,
+    LastPerformed,
+    Performed,
+    RangeWindow,
+    RelativeTime,
+    RelativeWindow,
+    Window,
+)
+
+__all__ = ["finalize", "fold_value", "most_frequent"]
+
+_T = itemgetter(0)
+Pred = Callable[[dict[str, Any]], bool] | None
+
+
+def _where(where: Condition | None, env: Env) -> tuple[Pred, frozenset[str], str]:
+    if where is None:
+        return None, frozenset(), ""
+    node = compile_node(where, env.event_scope())
+    return node.ev, node.deps.fields, f" where {node.text}"
+
+
+def range_bounds(w: RangeWindow, tzname: str) -> tuple[int, int]:
+    """``[lo, hi)`` in us: a date start is its local midnight, a date end
+    covers that whole local day."""
+    lo = literal_interval(w.start, tzname)[0]
+    hi = literal_interval(w.end, tzname)[1]
+    return lo, hi
+
+
+def _window_text(w: Window) -> str:
+    if isinstance(w, RelativeWindow):
+        return f" within {w.direction} {w.amount} {w.unit}"
+    if isinstance(w, RangeWindow):
+        return f" between {lit_text(w.start)} and {lit_text(w.end)}"
+    return " ever"
+
+
+def _feature_key(*parts: Any) -> str:
+    raw = "|".join(str(p) for p in parts).encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def _relative(w: RelativeWindow) -> tuple[int, int]:
+    """(a, b): an event at t is inside the window while now is in [t-a, t+b]."""
+    d = w.amount * UNIT_US[w.unit]
+    return (0, d) if w.direction == "last" else (d, 0)
+
+
+def _scan(ctx: Ctx, etype: str, a: int, b: int, pred: Pred) -> list[list[Any]]:
+    """Matching kept events whose window membership is now or later."""
+    hist = ctx.history.get(etype)
+    if not hist:
+        return []
+    i = bisect_left(hist, ctx.now - b, key=_T)
+    if pred is None:
+        return hist[i:]
+    return [e for e in hist[i:] if pred(e[2])]
+
+
+# --- counting -------------------------------------------------------------------
+
+
+def _count_test(op: str, n: int) -> Callable[[int], bool]:
+    if op == "at least":
+        return lambda c: c >= n
+    if op == "at most":
+        return lambda c: c <= n
+    return lambda c: c == n
+
+
+@register(Performed)
+def _performed(node: Performed, env: Env) -> CNode:
+    env.require_contact("'performed'")
+    pred, props, wtext = _where(node.where, env)
+    test = _count_test(node.count_op, node.count)
+    etype = node.event_type
+    text = (f"performed {etype}{wtext} {node.count_op} {node.count} times"
+            f"{_window_text(node.window)}")
+    w = node.window
+    base = Deps(event_types=frozenset([etype]))
+    threshold = f"{node.count_op} {node.count}"
+
+    if isinstance(w, RelativeWindow):
+        a, b = _relative(w)
+
+        def count_now(ctx: Ctx) -> int:
+            hist = ctx.history.get(etype)
+            if not hist:
+                return 0
+            now = ctx.now
+            i = bisect_left(hist, now - b, key=_T)
+            j = bisect_right(hist, now + a, key=_T)
+            if pred is None:
+                return j - i
+            return sum(1 for k in range(i, j) if pred(hist[k][2]))
+
+        def vd(ctx: Ctx) -> ValueDue:
+            now = ctx.now
+            cur = 0
+            pts: list[tuple[int, int]] = []
+            for e in _scan(ctx, etype, a, b, pred):
+                t = e[0]
+                if t - a <= now:
+                    cur += 1
+                else:
+                    pts.append((t - a, 1))
+                pts.append((t + b + 1, -1))
+            val = test(cur)
+            if not pts:
+                return val, None
+            pts.sort()
+            c, k, n = cur, 0, len(pts)
+            while k < n:
+                tm = pts[k][0]
+                while k < n and pts[k][0] == tm:
+                    c += pts[k][1]
+                    k += 1
+                if test(c) != val:
+                    return val, tm
+            return val, None
+
+        def ev(ctx: Ctx) -> bool:
+            return test(count_now(ctx))
+
+        def trace(ctx: Ctx) -> Trace:
+            c = count_now(ctx)
+            return Trace(text, test(c), seen=f"{c} times", threshold=threshold)
+
+        need = HistoryNeed(b, props)
+        deps = merge_deps([base, Deps(time=True, history=((etype, need),))])
+        return CNode(ev, vd, trace, deps, text)
+
+    lo, hi = range_bounds(w, env.tzname) if isinstance(w, RangeWindow) else (None, None)
+
+    def fold(v: int, t: int, p: dict[str, Any]) -> int:
+        if lo is not None and not (lo <= t < hi):  # type: ignore[operator]
+            return v
+        if pred is not None and not pred(p):
+            return v
+        return v + 1
+
+    key = _feature_key("count", etype, node.where.model_dump_json() if node.where else "",
+                       lo, hi, env.tzname if node.where else "")
+    spec = FeatureSpec(key, etype, "count", 0, fold, props)
+
+    def ev2(ctx: Ctx) -> bool:
+        return test(ctx.feature(spec))
+
+    def trace2(ctx: Ctx) -> Trace:
+        c = ctx.feature(spec)
+        return Trace(text, test(c), seen=f"{c} times", threshold=threshold)
+
+    return CNode(ev2, None, trace2, merge_deps([base, Deps(features=(spec,))]), text)
+
+
+# --- recency ---------------------------------------------------------------------
+
+
+@register(LastPerformed)
+def _last_performed(node: LastPerformed, env: Env) -> CNode:
+    """Latest matching event ever (a running max), against a point in time."""
+    env.require_contact("'last performed'")
+    pred, props, wtext = _where(node.where, env)
+    etype = node.event_type
+    at = node.at
+    before = node.op == "before"
+    text = f"last performed {etype}{wtext} {node.op} {lit_text(at)}"
+
+    def fold(v: int | None, t: int, p: dict[str, Any]) -> int | None:
+        if pred is not None and not pred(p):
+            return v
+        return t if v is None or t > v else v
+
+    key = _feature_key("last", etype, node.where.model_dump_json() if node.where else "",
+                       env.tzname if node.where else "")
+    spec = FeatureSpec(key, etype, "last", None, fold, props)
+    deps = Deps(event_types=frozenset([etype]), features=(spec,))
+
+    if isinstance(at, RelativeTime):
+        off = relative_offset(at)
+
+        def vd(ctx: Ctx) -> ValueDue:
+            last = ctx.feature(spec)
+            if last is None:
+                return False, None
+            now = ctx.now
+            if before:  # last < now + off  <=>  now >= last - off + 1
+                e = last - off + 1
+                return now >= e, (e if now < e else None)
+            s = last - off  # last > now + off  <=>  now < last - off
+            return now < s, (s if now < s else None)
+
+        def ev(ctx: Ctx) -> bool:
+            return vd(ctx)[0]
+
+        vd_: Callable[[Ctx], ValueDue] | None = vd
+        deps = merge_deps([deps, Deps(time=True)])
+    else:
+        if isinstance(at, DateLiteral):  # compare local days
+            o = at.date.toordinal()
+            bound = midnight_us(o, env.tzname) if before else midnight_us(o + 1, env.tzname) - 1
+        else:
+            assert isinstance(at, DateTimeLiteral)
+            bound = to_us(at.datetime)
+
+        def ev(ctx: Ctx) -> bool:
+            last = ctx.feature(spec)
+            if last is None:
+                return False
+            return last < bound if before else last > bound
+
+        vd_ = None
+
+    def trace(ctx: Ctx) -> Trace:
+        last = ctx.feature(spec)
+        seen = from_us(last).isoformat() if last is not None else "never"
+        return Trace(text, ev(ctx), seen=seen, threshold=f"{node.op} {lit_text(at)}")
+
+    return CNode(ev, vd_, trace, deps, text)
+
+
+# --- aggregates ------------------------------------------------------------------
+
+
+def fold_value(func: str, acc: Any, v: Any, t: int, cap: int) -> Any:
+    """Fold one property value into an aggregate accumulator (pure)."""
+    if func in ("sum", "avg"):
+        if type(v) in NUM:
+            return [acc[0] + v, acc[1] + 1]
+        return acc
+    if func == "min":
+        return v if type(v) in NUM and (acc is None or v < acc) else acc
+    if func == "max":
+        return v if type(v) in NUM and (acc is None or v > acc) else acc
+    k = value_key(v)
+    if k is None:
+        return acc
+    e = acc.get(k)
+    if e is None:
+        if len(acc) >= cap:
+            return acc
+        return {**acc, k: [1, t]}
+    return {**acc, k: [e[0] + 1, max(e[1], t)]}
+
+
+def most_frequent(counts: dict[str, list[int]]) -> Any:
+    """Highest count; ties go to the most recently seen value, then the
+    smallest JSON text (deterministic)."""
+    k = min(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[0]
+    return orjson.loads(k)
+
+
+def finalize(func: str, acc: Any) -> Any:
+    """The aggregate's value, or None when there was nothing to aggregate."""
+    if func == "sum":
+        return acc[0] if acc[1] else None
+    if func == "avg":
+        return acc[0] / acc[1] if acc[1] else None
+    if func in ("min", "max"):
+        return acc
+    if not acc:
+        return None
+    if func == "count distinct":
+        return len(acc)
+    return most_frequent(acc)
+
+
+def initial(func: str) -> Any:
+    if func in ("sum", "avg"):
+        return [0, 0]
+    if func in ("min", "max"):
+        return None
+    return {}
+
+
+@register(AggregateCondition)
+def _aggregate(node: AggregateCondition, env: Env) -> CNode:
+    env.require_contact("an aggregate")
+    if isinstance(node.value, RelativeTime):
+        raise CompileError(f"segment {env.segment_id!r}: an aggregate cannot compare with a "
+                           "relative time")
+    pred, props, wtext = _where(node.where, env)
+    get, pdeps = getter(node.property, env.event_scope())
+    props = props | pdeps.fields
+    func = node.func
+    etype = node.event_type
+    cap = env.max_distinct
+    try:
+        test = static_value_test(node.op, node.value, env.tzname)
+    except CompileError as exc:
+        raise CompileError(f"segment {env.segment_id!r}: {exc}") from None
+    text = (f"{func} {node.property} of {etype}{wtext}{_window_text(node.window)} "
+            f"{node.op} {lit_text(node.value)}")
+    threshold = f"{node.op} {lit_text(node.value)}"
+    base = Deps(event_types=frozenset([etype]))
+    w = node.window
+    # sum and avg share one accumulator
+    acc_kind = "sumn" if func in ("sum", "avg") else func
+
+    if isinstance(w, RelativeWindow):
+        a, b = _relative(w)
+
+        def value_now(ctx: Ctx) -> Any:
+            hist = ctx.history.get(etype)
+            if not hist:
+                return None
+            now = ctx.now
+            i = bisect_left(hist, now - b, key=_T)
+            j = bisect_right(hist, now + a, key=_T)
+            acc = initial(func)
+            for k in range(i, j):
+                e = hist[k]
+                if pred is None or pred(e[2]):
+                    acc = fold_value(func, acc, get(e[2]), e[0], cap)
+            return finalize(func, acc)
+
+        def vd(ctx: Ctx) -> ValueDue:
+            val = test(value_now(ctx))
+            now = ctx.now
+            due: int | None = None
+            for e in _scan(ctx, etype, a, b, pred):
+                t = e[0]
+                c = t - a if t - a > now else t + b + 1
+                if due is None or c < due:
+                    due = c
+            return val, due
+
+        def ev(ctx: Ctx) -> bool:
+            return test(value_now(ctx))
+
+        def trace(ctx: Ctx) -> Trace:
+            v = value_now(ctx)
+            return Trace(text, test(v), seen=v, threshold=threshold)
+
+        need = HistoryNeed(b, props)
+        deps = merge_deps([base, Deps(time=True, history=((etype, need),))])
+        return CNode(ev, vd, trace, deps, text)
+
+    lo, hi = range_bounds(w, env.tzname) if isinstance(w, RangeWindow) else (None, None)
+
+    def fold(acc: Any, t: int, p: dict[str, Any]) -> Any:
+        if lo is not None and not (lo <= t < hi):  # type: ignore[operator]
+            return acc
+        if pred is not None and not pred(p):
+            return acc
+        return fold_value(func, acc, get(p), t, cap)
+
+    key = _feature_key(acc_kind, etype, node.where.model_dump_json() if node.where else "",
+                       lo, hi, node.property, env.tzname if node.where else "")
+    spec = FeatureSpec(key, etype, acc_kind, initial(func), fold, props)
+
+    def ev2(ctx: Ctx) -> bool:
+        return test(finalize(func, ctx.feature(spec)))
+
+    def trace2(ctx: Ctx) -> Trace:
+        v = finalize(func, ctx.feature(spec))
+        return Trace(text, test(v), seen=v, threshold=threshold)
+
+    return CNode(ev2, None, trace2, merge_deps([base, Deps(features=(spec,))]), text)
