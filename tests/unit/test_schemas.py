@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
+import jsonschema
 
 from models.inputs import ContactUpsert, Interaction
 from models.schema_export import SCHEMA_DIR, main, render, schemas
@@ -36,7 +36,6 @@ def test_export_is_deterministic(tmp_path: Path) -> None:
 
 
 def _validator(name: str) -> Any:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
