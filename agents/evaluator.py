@@ -19,6 +19,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.buffered_tables import BufferedTable, WriteBatch
 from agents.partition_scan import scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from app.clock import PartitionClock
@@ -79,11 +80,17 @@ class Evaluator:
     """Per-worker evaluator logic; the Faust agent only feeds it events."""
 
     def __init__(self, app: faust.App, topics: Topics, tables: Tables, settings: Settings) -> None:
-        self.app, self.topics, self.tables, self.settings = app, topics, tables, settings
-        self.catalogs = PartitionCatalogs(tables.segments)
-        self.account_index = AccountIndex(tables.account_contacts)
-        self.due = DueIndex(tables.due, settings.partitions)
-        self.clock = PartitionClock(settings.clock, tables.clock)
+        self.app, self.topics, self.settings = app, topics, settings
+        self.batch = WriteBatch()
+        self.pending: list[Any] = []  # output futures of the current batch
+        self.raw_contacts = tables.contacts
+        self.contacts = BufferedTable(tables.contacts, self.batch)
+        self.accounts = BufferedTable(tables.accounts, self.batch)
+        self.backfills = BufferedTable(tables.backfills, self.batch)
+        self.catalogs = PartitionCatalogs(BufferedTable(tables.segments, self.batch))
+        self.account_index = AccountIndex(BufferedTable(tables.account_contacts, self.batch))
+        self.due = DueIndex(BufferedTable(tables.due, self.batch), settings.partitions)
+        self.clock = PartitionClock(settings.clock, BufferedTable(tables.clock, self.batch))
 
     def forget_caches(self) -> None:
         """After a rebalance the tables are the truth; drop derived caches."""
@@ -94,17 +101,19 @@ class Evaluator:
     # -- outputs ---------------------------------------------------------------
 
     async def publish(self, changes: list[MembershipChange]) -> None:
-        """Send the changes and wait until the broker has them.
+        """Send the changes now (``force=True``: not attached to the event)
+        and remember the delivery futures; ``handle_batch`` waits for all of
+        them before any state of the batch reaches the tables.
 
-        ``force=True``: by default Faust attaches sends made inside an agent
-        to the current event and publishes them only when the event is acked
-        — after the state write. A kill -9 in between left the new state in
-        RocksDB and lost the changes (the crash test caught it). Acked
-        changes before the state write means a crash can only replay them.
+        By default Faust attaches sends made inside an agent to the current
+        event and publishes them when the event is acked, after the state
+        write: a kill -9 in between left the new state in RocksDB and lost
+        the changes (the crash test caught it).
         """
-        pending = []
+        send_changes = self.topics.membership_changes.send
+        send_snapshot = self.topics.memberships.send
         for change in changes:
-            pending.append(await self.topics.membership_changes.send(
+            self.pending.append(await send_changes(
                 key=change.contact_id.encode(), value=model_bytes(change), force=True))
             snapshot_key = f"{change.segment_id}/{change.contact_id}".encode()
             snapshot = None  # tombstone: compaction forgets former members
@@ -117,38 +126,35 @@ class Evaluator:
                     "segment_version": change.segment_version,
                     "sequence": change.sequence,
                 })
-            pending.append(await self.topics.memberships.send(
-                key=snapshot_key, value=snapshot, force=True))
-        if pending:
-            await asyncio.gather(*pending)
+            self.pending.append(await send_snapshot(key=snapshot_key, value=snapshot, force=True))
 
     # -- contacts --------------------------------------------------------------
 
     async def apply_to_contact(
         self, partition: int, contact_id: str, inp: Any, now: datetime, *, was_due: bool = False
     ) -> None:
-        raw = self.tables.contacts.get(contact_id)
+        raw = self.contacts.get(contact_id)
         state = ContactState.from_bytes(raw) if raw is not None else None
         if state is None and isinstance(inp, Tick | SegmentChanged | AccountChanged):
             return  # erased meanwhile: nothing to re-evaluate
-        accounts = PartitionAccounts(self.tables.accounts, partition)
+        accounts = PartitionAccounts(self.accounts, partition)
         transition = apply(state, inp, self.catalogs.get(partition), now, accounts)
-        # Changes first, state second: a crash in between replays the input
-        # against the old state and re-emits the same sequence numbers, which
-        # consumers drop; the other order could lose a change.
+        # Changes are acked before the state is written (see handle_batch): a
+        # crash in between replays the input against the old state and
+        # re-emits the same sequence numbers, which consumers drop.
         await self.publish(transition.changes)
         old_account = state.account_id if state is not None else None
         old_due = None if was_due or state is None or state.next_due is None else to_us(
             state.next_due)
         new = transition.state
         if new is None:
-            self.tables.contacts.pop(contact_id, None)
+            self.contacts.pop(contact_id, None)
             self.account_index.move(partition, contact_id, old_account, None)
             self.due.set(partition, contact_id, old_due, None)
             return
         encoded = new.to_bytes()
         if encoded != raw:  # most re-evaluations change nothing: no write
-            self.tables.contacts[contact_id] = encoded
+            self.contacts[contact_id] = encoded
         self.account_index.move(partition, contact_id, old_account, new.account_id)
         next_due = transition.next_due
         self.due.set(partition, contact_id, old_due, to_us(next_due) if next_due else None)
@@ -160,14 +166,14 @@ class Evaluator:
     # -- segments and backfills --------------------------------------------------
 
     def backfill_progress(self, partition: int, segment_id: str) -> Backfill | None:
-        raw = self.tables.backfills.get(f"{partition}:{segment_id}")
+        raw = self.backfills.get(f"{partition}:{segment_id}")
         return Backfill.from_bytes(raw) if raw is not None else None
 
     async def run_backfill_chunk(self, partition: int, job: Backfill, now: datetime) -> None:
         """Re-evaluate the next chunk of this partition's contacts for the
         segment, record progress, and queue the continuation behind any live
         traffic already waiting in the log."""
-        chunk = scan_partition(self.tables.contacts, partition, self.settings.partitions,
+        chunk = scan_partition(self.raw_contacts, partition, self.settings.partitions,
                                job.after, self.settings.backfill_chunk)
         previous = None
         for contact_id, _ in chunk:
@@ -177,14 +183,15 @@ class Evaluator:
         if chunk:
             job.after = chunk[-1][0]
         job.complete = len(chunk) < self.settings.backfill_chunk
-        self.tables.backfills[f"{partition}:{job.segment_id}"] = job.to_bytes()
+        self.backfills[f"{partition}:{job.segment_id}"] = job.to_bytes()
         if not job.complete:
-            await self.topics.evaluator_input.send(
+            self.pending.append(await self.topics.evaluator_input.send(
                 key=job.segment_id.encode(),
                 value=encode_envelope("backfill", {"segment_id": job.segment_id,
                                                    "version": job.version}),
                 partition=partition,
-            )
+                force=True,
+            ))
 
     async def on_segment(self, partition: int, definition: SegmentDefinition,
                          now: datetime) -> None:
@@ -205,7 +212,7 @@ class Evaluator:
     # -- accounts ------------------------------------------------------------------
 
     async def on_account(self, partition: int, body: dict[str, Any], now: datetime) -> None:
-        accounts = PartitionAccounts(self.tables.accounts, partition)
+        accounts = PartitionAccounts(self.accounts, partition)
         if body.get("op") == "delete":
             account_id = AccountDelete.model_validate(body).account_id
             accounts.delete(account_id)
@@ -285,23 +292,35 @@ def register_evaluator(
     async def _forget(*_: Any, **__: Any) -> None:
         evaluator.forget_caches()
 
-    async def evaluate(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                kind, body = decode_envelope(event.value)
-                await evaluator.handle(message.partition, kind, body)
-            except CycleError as exc:
-                # Broadcast: every partition refuses it; report it once.
-                if message.partition == 0:
-                    await send_dead_letter(topics, settings, message, event.value,
-                                           f"segment refused: {exc}", wait=True)
-            except Exception as exc:  # never let one input stop the partition
-                log.exception("evaluation failed at %s[%s]@%s", message.topic,
-                              message.partition, message.offset)
+    async def evaluate_one(event: faust.EventT) -> None:
+        message = event.message
+        evaluator.batch.event = event
+        try:
+            kind, body = decode_envelope(event.value)
+            await evaluator.handle(message.partition, kind, body)
+        except CycleError as exc:
+            # Broadcast: every partition refuses it; report it once.
+            if message.partition == 0:
                 await send_dead_letter(topics, settings, message, event.value,
-                                       f"evaluation failed: {type(exc).__name__}: {exc}",
-                                       wait=True)
+                                       f"segment refused: {exc}", wait=True)
+        except Exception as exc:  # never let one input stop the partition
+            log.exception("evaluation failed at %s[%s]@%s", message.topic,
+                          message.partition, message.offset)
+            await send_dead_letter(topics, settings, message, event.value,
+                                   f"evaluation failed: {type(exc).__name__}: {exc}",
+                                   wait=True)
+
+    async def evaluate(stream: faust.StreamT) -> None:
+        # Batches, so that one broker round trip confirms the outputs of many
+        # inputs before their state is written (see agents/buffered_tables.py).
+        # take_events acks a batch's events in order once it is processed.
+        async for events in stream.take_events(settings.batch_max, settings.batch_within):
+            for event in events:
+                await evaluate_one(event)
+            if evaluator.pending:
+                await asyncio.gather(*evaluator.pending)
+                evaluator.pending.clear()
+            evaluator.batch.apply()
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
     return EvaluatorHandle(app, evaluator)

@@ -24,6 +24,10 @@ def scan_partition(
 ) -> list[tuple[str, bytes]]:
     """Up to ``limit`` (key, value) pairs of ``partition`` with key > ``after``,
     in a stable order, so that ``after=last key`` resumes the scan."""
+    from agents.buffered_tables import BufferedTable
+
+    if isinstance(table, BufferedTable):  # scans read what the store holds
+        table = table.table
     store: Any = table.data
     if hasattr(store, "_db_for_partition"):
         return _scan_rocksdb(store, partition, after, limit)

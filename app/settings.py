@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # Contacts re-evaluated per backfill chunk before yielding to live
     # traffic (a go-live on a big partition is many chunks).
     backfill_chunk: int = Field(default=2000, ge=1)
+    # The evaluator handles inputs in batches of at most this many, waiting at
+    # most batch_within seconds to fill one: one broker round trip then
+    # confirms a whole batch's outputs (latency cost: up to batch_within).
+    batch_max: int = Field(default=500, ge=1)
+    batch_within: float = Field(default=0.005, gt=0)
     # Due contacts woken per tick per partition (the rest wait one tick).
     due_batch: int = Field(default=20000, ge=1)
 
