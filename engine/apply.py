@@ -16,6 +16,7 @@ from typing import Any
 from engine.catalog import Catalog, Index
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
 from engine.context import Ctx
+from engine.fastmodel import cause, membership_change
 from engine.history import gc_state, is_duplicate, record_event
 from engine.state import ContactState
 from engine.timeutil import to_us
@@ -34,12 +35,12 @@ Input = (
     | AccountChanged
 )
 
-_TIME = Cause(kind="time")
-_UPDATE = Cause(kind="contact_update")
-_STATIC = Cause(kind="static_edit")
-_ERASURE = Cause(kind="erasure")
-_DEFINITION = Cause(kind="definition_change")
-_DELETED = Cause(kind="segment_deleted")
+_TIME = cause("time")
+_UPDATE = cause("contact_update")
+_STATIC = cause("static_edit")
+_ERASURE = cause("erasure")
+_DEFINITION = cause("definition_change")
+_DELETED = cause("segment_deleted")
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -50,9 +51,12 @@ def make_ctx(st: ContactState, accounts: Mapping[str, Mapping[str, Any]], now_us
 
 
 class _Step:
-    """Mutable work area for one apply() call (on a clone of the state)."""
+    """Mutable work area for one apply() call, on a clone of the state.
 
-    __slots__ = ("at", "changes", "ctx", "idx", "st")
+    ``members``/``versions``/``due`` are shared with the input state until
+    the first write (copy on write): most steps change none of them."""
+
+    __slots__ = ("at", "changes", "ctx", "due_own", "idx", "members_own", "st")
 
     def __init__(self, st: ContactState, idx: Index, ctx: Ctx, at: datetime) -> None:
         self.st = st
@@ -60,62 +64,63 @@ class _Step:
         self.ctx = ctx
         self.at = at
         self.changes: list[MembershipChange] = []
+        self.members_own = False
+        self.due_own = False
 
-    def emit(
-        self, sid: str, member: bool, prev: list[Any] | None, version: int, cause: Cause
-    ) -> None:
-        seq = (prev[1] if prev is not None else 0) + 1
-        self.st.members[sid] = [member, seq, version]
+    def own_due(self) -> dict[str, int]:
+        st = self.st
+        if not self.due_own:
+            st.due = dict(st.due)
+            self.due_own = True
+        st.due_changed()
+        return st.due
+
+    def emit(self, sid: str, member: bool, version: int, why: Cause) -> None:
+        st = self.st
+        if not self.members_own:
+            st.members = dict(st.members)
+            st.versions = dict(st.versions)
+            self.ctx.members = st.members
+            self.members_own = True
+        seq = st.members.get(sid, 0) + 1
+        st.members[sid] = seq
+        st.versions[sid] = version
         self.changes.append(
-            MembershipChange.model_construct(
-                segment_id=sid,
-                contact_id=self.st.contact_id,
-                change="joined" if member else "left",
-                at=self.at,
-                cause=cause,
-                segment_version=version,
-                sequence=seq,
-            )
+            membership_change(sid, st.contact_id, member, self.at, why, version, seq)
         )
 
     def evaluate(self, seeds: Mapping[str, Cause]) -> None:
+        """Re-evaluate ``seeds`` (and, on a change, segments referencing the
+        changed one) in dependency order."""
         idx, st, ctx = self.idx, self.st, self.ctx
         live, rank, dependents = idx.live, idx.rank, idx.dependents
-        members, due, static, cid = st.members, st.due, st.static, st.contact_id
+        cid, static = st.contact_id, st.static
         causes = dict(seeds)
         heap = [(rank[s], s) for s in causes if s in live]
-        heapify(heap)
-        done: set[str] = set()
+        if len(heap) > 1:
+            heapify(heap)
+        queued = set(causes)
         while heap:
-            _, sid = heappop(heap)
-            if sid in done:
-                continue
-            done.add(sid)
+            sid = heappop(heap)[1]
             cs = live[sid]
             member, d = cs.evaluate(ctx, cid, static)
-            if d is None:
-                if sid in due:
-                    del due[sid]
-            else:
-                due[sid] = d
-            e = members.get(sid)
-            was = e is not None and e[0]
-            version = cs.defn.version
-            if member != was:
-                self.emit(sid, member, e, version, causes[sid])
+            if (d is not None or sid in st.due) and st.due.get(sid) != d:
+                if d is None:
+                    del self.own_due()[sid]
+                else:
+                    self.own_due()[sid] = d
+            if member != bool(st.members.get(sid, 0) & 1):
+                self.emit(sid, member, cs.version, causes[sid])
                 for dep in dependents.get(sid, ()):
-                    if dep not in done:
-                        if dep not in causes:
-                            causes[dep] = Cause(kind="segment_change", ref=sid)
+                    if dep not in queued:
+                        queued.add(dep)
+                        causes[dep] = cause("segment_change", sid)
                         heappush(heap, (rank[dep], dep))
-            elif e is not None and e[2] != version:
-                members[sid] = [was, e[1], version]
 
     def cascade_from(self, sid: str) -> None:
         deps = self.idx.dependents.get(sid, ())
         if deps:
-            cause = Cause(kind="segment_change", ref=sid)
-            self.evaluate(dict.fromkeys(deps, cause))
+            self.evaluate(dict.fromkeys(deps, cause("segment_change", sid)))
 
 
 def apply(
@@ -139,13 +144,14 @@ def apply(
     else:
         st = state.clone()
     step = _Step(st, idx, make_ctx(st, accounts, now_us), now)
-    if st.due:
+    nd = st.next_due_us()
+    if nd is not None and nd <= now_us:
         overdue = [s for s, d in st.due.items() if d <= now_us]
         if overdue:
             step.evaluate(dict.fromkeys(overdue, _TIME))
             for s in overdue:  # due entries of segments that are no longer live
-                if s not in idx.live:
-                    st.due.pop(s, None)
+                if s not in idx.live and s in st.due:
+                    del step.own_due()[s]
     seeds = _route(step, inp, catalog, accounts, now_us)
     if created:
         for sid in idx.empty_true:
@@ -159,7 +165,7 @@ def apply(
 
 def _creation_cause(inp: Input) -> Cause:
     if type(inp) is Interaction:
-        return Cause(kind="interaction", ref=inp.event_id)
+        return cause("interaction", inp.event_id)
     if type(inp) is StaticEdit:
         return _STATIC
     return _UPDATE
@@ -189,8 +195,7 @@ def _route(
         assert isinstance(inp, AccountChanged)
         if st.account_id != inp.account_id:
             return {}
-        cause = Cause(kind="account_update", ref=inp.account_id)
-        return dict.fromkeys(idx.by_account, cause)
+        return dict.fromkeys(idx.by_account, cause("account_update", inp.account_id))
     if t is SegmentChanged:
         assert isinstance(inp, SegmentChanged)
         return _segment_changed(step, inp.segment_id, catalog)
@@ -209,7 +214,7 @@ def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> dict[str, C
                  inp.properties)
     if not affected:
         return {}
-    return dict.fromkeys(affected, Cause(kind="interaction", ref=inp.event_id))
+    return dict.fromkeys(affected, cause("interaction", inp.event_id))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -256,15 +261,16 @@ def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> dict[str, Cause
     gc_state(st, step.idx)
     cs = catalog.compiled(sid)
     if cs is None:  # deleted: leave, forget its static edits, keep the sequence
-        st.due.pop(sid, None)
+        if sid in st.due:
+            del step.own_due()[sid]
         st.static.pop(sid, None)
-        e = st.members.get(sid)
-        if e is not None and e[0]:
-            step.emit(sid, False, e, e[2], _DELETED)
+        if st.is_member(sid):
+            step.emit(sid, False, st.versions.get(sid, 1), _DELETED)
             step.cascade_from(sid)
         return {}
     if cs.defn.status != "live":  # stopped / draft: membership frozen
-        st.due.pop(sid, None)
+        if sid in st.due:
+            del step.own_due()[sid]
         return {}
     return {sid: _DEFINITION}
 
@@ -273,18 +279,11 @@ def _erase(state: ContactState | None, catalog: Catalog, now: datetime) -> Trans
     if state is None:
         return Transition(None, [], None)
     changes: list[MembershipChange] = []
-    for sid, e in state.members.items():
-        if e[0]:
+    for sid, seq in state.members.items():
+        if seq & 1:
             defn = catalog.get(sid)
+            version = defn.version if defn is not None else state.versions.get(sid, 1)
             changes.append(
-                MembershipChange.model_construct(
-                    segment_id=sid,
-                    contact_id=state.contact_id,
-                    change="left",
-                    at=now,
-                    cause=_ERASURE,
-                    segment_version=defn.version if defn is not None else e[2],
-                    sequence=e[1] + 1,
-                )
+                membership_change(sid, state.contact_id, False, now, _ERASURE, version, seq + 1)
             )
     return Transition(None, changes, None)

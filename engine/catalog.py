@@ -208,11 +208,11 @@ def _empty_true(live: dict[str, CompiledSegment]) -> tuple[str, ...]:
     """Live segments a brand-new contact with nothing known belongs to
     (``not exists x``, ``not performed …``). That answer cannot depend on the
     clock: every time-relative test on a missing value is false."""
-    members: dict[str, list[object]] = {}
+    members: dict[str, int] = {}
     ctx = Ctx({}, {}, {}, members, {}, {}, 0)
     out: list[str] = []
     for sid, c in live.items():
         if c.cond is not None and c.cond.ev(ctx):
-            members[sid] = [True, 0, 0]
+            members[sid] = 1
             out.append(sid)
     return tuple(out)

@@ -1,13 +1,19 @@
 """Per-contact state, compact (orjson) for RocksDB tables.
 
 Everything is plain JSON-able data so ``from_bytes(to_bytes(s)) == s``:
-- ``members``: segment id -> ``[member, sequence, segment_version]``; kept
-  after leaving (and after a segment is deleted) so sequences never restart;
+- ``members``: segment id -> sequence of the last change for that pair; odd
+  means member (the ``MembershipChange.sequence`` parity rule). Entries stay
+  after leaving and after a segment is deleted so sequences never restart;
+- ``versions``: segment id -> segment version of that last change;
 - ``history``: event type -> ``[[occurred_at_us, event_id, props], ...]`` in
   time order, only types/properties live segments need, bounded;
+- ``seen``: recent event ids (dedup);
 - ``features``: running aggregates (ever / absolute-range windows) by key;
 - ``static``: explicit add (True) / remove (False) per segment;
 - ``due``: segment id -> next instant (us) its value could flip by time alone.
+
+Dicts of ids to ints are untracked by Python's cyclic GC, which matters
+when a worker holds many states.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = ["ContactState"]
 
 class ContactState:
     __slots__ = (
+        "_min_due",
         "account_id",
         "attrs",
         "consent",
@@ -34,6 +41,7 @@ class ContactState:
         "members",
         "seen",
         "static",
+        "versions",
     )
 
     def __init__(
@@ -45,7 +53,8 @@ class ContactState:
         history: dict[str, list[list[Any]]] | None = None,
         seen: list[str] | None = None,
         features: dict[str, Any] | None = None,
-        members: dict[str, list[Any]] | None = None,
+        members: dict[str, int] | None = None,
+        versions: dict[str, int] | None = None,
         static: dict[str, bool] | None = None,
         due: dict[str, int] | None = None,
     ) -> None:
@@ -56,31 +65,44 @@ class ContactState:
         self.history: dict[str, list[list[Any]]] = history if history is not None else {}
         self.seen: list[str] = seen if seen is not None else []
         self.features: dict[str, Any] = features if features is not None else {}
-        self.members: dict[str, list[Any]] = members if members is not None else {}
+        self.members: dict[str, int] = members if members is not None else {}
+        self.versions: dict[str, int] = versions if versions is not None else {}
         self.static: dict[str, bool] = static if static is not None else {}
         self.due: dict[str, int] = due if due is not None else {}
+        self._min_due: int | bool | None = False  # False: not computed yet
 
     # -- derived views ------------------------------------------------------
+
+    def next_due_us(self) -> int | None:
+        m = self._min_due
+        if m is False:
+            m = self._min_due = min(self.due.values()) if self.due else None
+        return m  # type: ignore[return-value]
+
+    def due_changed(self) -> None:
+        self._min_due = False
 
     @property
     def next_due(self) -> datetime | None:
         """Earliest instant a membership could change without new input."""
-        return from_us(min(self.due.values())) if self.due else None
+        m = self.next_due_us()
+        return from_us(m) if m is not None else None
 
     def memberships(self) -> dict[str, bool]:
-        """Current membership per segment (True only)."""
-        return {sid: True for sid, e in self.members.items() if e[0]}
+        """Segments this contact is currently a member of."""
+        return {sid: True for sid, seq in self.members.items() if seq & 1}
 
     def is_member(self, segment_id: str) -> bool:
-        e = self.members.get(segment_id)
-        return e is not None and bool(e[0])
+        return bool(self.members.get(segment_id, 0) & 1)
 
     # -- copying / storage ----------------------------------------------------
 
     def clone(self) -> ContactState:
-        """Shallow copy of every container (entries are replaced, never
-        mutated, so the input state of ``apply`` is left untouched)."""
-        return ContactState(
+        """A new state sharing this one's containers except the small ones
+        written in place (history, features, static). ``apply`` replaces
+        ``attrs``/``consent``/``seen`` and copies ``members``/``versions``/
+        ``due`` before its first write, so the input state never changes."""
+        c = ContactState(
             self.contact_id,
             self.attrs,
             self.account_id,
@@ -88,10 +110,13 @@ class ContactState:
             dict(self.history),
             self.seen,
             dict(self.features),
-            dict(self.members),
-            dict(self.static),
-            dict(self.due),
+            self.members,
+            self.versions,
+            dict(self.static) if self.static else {},
+            self.due,
         )
+        c._min_due = self._min_due
+        return c
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"c": self.contact_id}
@@ -103,6 +128,7 @@ class ContactState:
             ("s", self.seen),
             ("f", self.features),
             ("m", self.members),
+            ("v", self.versions),
             ("x", self.static),
             ("d", self.due),
         ):
@@ -125,6 +151,7 @@ class ContactState:
             d.get("s"),
             d.get("f"),
             d.get("m"),
+            d.get("v"),
             d.get("x"),
             d.get("d"),
         )

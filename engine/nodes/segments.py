@@ -19,8 +19,7 @@ def _in_segment(node: InSegment, env: Env) -> CNode:
     text = f'in segment "{sid}"'
 
     def ev(ctx: Ctx) -> bool:
-        e = ctx.members.get(sid)
-        return e is not None and e[0]
+        return bool(ctx.members.get(sid, 0) & 1)
 
     def trace(ctx: Ctx) -> Trace:
         return Trace(text, ev(ctx), seen=ev(ctx))
