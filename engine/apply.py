@@ -8,9 +8,9 @@ dependency order, cascading to segments that reference a changed one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from heapq import heapify, heappop, heappush
+from heapq import heappop, heappush
 from typing import Any
 
 from engine.catalog import Catalog, Index
@@ -89,38 +89,55 @@ class _Step:
             membership_change(sid, st.contact_id, member, self.at, why, version, seq)
         )
 
-    def evaluate(self, seeds: Mapping[str, Cause]) -> None:
-        """Re-evaluate ``seeds`` (and, on a change, segments referencing the
-        changed one) in dependency order."""
-        idx, st, ctx = self.idx, self.st, self.ctx
-        live, rank, dependents = idx.live, idx.rank, idx.dependents
+    def evaluate(self, sids: Iterable[str], why: Cause, ordered: bool = False) -> None:
+        """Re-evaluate the live segments among ``sids`` and, when one changes,
+        the segments referencing it, in dependency (rank) order. ``ordered``
+        says ``sids`` is one index tuple: unique, live and already ranked."""
+        entries = self.idx.entries
+        if ordered:
+            order: Any = sids
+        else:
+            order = sorted({s for s in sids if s in entries}, key=lambda s: entries[s][0])
+        st, ctx = self.st, self.ctx
         cid, static = st.contact_id, st.static
-        causes = dict(seeds)
-        heap = [(rank[s], s) for s in causes if s in live]
-        if len(heap) > 1:
-            heapify(heap)
-        queued = set(causes)
-        while heap:
-            sid = heappop(heap)[1]
-            cs = live[sid]
-            member, d = cs.evaluate(ctx, cid, static)
-            if (d is not None or sid in st.due) and st.due.get(sid) != d:
+        heap: list[tuple[int, str]] = []  # referencing segments queued by a change
+        causes: dict[str, Cause] = {}
+        queued: set[str] | None = None
+        it = iter(order)
+        nxt = next(it, None)
+        while True:
+            if heap and (nxt is None or entries[nxt][0] > heap[0][0]):
+                sid = heappop(heap)[1]
+                reason = causes[sid]
+            elif nxt is not None:
+                sid = nxt
+                nxt = next(it, None)
+                reason = why
+            else:
+                break
+            _, fn, version, dependents = entries[sid]
+            member, d = fn(ctx, cid, static)
+            due = st.due
+            if (d is not None or sid in due) and due.get(sid) != d:
                 if d is None:
                     del self.own_due()[sid]
                 else:
                     self.own_due()[sid] = d
-            if member != bool(st.members.get(sid, 0) & 1):
-                self.emit(sid, member, cs.version, causes[sid])
-                for dep in dependents.get(sid, ()):
-                    if dep not in queued:
-                        queued.add(dep)
-                        causes[dep] = cause("segment_change", sid)
-                        heappush(heap, (rank[dep], dep))
+            if member != (st.members.get(sid, 0) & 1):
+                self.emit(sid, member, version, reason)
+                if dependents:
+                    if queued is None:
+                        queued = set(order)
+                    for dep in dependents:
+                        if dep not in queued:
+                            queued.add(dep)
+                            causes[dep] = cause("segment_change", sid)
+                            heappush(heap, (entries[dep][0], dep))
 
     def cascade_from(self, sid: str) -> None:
         deps = self.idx.dependents.get(sid, ())
         if deps:
-            self.evaluate(dict.fromkeys(deps, cause("segment_change", sid)))
+            self.evaluate(deps, cause("segment_change", sid), ordered=True)
 
 
 def apply(
@@ -147,28 +164,22 @@ def apply(
     nd = st.next_due_us()
     if nd is not None and nd <= now_us:
         overdue = [s for s, d in st.due.items() if d <= now_us]
-        if overdue:
-            step.evaluate(dict.fromkeys(overdue, _TIME))
-            for s in overdue:  # due entries of segments that are no longer live
-                if s not in idx.live and s in st.due:
-                    del step.own_due()[s]
-    seeds = _route(step, inp, catalog, accounts, now_us)
+        step.evaluate(overdue, _TIME)
+        gone = [s for s in overdue if s not in idx.live and s in st.due]
+        for s in gone:  # due entries of segments that are no longer live
+            del step.own_due()[s]
+    sids, why, ordered = _route(step, inp, catalog, accounts, now_us)
     if created:
-        for sid in idx.empty_true:
-            seeds.setdefault(sid, _creation_cause(inp))
-        for sid in idx.includes.get(st.contact_id, ()):
-            seeds.setdefault(sid, _creation_cause(inp))
-    if seeds:
-        step.evaluate(seeds)
+        extra = idx.empty_true + idx.includes.get(st.contact_id, ())
+        if extra:
+            sids, ordered = (*sids, *extra), False
+    if sids:
+        step.evaluate(sids, why, ordered)
     return Transition(st, step.changes, st.next_due)
 
 
-def _creation_cause(inp: Input) -> Cause:
-    if type(inp) is Interaction:
-        return cause("interaction", inp.event_id)
-    if type(inp) is StaticEdit:
-        return _STATIC
-    return _UPDATE
+Routed = tuple[Sequence[str], Cause, bool]  # (segment ids, cause, ids ranked and unique)
+_NOTHING: Routed = ((), _UPDATE, True)
 
 
 def _route(
@@ -177,7 +188,7 @@ def _route(
     catalog: Catalog,
     accounts: Mapping[str, Mapping[str, Any]],
     now_us: int,
-) -> dict[str, Cause]:
+) -> Routed:
     """Apply the input to the state; return the segments it affects."""
     st, idx = step.st, step.idx
     t = type(inp)
@@ -186,35 +197,34 @@ def _route(
     if t is ContactUpsert:
         return _upsert(step, inp, accounts, now_us)  # type: ignore[arg-type]
     if t is Tick:
-        return {}
+        return _NOTHING
     if t is StaticEdit:
         assert isinstance(inp, StaticEdit)
-        st.static = {**st.static, inp.segment_id: inp.op == "add"}
-        return {inp.segment_id: _STATIC}
+        st.static[inp.segment_id] = inp.op == "add"
+        return (inp.segment_id,), _STATIC, False
     if t is AccountChanged:
         assert isinstance(inp, AccountChanged)
         if st.account_id != inp.account_id:
-            return {}
-        return dict.fromkeys(idx.by_account, cause("account_update", inp.account_id))
+            return _NOTHING
+        return idx.by_account, cause("account_update", inp.account_id), True
     if t is SegmentChanged:
         assert isinstance(inp, SegmentChanged)
         return _segment_changed(step, inp.segment_id, catalog)
     raise TypeError(f"engine cannot apply {t.__name__}")
 
 
-def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> dict[str, Cause]:
+def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> Routed:
     st, idx = step.st, step.idx
     etype = inp.type
-    affected = idx.by_type.get(etype)
+    why = cause("interaction", inp.event_id)
+    affected = idx.by_type.get(etype, ())
     if not affected and etype not in idx.history:
-        return {}
+        return (), why, True
     if is_duplicate(st, etype, inp.event_id):
-        return {}
+        return (), why, True
     record_event(st, step.ctx, idx, catalog.limits, etype, inp.event_id, to_us(inp.occurred_at),
                  inp.properties)
-    if not affected:
-        return {}
-    return dict.fromkeys(affected, cause("interaction", inp.event_id))
+    return affected, why, True
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -223,7 +233,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _upsert(
     step: _Step, inp: ContactUpsert, accounts: Mapping[str, Mapping[str, Any]], now_us: int
-) -> dict[str, Cause]:
+) -> Routed:
     st, idx = step.st, step.idx
     old = st.attrs
     if inp.mode == "merge":
@@ -241,22 +251,23 @@ def _upsert(
         consent = dict(inp.consent)
     changed = [k for k in touched if not _same(old.get(k), new.get(k))]
     st.attrs = new
-    seeds: dict[str, Cause] = {}
     by_field = idx.by_field
-    for k in changed:
-        for sid in by_field.get(k, ()):
-            seeds[sid] = _UPDATE
+    groups = [g for k in changed if (g := by_field.get(k))]
     if "account_id" in inp.model_fields_set and inp.account_id != st.account_id:
         st.account_id = inp.account_id
-        seeds.update(dict.fromkeys(idx.by_account, _UPDATE))
+        groups.append(idx.by_account)
     if consent != st.consent:
         st.consent = consent
-        seeds.update(dict.fromkeys(idx.by_consent, _UPDATE))
+        groups.append(idx.by_consent)
     step.ctx = make_ctx(st, accounts, now_us)
-    return seeds
+    if not groups:
+        return (), _UPDATE, True
+    if len(groups) == 1:
+        return groups[0], _UPDATE, True
+    return [s for g in groups for s in g], _UPDATE, False
 
 
-def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> dict[str, Cause]:
+def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> Routed:
     st = step.st
     gc_state(st, step.idx)
     cs = catalog.compiled(sid)
@@ -267,12 +278,12 @@ def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> dict[str, Cause
         if st.is_member(sid):
             step.emit(sid, False, st.versions.get(sid, 1), _DELETED)
             step.cascade_from(sid)
-        return {}
+        return _NOTHING
     if cs.defn.status != "live":  # stopped / draft: membership frozen
         if sid in st.due:
             del step.own_due()[sid]
-        return {}
-    return {sid: _DEFINITION}
+        return _NOTHING
+    return (sid,), _DEFINITION, True
 
 
 def _erase(state: ContactState | None, catalog: Catalog, now: datetime) -> Transition:

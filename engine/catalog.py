@@ -16,19 +16,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from engine.compile import CompiledSegment, compile_segment
+from engine.compile import CompiledSegment, SegmentEval, compile_segment
 from engine.context import Ctx
 from engine.deps import FeatureSpec, HistoryNeed
 from engine.errors import CycleError
 from engine.limits import Limits
 from models.segments import SegmentDefinition
 
-__all__ = ["Catalog", "Index"]
+__all__ = ["Catalog", "Index", "SegEntry"]
+
+
+# What the hot loop needs per live segment, in one tuple:
+# (rank, membership closure, version, ids of live segments referencing it)
+SegEntry = tuple[int, SegmentEval, int, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class Index:
+    """Live segments only. Every ``by_*`` tuple lists ids in rank order."""
+
     live: dict[str, CompiledSegment]
+    entries: dict[str, SegEntry]
     rank: dict[str, int]
     by_field: dict[str, tuple[str, ...]]
     by_account: tuple[str, ...]
@@ -187,14 +195,19 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
                 lookback = max(old.lookback_us, need.lookback_us)
                 hist[t] = HistoryNeed(lookback, old.props | need.props)
     empty_true = _empty_true(live)
+    dep_t = {k: tuple(v) for k, v in dependents.items()}
+    entries = {
+        sid: (rank[sid], c.evaluate, c.version, dep_t.get(sid, ())) for sid, c in live.items()
+    }
     return Index(
         live=live,
+        entries=entries,
         rank=rank,
         by_field={k: tuple(v) for k, v in by_field.items()},
         by_account=tuple(by_account),
         by_consent=tuple(by_consent),
         by_type={k: tuple(v) for k, v in by_type.items()},
-        dependents={k: tuple(v) for k, v in dependents.items()},
+        dependents=dep_t,
         includes={k: tuple(v) for k, v in includes.items()},
         empty_true=empty_true,
         time_sensitive=frozenset(time_sensitive),

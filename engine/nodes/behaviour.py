@@ -128,19 +128,30 @@ def _performed(node: Performed, env: Env) -> CNode:
             return sum(1 for k in range(i, j) if pred(hist[k][2]))
 
         def vd(ctx: Ctx) -> ValueDue:
+            hist = ctx.history.get(etype)
+            if not hist:
+                return test(0), None
             now = ctx.now
+            i = bisect_left(hist, now - b, key=_T)
+            # matching events still (or not yet) inside the window, oldest first
+            ts = [e[0] for e in hist[i:] if pred is None or pred(e[2])]
+            if not ts or ts[-1] - a <= now:
+                # nothing enters later: the count only falls, one event at a time
+                cur = len(ts)
+                val = test(cur)
+                for k in range(cur):
+                    if test(cur - k - 1) != val:
+                        return val, ts[k] + b + 1
+                return val, None
             cur = 0
             pts: list[tuple[int, int]] = []
-            for e in _scan(ctx, etype, a, b, pred):
-                t = e[0]
+            for t in ts:
                 if t - a <= now:
                     cur += 1
                 else:
                     pts.append((t - a, 1))
                 pts.append((t + b + 1, -1))
             val = test(cur)
-            if not pts:
-                return val, None
             pts.sort()
             c, k, n = cur, 0, len(pts)
             while k < n:
@@ -298,6 +309,41 @@ def finalize(func: str, acc: Any) -> Any:
     return most_frequent(acc)
 
 
+def _reducer(func: str, get: Callable[[Any], Any], cap: int) -> Callable[[list[list[Any]]], Any]:
+    """Aggregate a list of kept events (time order) in one specialised pass."""
+    if func in ("sum", "avg"):
+        avg = func == "avg"
+
+        def total(evs: list[list[Any]]) -> Any:
+            s, n = 0, 0
+            for e in evs:
+                v = get(e[2])
+                if type(v) in NUM:
+                    s += v
+                    n += 1
+            if not n:
+                return None
+            return s / n if avg else s
+
+        return total
+    if func in ("min", "max"):
+        pick = min if func == "min" else max
+
+        def extreme(evs: list[list[Any]]) -> Any:
+            vals = [v for e in evs if type(v := get(e[2])) in NUM]
+            return pick(vals) if vals else None
+
+        return extreme
+
+    def generic(evs: list[list[Any]]) -> Any:
+        acc: Any = {}
+        for e in evs:
+            acc = fold_value(func, acc, get(e[2]), e[0], cap)
+        return finalize(func, acc)
+
+    return generic
+
+
 def initial(func: str) -> Any:
     if func in ("sum", "avg"):
         return [0, 0]
@@ -333,30 +379,36 @@ def _aggregate(node: AggregateCondition, env: Env) -> CNode:
     if isinstance(w, RelativeWindow):
         a, b = _relative(w)
 
-        def value_now(ctx: Ctx) -> Any:
+        reduce = _reducer(func, get, cap)
+
+        def scan(ctx: Ctx) -> tuple[Any, int | None]:
+            """(aggregate now, next instant an event enters or leaves)."""
             hist = ctx.history.get(etype)
             if not hist:
-                return None
+                return None, None
             now = ctx.now
             i = bisect_left(hist, now - b, key=_T)
-            j = bisect_right(hist, now + a, key=_T)
-            acc = initial(func)
-            for k in range(i, j):
-                e = hist[k]
-                if pred is None or pred(e[2]):
-                    acc = fold_value(func, acc, get(e[2]), e[0], cap)
-            return finalize(func, acc)
-
-        def vd(ctx: Ctx) -> ValueDue:
-            val = test(value_now(ctx))
-            now = ctx.now
+            inside: list[list[Any]] = []
             due: int | None = None
-            for e in _scan(ctx, etype, a, b, pred):
+            for e in hist[i:]:
+                if pred is not None and not pred(e[2]):
+                    continue
                 t = e[0]
-                c = t - a if t - a > now else t + b + 1
+                if t - a <= now:
+                    inside.append(e)
+                    c = t + b + 1
+                else:
+                    c = t - a
                 if due is None or c < due:
                     due = c
-            return val, due
+            return (reduce(inside) if inside else None), due
+
+        def value_now(ctx: Ctx) -> Any:
+            return scan(ctx)[0]
+
+        def vd(ctx: Ctx) -> ValueDue:
+            v, due = scan(ctx)
+            return test(v), due
 
         def ev(ctx: Ctx) -> bool:
             return test(value_now(ctx))

@@ -9,7 +9,7 @@ from typing import Any
 from engine.deps import Deps
 from engine.registry import Env
 
-__all__ = ["getter", "lit_text"]
+__all__ = ["getter", "lit_text", "simple_source"]
 
 Getter = Callable[[Any], Any]
 
@@ -23,6 +23,18 @@ def _walk(rest: tuple[str, ...]) -> Callable[[Any], Any]:
         return v
 
     return walk
+
+
+def simple_source(field: str, env: Env) -> tuple[str, str] | None:
+    """(source, key) when the path is one key deep in its source, else None."""
+    parts = field.split(".")
+    if env.scope == "event":
+        return ("event", parts[0]) if len(parts) == 1 else None
+    if len(parts) == 1:
+        return "attrs", parts[0]
+    if len(parts) == 2 and parts[0] in ("account", "consent"):
+        return parts[0], parts[1]
+    return None
 
 
 def getter(field: str, env: Env) -> tuple[Getter, Deps]:

@@ -8,7 +8,8 @@ from typing import Any
 from engine.context import Ctx
 from engine.deps import Deps, merge_deps
 from engine.errors import CompileError
-from engine.nodes.fields import getter, lit_text
+from engine.nodes.fields import getter, lit_text, simple_source
+from engine.nodes.fused import fused_compare, fused_exists
 from engine.nodes.logic import combine_and
 from engine.registry import CNode, Env, ValueDue, register
 from engine.timeutil import UNIT_US, midnight_us, parse_point, to_us
@@ -106,9 +107,14 @@ def _compare_node(field: str, op: str, lit: Any, env: Env, text: str) -> CNode:
 
         return CNode(ev, vd, trace, merge_deps([deps, Deps(time=True)]), text)
     test = static_value_test(op, lit, env.tzname)
+    simple = simple_source(field, env)
+    fused = fused_compare(simple[0], simple[1], op, lit) if simple is not None else None
 
     def ev2(x: Any) -> bool:
         return test(get(x))
+
+    if fused is not None:
+        ev2 = fused
 
     def trace2(x: Any) -> Trace:
         v = get(x)
@@ -134,6 +140,10 @@ def _exists(node: Exists, env: Env) -> CNode:
 
     def ev(x: Any) -> bool:
         return (get(x) is None) is neg
+
+    simple = simple_source(node.field, env)
+    if simple is not None:
+        ev = fused_exists(simple[0], simple[1], neg)
 
     def trace(x: Any) -> Trace:
         v = get(x)
