@@ -9,7 +9,7 @@ from engine.timeutil import local_ordinal
 if TYPE_CHECKING:
     from engine.deps import FeatureSpec
 
-__all__ = ["Ctx"]
+__all__ = ["Ctx", "EventAt"]
 
 _MISSING = object()
 
@@ -55,3 +55,18 @@ class Ctx:
                 v = spec.fold(v, t, props)
             self.features[spec.key] = v
         return v
+
+
+class EventAt(dict):  # type: ignore[type-arg]
+    """One event's properties seen at instant ``now``: what a time-relative
+    ``where`` clause (``where delivery_date within next 7 days``) evaluates
+    on. Quacks like ``Ctx`` for the time-relative leaves (``now``, ``today``)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, props: dict[str, Any], now: int) -> None:
+        super().__init__(props)
+        self.now = now
+
+    def today(self, tzname: str) -> int:
+        return local_ordinal(self.now, tzname)

@@ -158,9 +158,9 @@ class _Eval:
         if isinstance(n, InSegment):
             return self.members.get(n.segment_id, False)
         if isinstance(n, DateWithin):
-            return self.date_within(n)
+            return self.date_within(n, props)
         if isinstance(n, AnniversaryWindow):
-            return self.anniversary(n)
+            return self.anniversary(n, props)
         if isinstance(n, Performed):
             cnt = len(self.in_window(self.matching(n.event_type, n.where), n.window))
             return {"at least": cnt >= n.count, "at most": cnt <= n.count,
@@ -171,8 +171,8 @@ class _Eval:
             return self.aggregate(n)
         raise TypeError(n)
 
-    def date_within(self, n: DateWithin) -> bool:
-        a = self.temporal(self.lookup(n.field, None))
+    def date_within(self, n: DateWithin, props: dict[str, Any] | None) -> bool:
+        a = self.temporal(self.lookup(n.field, props))
         if a is None:
             return False
         w = n.window
@@ -192,8 +192,8 @@ class _Eval:
             return self.now - d <= a <= self.now
         return self.now <= a <= self.now + d
 
-    def anniversary(self, n: AnniversaryWindow) -> bool:
-        a = self.temporal(self.lookup(n.field, None))
+    def anniversary(self, n: AnniversaryWindow, props: dict[str, Any] | None) -> bool:
+        a = self.temporal(self.lookup(n.field, props))
         if a is None:
             return False
         born = a if type(a) is date else self.local(a)  # type: ignore[arg-type]

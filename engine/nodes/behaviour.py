@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from engine.context import Ctx
+from engine.context import Ctx, EventAt
 from engine.deps import Deps, FeatureSpec, HistoryNeed, merge_deps
 from engine.errors import CompileError
 from engine.nodes.fields import getter, lit_text
@@ -31,6 +31,7 @@ from models.conditions import (
     Condition,
     DateLiteral,
     DateTimeLiteral,
+    EverWindow,
     LastPerformed,
     Performed,
     RangeWindow,
@@ -43,13 +44,62 @@ __all__ = ["finalize", "fold_value", "most_frequent"]
 
 _T = itemgetter(0)
 Pred = Callable[[dict[str, Any]], bool] | None
+TimedPred = Callable[[Any], ValueDue] | None
 
 
-def _where(where: Condition | None, env: Env) -> tuple[Pred, frozenset[str], str]:
+def _where(where: Condition | None, env: Env) -> tuple[Pred, frozenset[str], str, TimedPred]:
+    """(predicate on props, properties read, text, time-aware predicate or
+    None). A time-relative ``where`` (``where due_at within next 7 days``)
+    reads the engine clock, so it cannot be folded into a running feature."""
     if where is None:
-        return None, frozenset(), ""
+        return None, frozenset(), "", None
     node = compile_node(where, env.event_scope())
-    return node.ev, node.deps.fields, f" where {node.text}"
+    return node.ev, node.deps.fields, f" where {node.text}", node.vd
+
+
+_EVER_US = 1 << 62  # "keep everything" lookback for history-scanned ever windows
+
+
+def _timed_scan(
+    ctx: Ctx, etype: str, pvd: Callable[[Any], ValueDue], w: Window, tzname: str
+) -> tuple[list[list[Any]], int | None]:
+    """Kept events inside the window whose time-relative ``where`` holds now,
+    and the next instant either could change (conservative)."""
+    hist = ctx.history.get(etype)
+    if not hist:
+        return [], None
+    now = ctx.now
+    due: int | None = None
+    out: list[list[Any]] = []
+    if isinstance(w, RelativeWindow):
+        a, b = _relative(w)
+        events = hist[bisect_left(hist, now - b, key=_T):]
+    else:
+        a = b = 0
+        if isinstance(w, RangeWindow):
+            lo, hi = range_bounds(w, tzname)
+            events = [e for e in hist if lo <= e[0] < hi]
+        else:
+            events = hist
+    relative = isinstance(w, RelativeWindow)
+    for e in events:
+        m, d = pvd(EventAt(e[2], now))
+        inside = True
+        if relative:
+            t = e[0]
+            inside = t - a <= now
+            edge = t + b + 1 if inside else t - a
+            d = edge if d is None or edge < d else d
+        if d is not None and (due is None or d < due):
+            due = d
+        if m and inside:
+            out.append(e)
+    return out, due
+
+
+def _timed_need(etype: str, w: Window, props: frozenset[str]) -> Deps:
+    lookback = _relative(w)[1] if isinstance(w, RelativeWindow) else _EVER_US
+    return Deps(time=True, history=((etype, HistoryNeed(lookback, props)),))
 
 
 def range_bounds(w: RangeWindow, tzname: str) -> tuple[int, int]:
@@ -104,7 +154,7 @@ def _count_test(op: str, n: int) -> Callable[[int], bool]:
 @register(Performed)
 def _performed(node: Performed, env: Env) -> CNode:
     env.require_contact("'performed'")
-    pred, props, wtext = _where(node.where, env)
+    pred, props, wtext, pvd = _where(node.where, env)
     test = _count_test(node.count_op, node.count)
     etype = node.event_type
     text = (f"performed {etype}{wtext} {node.count_op} {node.count} times"
@@ -112,6 +162,23 @@ def _performed(node: Performed, env: Env) -> CNode:
     w = node.window
     base = Deps(event_types=frozenset([etype]))
     threshold = f"{node.count_op} {node.count}"
+
+    if pvd is not None:
+        tz = env.tzname
+
+        def tvd(ctx: Ctx) -> ValueDue:
+            evs, due = _timed_scan(ctx, etype, pvd, w, tz)
+            return test(len(evs)), due
+
+        def tev(ctx: Ctx) -> bool:
+            return tvd(ctx)[0]
+
+        def ttrace(ctx: Ctx) -> Trace:
+            n = len(_timed_scan(ctx, etype, pvd, w, tz)[0])
+            return Trace(text, test(n), seen=f"{n} times", threshold=threshold)
+
+        deps = merge_deps([base, _timed_need(etype, w, props)])
+        return CNode(tev, tvd, ttrace, deps, text)
 
     if isinstance(w, RelativeWindow):
         a, b = _relative(w)
@@ -204,7 +271,7 @@ def _performed(node: Performed, env: Env) -> CNode:
 def _last_performed(node: LastPerformed, env: Env) -> CNode:
     """Latest matching event ever (a running max), against a point in time."""
     env.require_contact("'last performed'")
-    pred, props, wtext = _where(node.where, env)
+    pred, props, wtext, pvd = _where(node.where, env)
     etype = node.event_type
     at = node.at
     before = node.op == "before"
@@ -219,20 +286,36 @@ def _last_performed(node: LastPerformed, env: Env) -> CNode:
                        env.tzname if node.where else "")
     spec = FeatureSpec(key, etype, "last", None, fold, props)
     deps = Deps(event_types=frozenset([etype]), features=(spec,))
+    tz = env.tzname
+
+    def latest(ctx: Ctx) -> tuple[int | None, int | None]:
+        """(latest matching event, next instant that could change)."""
+        if pvd is None:
+            return ctx.feature(spec), None
+        evs, due = _timed_scan(ctx, etype, pvd, EverWindow(), tz)
+        return (max(e[0] for e in evs) if evs else None), due
+
+    if pvd is not None:
+        deps = merge_deps([Deps(event_types=frozenset([etype])),
+                           _timed_need(etype, EverWindow(), props)])
 
     if isinstance(at, RelativeTime):
         off = relative_offset(at)
 
         def vd(ctx: Ctx) -> ValueDue:
-            last = ctx.feature(spec)
+            last, wdue = latest(ctx)
             if last is None:
-                return False, None
+                return False, wdue
             now = ctx.now
             if before:  # last < now + off  <=>  now >= last - off + 1
                 e = last - off + 1
-                return now >= e, (e if now < e else None)
-            s = last - off  # last > now + off  <=>  now < last - off
-            return now < s, (s if now < s else None)
+                val, due = now >= e, (e if now < e else None)
+            else:
+                s = last - off  # last > now + off  <=>  now < last - off
+                val, due = now < s, (s if now < s else None)
+            if wdue is not None and (due is None or wdue < due):
+                due = wdue
+            return val, due
 
         def ev(ctx: Ctx) -> bool:
             return vd(ctx)[0]
@@ -247,16 +330,24 @@ def _last_performed(node: LastPerformed, env: Env) -> CNode:
             assert isinstance(at, DateTimeLiteral)
             bound = to_us(at.datetime)
 
-        def ev(ctx: Ctx) -> bool:
-            last = ctx.feature(spec)
+        def check(last: int | None) -> bool:
             if last is None:
                 return False
             return last < bound if before else last > bound
 
+        def ev(ctx: Ctx) -> bool:
+            return check(latest(ctx)[0])
+
         vd_ = None
+        if pvd is not None:
+            def vd_timed(ctx: Ctx) -> ValueDue:
+                last, wdue = latest(ctx)
+                return check(last), wdue
+
+            vd_ = vd_timed
 
     def trace(ctx: Ctx) -> Trace:
-        last = ctx.feature(spec)
+        last = latest(ctx)[0]
         seen = from_us(last).isoformat() if last is not None else "never"
         return Trace(text, ev(ctx), seen=seen, threshold=f"{node.op} {lit_text(at)}")
 
@@ -358,7 +449,7 @@ def _aggregate(node: AggregateCondition, env: Env) -> CNode:
     if isinstance(node.value, RelativeTime):
         raise CompileError(f"segment {env.segment_id!r}: an aggregate cannot compare with a "
                            "relative time")
-    pred, props, wtext = _where(node.where, env)
+    pred, props, wtext, pvd = _where(node.where, env)
     get, pdeps = getter(node.property, env.event_scope())
     props = props | pdeps.fields
     func = node.func
@@ -375,6 +466,25 @@ def _aggregate(node: AggregateCondition, env: Env) -> CNode:
     w = node.window
     # sum and avg share one accumulator
     acc_kind = "sumn" if func in ("sum", "avg") else func
+
+    if pvd is not None:
+        tz = env.tzname
+        reduce_t = _reducer(func, get, cap)
+
+        def avd(ctx: Ctx) -> ValueDue:
+            evs, due = _timed_scan(ctx, etype, pvd, w, tz)
+            return test(reduce_t(evs) if evs else None), due
+
+        def aev(ctx: Ctx) -> bool:
+            return avd(ctx)[0]
+
+        def atrace(ctx: Ctx) -> Trace:
+            evs, _ = _timed_scan(ctx, etype, pvd, w, tz)
+            v = reduce_t(evs) if evs else None
+            return Trace(text, test(v), seen=v, threshold=threshold)
+
+        deps = merge_deps([base, _timed_need(etype, w, props)])
+        return CNode(aev, avd, atrace, deps, text)
 
     if isinstance(w, RelativeWindow):
         a, b = _relative(w)

@@ -84,7 +84,6 @@ def relative_eval(op: str) -> Callable[[int, int, int], ValueDue]:
 def _compare_node(field: str, op: str, lit: Any, env: Env, text: str) -> CNode:
     get, deps = getter(field, env)
     if isinstance(lit, RelativeTime):
-        env.require_contact("a relative time")
         off = relative_offset(lit)
         rel = relative_eval(op)
         tz = env.tzname

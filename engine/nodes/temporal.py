@@ -26,7 +26,6 @@ def _date_within(node: DateWithin, env: Env) -> CNode:
     """Instants: ``last d`` is true for now in ``[t, t+d]``. A calendar-day
     value with a days/weeks window compares local days: ``last 14 days`` is
     true from that day's midnight through the 14th day after it."""
-    env.require_contact("'within'")
     get, deps = getter(node.field, env)
     w = node.window
     tz = env.tzname
@@ -71,7 +70,6 @@ def anniversary(month: int, day: int, year: int) -> int:
 
 @register(AnniversaryWindow)
 def _anniversary(node: AnniversaryWindow, env: Env) -> CNode:
-    env.require_contact("an anniversary")
     get, deps = getter(node.field, env)
     tz = env.tzname
     n = node.days

@@ -117,6 +117,12 @@ wheres = st.one_of(
     st.builds(Comparison, field=st.just("category"), op=st.sampled_from(["=", "!="]),
               value=st.sampled_from(CATEGORIES)),
     st.builds(Comparison, field=st.just("amount"), op=order_ops, value=st.integers(0, 10)),
+    # time-relative where clauses read the clock: no running feature possible
+    st.builds(DateWithin, field=st.just("due"), window=st.builds(
+        RelativeWindow, direction=st.sampled_from(["last", "next"]), amount=st.integers(1, 3),
+        unit=st.sampled_from(["hours", "days"]))),
+    st.builds(Comparison, field=st.just("due"), op=st.sampled_from(["<", ">="]),
+              value=st.builds(RelativeTime, amount=st.integers(0, 3), unit=st.just("days"))),
 )
 
 
@@ -350,7 +356,9 @@ def test_incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefiniti
                     type=draw(st.sampled_from(TYPES)),
                     occurred_at=now + timedelta(minutes=draw(st.integers(-5 * 1440, 2 * 1440))),
                     properties={"amount": draw(st.one_of(st.integers(0, 10), st.just("5"))),
-                                "category": draw(st.sampled_from(CATEGORIES))},
+                                "category": draw(st.sampled_from(CATEGORIES)),
+                                "due": (now + timedelta(minutes=draw(st.integers(
+                                    -3 * 1440, 3 * 1440)))).isoformat()},
                 )
                 live_seen.append(inp)
             naive.add_event(inp)
