@@ -20,6 +20,7 @@ import faust
 import orjson
 
 from agents.buffered_tables import BufferedTable, WriteBatch
+from agents.output import OutputProducer
 from agents.partition_scan import scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from app.clock import PartitionClock
@@ -83,6 +84,9 @@ class Evaluator:
         self.app, self.topics, self.settings = app, topics, settings
         self.batch = WriteBatch()
         self.pending: list[Any] = []  # output futures of the current batch
+        self.output = OutputProducer(settings)
+        self.changes_topic = topics.membership_changes.get_topic_name()
+        self.snapshot_topic = topics.memberships.get_topic_name()
         self.raw_contacts = tables.contacts
         self.contacts = BufferedTable(tables.contacts, self.batch)
         self.accounts = BufferedTable(tables.accounts, self.batch)
@@ -101,20 +105,18 @@ class Evaluator:
     # -- outputs ---------------------------------------------------------------
 
     async def publish(self, changes: list[MembershipChange]) -> None:
-        """Send the changes now (``force=True``: not attached to the event)
-        and remember the delivery futures; ``handle_batch`` waits for all of
-        them before any state of the batch reaches the tables.
+        """Send the changes now and remember the delivery futures; the agent
+        waits for all of them before any state of the batch reaches the tables.
 
-        By default Faust attaches sends made inside an agent to the current
-        event and publishes them when the event is acked, after the state
-        write: a kill -9 in between left the new state in RocksDB and lost
-        the changes (the crash test caught it).
+        Not Faust's ``Topic.send``: inside an agent it attaches records to the
+        current event and publishes them when the event is acked, after the
+        state write — a kill -9 in between left the new state in RocksDB and
+        lost the changes (the crash test caught it).
         """
-        send_changes = self.topics.membership_changes.send
-        send_snapshot = self.topics.memberships.send
+        send = self.output.send
         for change in changes:
-            self.pending.append(await send_changes(
-                key=change.contact_id.encode(), value=model_bytes(change), force=True))
+            self.pending.append(await send(
+                self.changes_topic, change.contact_id.encode(), model_bytes(change)))
             snapshot_key = f"{change.segment_id}/{change.contact_id}".encode()
             snapshot = None  # tombstone: compaction forgets former members
             if change.change == "joined":
@@ -126,7 +128,7 @@ class Evaluator:
                     "segment_version": change.segment_version,
                     "sequence": change.sequence,
                 })
-            self.pending.append(await send_snapshot(key=snapshot_key, value=snapshot, force=True))
+            self.pending.append(await send(self.snapshot_topic, snapshot_key, snapshot))
 
     # -- contacts --------------------------------------------------------------
 
@@ -291,6 +293,16 @@ def register_evaluator(
     @app.on_partitions_revoked.connect
     async def _forget(*_: Any, **__: Any) -> None:
         evaluator.forget_caches()
+
+    @app.on_before_shutdown.connect
+    async def _stop_output(*_: Any, **__: Any) -> None:
+        await evaluator.output.stop()
+
+    @app.task
+    async def _quiet_client_logs() -> None:
+        # aiokafka logs every send at DEBUG; once the worker has configured
+        # logging, keep those records from being built at all.
+        logging.getLogger("aiokafka").setLevel(max(logging.INFO, log.getEffectiveLevel()))
 
     async def evaluate_one(event: faust.EventT) -> None:
         message = event.message

@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         table_standby_replicas=1,
+        producer_linger_ms=settings.producer_linger_ms,
         topic_allow_declare=True,
         web_in_thread=False,
     )

@@ -40,6 +40,10 @@ class WorkerProcess:
             "SEGMENTFLOW_STORE": s.store,
             "SEGMENTFLOW_CLOCK": s.clock,
             "SEGMENTFLOW_LOG_LEVEL": s.log_level,
+            "SEGMENTFLOW_PRODUCER_LINGER_MS": str(s.producer_linger_ms),
+            "SEGMENTFLOW_BATCH_MAX": str(s.batch_max),
+            "SEGMENTFLOW_BATCH_WITHIN": str(s.batch_within),
+            "SEGMENTFLOW_TICK_INTERVAL": str(s.tick_interval),
         })
         return env
 
