@@ -222,8 +222,12 @@ def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> Routed:
         return (), why, True
     if is_duplicate(st, etype, inp.event_id):
         return (), why, True
-    record_event(st, step.ctx, idx, catalog.limits, etype, inp.event_id, to_us(inp.occurred_at),
-                 inp.properties)
+    t = to_us(inp.occurred_at)
+    props = inp.properties
+    record_event(st, step.ctx, idx, catalog.limits, etype, inp.event_id, t, props)
+    filters = idx.type_filters.get(etype)
+    if filters:  # skip segments whose where / range this event cannot pass
+        affected = tuple(s for s in affected if (f := filters.get(s)) is None or f(t, props))
     return affected, why, True
 
 

@@ -18,7 +18,7 @@ from functools import cached_property
 
 from engine.compile import CompiledSegment, SegmentEval, compile_segment
 from engine.context import Ctx
-from engine.deps import FeatureSpec, HistoryNeed
+from engine.deps import EventFilter, FeatureSpec, HistoryNeed
 from engine.errors import CycleError
 from engine.limits import Limits
 from models.segments import SegmentDefinition
@@ -46,6 +46,9 @@ class Index:
     includes: dict[str, tuple[str, ...]]
     empty_true: tuple[str, ...]
     time_sensitive: frozenset[str]
+    #: event type -> {segment: filter}: segments only some events of the type
+    #: can affect (static ``where`` / absolute range on every use of the type)
+    type_filters: dict[str, dict[str, EventFilter]]
     features_by_type: dict[str, tuple[FeatureSpec, ...]]
     feature_keys: frozenset[str]
     history: dict[str, HistoryNeed]
@@ -169,8 +172,15 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
     time_sensitive: set[str] = set()
     feats: dict[str, dict[str, FeatureSpec]] = {}
     hist: dict[str, HistoryNeed] = {}
+    type_filters: dict[str, dict[str, EventFilter]] = {}
     for sid, c in live.items():
         d = c.deps
+        per_type: dict[str, list[EventFilter | None]] = {}
+        for t, f in d.event_filters:
+            per_type.setdefault(t, []).append(f)
+        for t, fs in per_type.items():
+            if all(f is not None for f in fs):
+                type_filters.setdefault(t, {})[sid] = _any_of(fs)  # type: ignore[arg-type]
         for f in d.fields:
             by_field.setdefault(f, []).append(sid)
         for t in d.event_types:
@@ -211,10 +221,17 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
         includes={k: tuple(v) for k, v in includes.items()},
         empty_true=empty_true,
         time_sensitive=frozenset(time_sensitive),
+        type_filters=type_filters,
         features_by_type={k: tuple(v.values()) for k, v in feats.items()},
         feature_keys=frozenset(k for v in feats.values() for k in v),
         history=hist,
     )
+
+
+def _any_of(fs: list[EventFilter]) -> EventFilter:
+    if len(fs) == 1:
+        return fs[0]
+    return lambda t, props: any(f(t, props) for f in fs)
 
 
 def _empty_true(live: dict[str, CompiledSegment]) -> tuple[str, ...]:

@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Deps", "FeatureSpec", "HistoryNeed", "merge_deps"]
+__all__ = ["Deps", "EventFilter", "FeatureSpec", "HistoryNeed", "merge_deps"]
+
+# (occurred_at_us, props) -> could this event change the condition's value?
+EventFilter = Callable[[int, dict[str, Any]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class Deps:
     time: bool = False
     features: tuple[FeatureSpec, ...] = ()
     history: tuple[tuple[str, HistoryNeed], ...] = field(default=())
+    #: per event type read: a filter saying which events can matter (None: all)
+    event_filters: tuple[tuple[str, EventFilter | None], ...] = ()
 
 
 EMPTY = Deps()
@@ -59,10 +64,12 @@ def merge_deps(parts: Iterable[Deps]) -> Deps:
         return parts[0]
     feats: dict[str, FeatureSpec] = {}
     hist: list[tuple[str, HistoryNeed]] = []
+    filters: list[tuple[str, EventFilter | None]] = []
     for p in parts:
         for f in p.features:
             feats.setdefault(f.key, f)
         hist.extend(p.history)
+        filters.extend(p.event_filters)
     return Deps(
         fields=frozenset().union(*(p.fields for p in parts)),
         account=any(p.account for p in parts),
@@ -72,4 +79,5 @@ def merge_deps(parts: Iterable[Deps]) -> Deps:
         time=any(p.time for p in parts),
         features=tuple(feats.values()),
         history=tuple(hist),
+        event_filters=tuple(filters),
     )

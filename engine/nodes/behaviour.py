@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from engine.context import Ctx, EventAt
-from engine.deps import Deps, FeatureSpec, HistoryNeed, merge_deps
+from engine.deps import Deps, EventFilter, FeatureSpec, HistoryNeed, merge_deps
 from engine.errors import CompileError
 from engine.nodes.fields import getter, lit_text
 from engine.nodes.profile import literal_interval, relative_offset, static_value_test
@@ -55,6 +55,24 @@ def _where(where: Condition | None, env: Env) -> tuple[Pred, frozenset[str], str
         return None, frozenset(), "", None
     node = compile_node(where, env.event_scope())
     return node.ev, node.deps.fields, f" where {node.text}", node.vd
+
+
+def _event_filter(pred: Pred, timed: bool, lo: int | None, hi: int | None) -> EventFilter | None:
+    """Which new events can change the condition: those passing a static
+    ``where`` and falling inside an absolute range. None: every event."""
+    if timed or (pred is None and lo is None):
+        return None
+    if lo is None:
+        p = pred
+        return lambda t, props: p(props)  # type: ignore[misc]
+    if pred is None:
+        return lambda t, props: lo <= t < hi  # type: ignore[operator]
+    p2 = pred
+    return lambda t, props: lo <= t < hi and p2(props)  # type: ignore[operator]
+
+
+def _filtered(etype: str, f: EventFilter | None) -> Deps:
+    return Deps(event_types=frozenset([etype]), event_filters=((etype, f),))
 
 
 _EVER_US = 1 << 62  # "keep everything" lookback for history-scanned ever windows
@@ -160,7 +178,8 @@ def _performed(node: Performed, env: Env) -> CNode:
     text = (f"performed {etype}{wtext} {node.count_op} {node.count} times"
             f"{_window_text(node.window)}")
     w = node.window
-    base = Deps(event_types=frozenset([etype]))
+    _lo, _hi = range_bounds(w, env.tzname) if isinstance(w, RangeWindow) else (None, None)
+    base = _filtered(etype, _event_filter(pred, pvd is not None, _lo, _hi))
     threshold = f"{node.count_op} {node.count}"
 
     if pvd is not None:
@@ -285,7 +304,8 @@ def _last_performed(node: LastPerformed, env: Env) -> CNode:
     key = _feature_key("last", etype, node.where.model_dump_json() if node.where else "",
                        env.tzname if node.where else "")
     spec = FeatureSpec(key, etype, "last", None, fold, props)
-    deps = Deps(event_types=frozenset([etype]), features=(spec,))
+    deps = merge_deps([_filtered(etype, _event_filter(pred, pvd is not None, None, None)),
+                       Deps(features=(spec,))])
     tz = env.tzname
 
     def latest(ctx: Ctx) -> tuple[int | None, int | None]:
@@ -296,8 +316,7 @@ def _last_performed(node: LastPerformed, env: Env) -> CNode:
         return (max(e[0] for e in evs) if evs else None), due
 
     if pvd is not None:
-        deps = merge_deps([Deps(event_types=frozenset([etype])),
-                           _timed_need(etype, EverWindow(), props)])
+        deps = merge_deps([_filtered(etype, None), _timed_need(etype, EverWindow(), props)])
 
     if isinstance(at, RelativeTime):
         off = relative_offset(at)
@@ -462,8 +481,9 @@ def _aggregate(node: AggregateCondition, env: Env) -> CNode:
     text = (f"{func} {node.property} of {etype}{wtext}{_window_text(node.window)} "
             f"{node.op} {lit_text(node.value)}")
     threshold = f"{node.op} {lit_text(node.value)}"
-    base = Deps(event_types=frozenset([etype]))
     w = node.window
+    _lo, _hi = range_bounds(w, env.tzname) if isinstance(w, RangeWindow) else (None, None)
+    base = _filtered(etype, _event_filter(pred, pvd is not None, _lo, _hi))
     # sum and avg share one accumulator
     acc_kind = "sumn" if func in ("sum", "avg") else func
 

@@ -142,6 +142,31 @@ def test_inputs_reevaluate_only_affected_segments() -> None:
     assert seen == ["buy0"]
 
 
+def test_events_a_where_clause_rejects_do_not_reevaluate() -> None:
+    spring = Comparison(field="campaign", op="=", value="spring")
+    cat = catalog_of(
+        seg("spring", Performed(event_type="email_opened", where=spring,
+                                window=RelativeWindow(amount=3, unit="days"))),
+        seg("any", Performed(event_type="email_opened")),
+    )
+    assert set(cat.index.type_filters["email_opened"]) == {"spring"}
+    h = Harness(cat)
+    h(upsert(x=1), NOW)
+    seen: list[str] = []
+    entries = h.catalog.index.entries
+    for sid, (rank, fn, version, deps) in list(entries.items()):
+        def counting(*a: Any, _sid: str = sid, _f: Any = fn) -> Any:
+            seen.append(_sid)
+            return _f(*a)
+
+        entries[sid] = (rank, counting, version, deps)
+    h(interaction("email_opened", NOW, campaign="autumn"), NOW)
+    assert seen == ["any"]
+    seen.clear()
+    h(interaction("email_opened", NOW, campaign="spring"), NOW)
+    assert sorted(seen) == ["any", "spring"] and h.members() == {"any", "spring"}
+
+
 def test_explain_behavioural_trace() -> None:
     cond = AllOf(args=[AGE, Performed(event_type="purchase", count=2,
                                       window=RelativeWindow(amount=30, unit="days"))])
