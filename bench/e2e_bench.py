@@ -39,7 +39,7 @@ from app.partitioning import partition_for  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
 from app.workload import Workload, segment_mix  # noqa: E402
-from models.inputs import ContactUpsert, Interaction  # noqa: E402
+from models.inputs import Interaction  # noqa: E402
 from models.segments import SegmentDefinition  # noqa: E402
 
 RESULTS = ROOT / "bench/results"
@@ -103,9 +103,9 @@ async def run(segments: int, events: int, partitions: int, latency_seconds: floa
     data = Path(tempfile.mkdtemp(prefix="segmentflow-bench-"))
     settings = Settings(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=partitions,
                         data_dir=data / "worker", web_port=6190, log_level="warning")
-    definitions = segment_mix(segments) + [SegmentDefinition(
-        id="bench-marker", name="marker", status="live",
-        formula='performed survey_answered where marker exists ever')]
+    marker = SegmentDefinition(id="bench-marker", name="marker", status="live",
+                               formula="performed survey_answered where marker exists ever")
+    definitions = [*segment_mix(segments), marker]
     workload = Workload(contacts=10_000, accounts=100, events=events, seed=3,
                         start=datetime.now(UTC) - timedelta(days=20))
     all_inputs = list(workload.inputs())
