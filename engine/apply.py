@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from engine.catalog import Catalog, Index
@@ -95,26 +95,13 @@ class _Step:
         says ``sids`` is one index tuple: unique, live and already ranked."""
         entries = self.idx.entries
         if ordered:
-            order: Any = sids
+            order: Sequence[str] = sids  # type: ignore[assignment]
         else:
             order = sorted({s for s in sids if s in entries}, key=lambda s: entries[s][0])
         st, ctx = self.st, self.ctx
         cid, static = st.contact_id, st.static
-        heap: list[tuple[int, str]] = []  # referencing segments queued by a change
-        causes: dict[str, Cause] = {}
-        queued: set[str] | None = None
-        it = iter(order)
-        nxt = next(it, None)
-        while True:
-            if heap and (nxt is None or entries[nxt][0] > heap[0][0]):
-                sid = heappop(heap)[1]
-                reason = causes[sid]
-            elif nxt is not None:
-                sid = nxt
-                nxt = next(it, None)
-                reason = why
-            else:
-                break
+        # Fast path: ranked seeds, one by one, until a change has dependents.
+        for i, sid in enumerate(order):
             _, fn, version, dependents = entries[sid]
             member, d = fn(ctx, cid, static)
             due = st.due
@@ -124,15 +111,45 @@ class _Step:
                 else:
                     self.own_due()[sid] = d
             if member != (st.members.get(sid, 0) & 1):
-                self.emit(sid, member, version, reason)
+                self.emit(sid, member, version, why)
                 if dependents:
-                    if queued is None:
-                        queued = set(order)
-                    for dep in dependents:
-                        if dep not in queued:
-                            queued.add(dep)
-                            causes[dep] = cause("segment_change", sid)
-                            heappush(heap, (entries[dep][0], dep))
+                    self._cascade(order[i + 1:], why, sid, dependents)
+                    return
+
+    def _cascade(self, rest: Sequence[str], why: Cause, changed: str,
+                 dependents: tuple[str, ...]) -> None:
+        """Slow path: the remaining seeds plus segments referencing changed
+        ones, through a heap ordered by rank."""
+        entries = self.idx.entries
+        st, ctx = self.st, self.ctx
+        cid, static = st.contact_id, st.static
+        causes = dict.fromkeys(rest, why)
+        heap = [(entries[s][0], s) for s in rest]
+        queued = set(rest)
+
+        def enqueue(sid: str, deps: tuple[str, ...]) -> None:
+            for dep in deps:
+                if dep not in queued:
+                    queued.add(dep)
+                    causes[dep] = cause("segment_change", sid)
+                    heappush(heap, (entries[dep][0], dep))
+
+        enqueue(changed, dependents)
+        heapify(heap)
+        while heap:
+            sid = heappop(heap)[1]
+            _, fn, version, deps = entries[sid]
+            member, d = fn(ctx, cid, static)
+            due = st.due
+            if (d is not None or sid in due) and due.get(sid) != d:
+                if d is None:
+                    del self.own_due()[sid]
+                else:
+                    self.own_due()[sid] = d
+            if member != (st.members.get(sid, 0) & 1):
+                self.emit(sid, member, version, causes[sid])
+                if deps:
+                    enqueue(sid, deps)
 
     def cascade_from(self, sid: str) -> None:
         deps = self.idx.dependents.get(sid, ())

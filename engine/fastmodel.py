@@ -27,9 +27,7 @@ def cause(kind: str, ref: str | None = None) -> Cause:
     return m
 
 
-_FIELDS = frozenset(
-    ("segment_id", "contact_id", "change", "at", "cause", "segment_version", "sequence")
-)
+_FIELDS_SET = {"segment_id", "contact_id", "change", "at", "cause", "segment_version", "sequence"}
 
 
 def membership_change(
@@ -51,7 +49,7 @@ def membership_change(
         "segment_version": version,
         "sequence": sequence,
     })
-    _set(m, "__pydantic_fields_set__", set(_FIELDS))
+    _set(m, "__pydantic_fields_set__", _FIELDS_SET)  # frozen model: never mutated
     _set(m, "__pydantic_extra__", None)
     _set(m, "__pydantic_private__", None)
     return m

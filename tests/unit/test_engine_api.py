@@ -147,3 +147,13 @@ def test_explain_reports_values_and_thresholds() -> None:
     h(upsert(age=17), NOW)
     text = str(explain(h.state, "adults", h.catalog, NOW, {}))
     assert "age >= 18" in text and "seen=17" in text and "email exists" in text
+
+
+def test_changes_equal_validated_models() -> None:
+    from models.changes import MembershipChange
+
+    h = Harness(catalog_of(seg("adults", ADULT)))
+    (c,) = h(upsert(age=20), NOW)
+    again = MembershipChange.model_validate(c.model_dump())
+    assert again == c and again.model_dump_json() == c.model_dump_json()
+    assert c.model_fields_set == again.model_fields_set
