@@ -176,11 +176,12 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
     for sid, c in live.items():
         d = c.deps
         per_type: dict[str, list[EventFilter | None]] = {}
-        for t, f in d.event_filters:
-            per_type.setdefault(t, []).append(f)
+        for t, filt in d.event_filters:
+            per_type.setdefault(t, []).append(filt)
         for t, fs in per_type.items():
-            if all(f is not None for f in fs):
-                type_filters.setdefault(t, {})[sid] = _any_of(fs)  # type: ignore[arg-type]
+            kept = [x for x in fs if x is not None]
+            if len(kept) == len(fs):
+                type_filters.setdefault(t, {})[sid] = _any_of(kept)
         for f in d.fields:
             by_field.setdefault(f, []).append(sid)
         for t in d.event_types:

@@ -109,11 +109,10 @@ def _compare_node(field: str, op: str, lit: Any, env: Env, text: str) -> CNode:
     simple = simple_source(field, env)
     fused = fused_compare(simple[0], simple[1], op, lit) if simple is not None else None
 
-    def ev2(x: Any) -> bool:
+    def slow(x: Any) -> bool:
         return test(get(x))
 
-    if fused is not None:
-        ev2 = fused
+    ev2: Callable[[Any], bool] = fused if fused is not None else slow
 
     def trace2(x: Any) -> Trace:
         v = get(x)
@@ -137,12 +136,11 @@ def _exists(node: Exists, env: Env) -> CNode:
     neg = node.negated
     text = f"{node.field} {'not exists' if neg else 'exists'}"
 
-    def ev(x: Any) -> bool:
+    def slow(x: Any) -> bool:
         return (get(x) is None) is neg
 
     simple = simple_source(node.field, env)
-    if simple is not None:
-        ev = fused_exists(simple[0], simple[1], neg)
+    ev = fused_exists(simple[0], simple[1], neg) if simple is not None else slow
 
     def trace(x: Any) -> Trace:
         v = get(x)
