@@ -45,7 +45,7 @@ from models.conditions import (
 from models.inputs import ContactUpsert, Interaction, StaticEdit
 from models.segments import SegmentDefinition
 
-MAX_EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "300"))
+MAX_EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "400"))
 EXAMPLES_RUN = {"n": 0, "steps": 0, "changes": 0}
 
 CITIES = ["Paris", "Lyon", "Nice", "paris"]
@@ -165,21 +165,24 @@ def time_leaves(start: datetime) -> st.SearchStrategy[Any]:
                        amount=st.integers(1, 4), unit=units)
     rel_window = st.builds(RelativeWindow, direction=st.sampled_from(["last", "last", "next"]),
                            amount=st.integers(1, 3), unit=st.sampled_from(["hours", "days"]))
+    aggregates = st.builds(
+        AggregateCondition, func=st.sampled_from(["sum", "max", "count distinct"]),
+        property=st.sampled_from(["amount", "category"]), event_type=st.sampled_from(TYPES),
+        where=wheres, window=rel_window, op=st.sampled_from([">=", "<"]),
+        value=st.integers(1, 12))
+    performed = st.builds(Performed, event_type=st.sampled_from(TYPES), where=wheres,
+                          count_op=st.sampled_from(["at least", "at most", "exactly"]),
+                          count=st.integers(1, 3), window=rel_window)
     leaf = st.one_of(
+        aggregates, performed,
         st.builds(Comparison, field=st.sampled_from(["signup", "birthday"]), op=order_ops,
                   value=rel_times()),
         st.builds(DateWithin, field=st.sampled_from(["signup", "birthday"]), window=within),
         st.builds(AnniversaryWindow, field=st.sampled_from(["birthday", "signup"]),
                   direction=st.sampled_from(["last", "next"]), days=st.integers(0, 5)),
-        st.builds(Performed, event_type=st.sampled_from(TYPES), where=wheres,
-                  count_op=st.sampled_from(["at least", "at most", "exactly"]),
-                  count=st.integers(1, 3), window=rel_window),
+        performed, aggregates,
         st.builds(LastPerformed, event_type=st.sampled_from(TYPES), where=wheres,
                   op=st.sampled_from(["before", "after"]), at=rel_times()),
-        st.builds(AggregateCondition, func=st.sampled_from(["sum", "max", "count distinct"]),
-                  property=st.sampled_from(["amount", "category"]),
-                  event_type=st.sampled_from(TYPES), where=wheres, window=rel_window,
-                  op=st.sampled_from([">=", "<"]), value=st.integers(1, 12)),
     )
     return st.one_of(leaf, leaf, st.builds(Negation, arg=leaf))
 
