@@ -45,6 +45,7 @@ class FeatureSpec:
 class Deps:
     fields: frozenset[str] = frozenset()
     account: bool = False
+    account_fields: frozenset[str] = frozenset()
     consent: bool = False
     event_types: frozenset[str] = frozenset()
     segments: frozenset[str] = frozenset()
@@ -73,6 +74,7 @@ def merge_deps(parts: Iterable[Deps]) -> Deps:
     return Deps(
         fields=frozenset().union(*(p.fields for p in parts)),
         account=any(p.account for p in parts),
+        account_fields=frozenset().union(*(p.account_fields for p in parts)),
         consent=any(p.consent for p in parts),
         event_types=frozenset().union(*(p.event_types for p in parts)),
         segments=frozenset().union(*(p.segments for p in parts)),

@@ -92,6 +92,14 @@ class ContactState:
         """Segments this contact is currently a member of."""
         return {sid: True for sid, seq in self.members.items() if seq & 1}
 
+    def membership(self, segment_id: str) -> tuple[bool, int, int] | None:
+        """(member, sequence of the last change, segment version of it), or
+        None if the contact never joined that segment."""
+        seq = self.members.get(segment_id)
+        if seq is None:
+            return None
+        return bool(seq & 1), seq, self.versions.get(segment_id, 1)
+
     def is_member(self, segment_id: str) -> bool:
         return bool(self.members.get(segment_id, 0) & 1)
 

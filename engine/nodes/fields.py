@@ -49,7 +49,7 @@ def getter(field: str, env: Env) -> tuple[Getter, Deps]:
         return (lambda p: walk(p.get(head))), deps
     if head == "account" and rest:
         key, rest2 = rest[0], rest[1:]
-        deps = Deps(account=True)
+        deps = Deps(account=True, account_fields=frozenset([key]))
         if not rest2:
             return (lambda c: c.account.get(key)), deps
         walk = _walk(rest2)

@@ -23,6 +23,8 @@ def test_join_leave_sequences_alternate() -> None:
     ch = h(upsert(age=30), NOW)
     assert [(c.change, c.sequence) for c in ch] == [("joined", 3)]
     assert all(c.sequence % 2 == (c.change == "joined") for c in h.changes)
+    assert h.state is not None and h.state.membership("adults") == (True, 3, 1)
+    assert h.state.membership("other") is None
 
 
 def test_only_affected_segments_change_and_untouched_fields_do_not_reevaluate() -> None:
