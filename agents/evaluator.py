@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,9 +24,11 @@ from agents.buffered_tables import BufferedTable, WriteBatch
 from agents.output import OutputProducer
 from agents.partition_scan import scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
+from agents.state_reads import EvaluatorReads
 from app.clock import PartitionClock
 from app.codec import decode_envelope, dumps, encode_envelope, model_bytes
 from app.faust_app import Tables, Topics
+from app.metrics import Metrics
 from app.settings import Settings
 from engine import AccountChanged, ContactState, CycleError, SegmentChanged, Tick, apply
 from engine.timeutil import to_us
@@ -80,8 +83,13 @@ class Backfill:
 class Evaluator:
     """Per-worker evaluator logic; the Faust agent only feeds it events."""
 
-    def __init__(self, app: faust.App, topics: Topics, tables: Tables, settings: Settings) -> None:
+    def __init__(self, app: faust.App, topics: Topics, tables: Tables, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
         self.app, self.topics, self.settings = app, topics, settings
+        self.metrics = metrics or Metrics()
+        self.emitted = 0  # changes published so far (latency is observed when it moves)
+        self.event_time: datetime | None = None  # of the contact input being handled
+        self.tables = tables
         self.batch = WriteBatch()
         self.pending: list[Any] = []  # output futures of the current batch
         self.output = OutputProducer(settings)
@@ -113,6 +121,10 @@ class Evaluator:
         state write — a kill -9 in between left the new state in RocksDB and
         lost the changes (the crash test caught it).
         """
+        if not changes:
+            return
+        self.emitted += len(changes)
+        self.metrics.count_changes(changes)
         send = self.output.send
         for change in changes:
             self.pending.append(await send(
@@ -234,7 +246,8 @@ class Evaluator:
             return
         if kind in ("contact", "interaction", "static_edit"):
             inp = _contact_input(kind, body)
-            now = self.clock.now(partition, _event_time(inp))
+            self.event_time = _event_time(inp)
+            now = self.clock.now(partition, self.event_time)
             await self.apply_to_contact(partition, inp.contact_id, inp, now)
         else:
             now = self.clock.now(partition)
@@ -254,8 +267,9 @@ class Evaluator:
             await self.wake_due(partition, now)
 
 
-class EvaluatorHandle:
-    """What the web views may read of the evaluator (never write)."""
+class EvaluatorHandle(EvaluatorReads):
+    """What the web views may read of the evaluator (never write); the read
+    methods for the API and metrics are in ``agents.state_reads``."""
 
     def __init__(self, app: faust.App, evaluator: Evaluator) -> None:
         self._app, self._evaluator = app, evaluator
@@ -284,11 +298,13 @@ class EvaluatorHandle:
 
 
 def register_evaluator(
-    app: faust.App, topics: Topics, tables: Tables, settings: Settings
+    app: faust.App, topics: Topics, tables: Tables, settings: Settings,
+    metrics: Metrics | None = None,
 ) -> EvaluatorHandle:
     from agents.ingest import send_dead_letter
 
-    evaluator = Evaluator(app, topics, tables, settings)
+    metrics = metrics or Metrics()
+    evaluator = Evaluator(app, topics, tables, settings, metrics)
 
     @app.on_partitions_revoked.connect
     async def _forget(*_: Any, **__: Any) -> None:
@@ -307,6 +323,9 @@ def register_evaluator(
     async def evaluate_one(event: faust.EventT) -> None:
         message = event.message
         evaluator.batch.event = event
+        evaluator.event_time = None
+        emitted = evaluator.emitted
+        started = time.perf_counter()
         try:
             kind, body = decode_envelope(event.value)
             await evaluator.handle(message.partition, kind, body)
@@ -314,13 +333,18 @@ def register_evaluator(
             # Broadcast: every partition refuses it; report it once.
             if message.partition == 0:
                 await send_dead_letter(topics, settings, message, event.value,
-                                       f"segment refused: {exc}", wait=True)
+                                       f"segment refused: {exc}", wait=True, metrics=metrics)
         except Exception as exc:  # never let one input stop the partition
             log.exception("evaluation failed at %s[%s]@%s", message.topic,
                           message.partition, message.offset)
             await send_dead_letter(topics, settings, message, event.value,
                                    f"evaluation failed: {type(exc).__name__}: {exc}",
-                                   wait=True)
+                                   wait=True, metrics=metrics)
+        metrics.evaluation_seconds.observe(time.perf_counter() - started)
+        if evaluator.emitted != emitted:
+            event_time = evaluator.event_time
+            metrics.observe_latency(event_time.timestamp() if event_time else None,
+                                    message.timestamp)
 
     async def evaluate(stream: faust.StreamT) -> None:
         # Batches, so that one broker round trip confirms the outputs of many
@@ -335,4 +359,6 @@ def register_evaluator(
             evaluator.batch.apply()
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
-    return EvaluatorHandle(app, evaluator)
+    handle = EvaluatorHandle(app, evaluator)
+    metrics.watch(handle)
+    return handle

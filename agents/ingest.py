@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from app.codec import dumps, encode_envelope
 from app.dead_letters import dead_letter_record, describe_error
 from app.faust_app import Topics
+from app.metrics import Metrics, dead_letter_reason
 from app.settings import Settings
 from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
 from models.segments import SegmentDefinition, SegmentDelete
@@ -86,11 +87,13 @@ def _routes(settings: Settings, topics: Topics) -> Iterable[tuple[Any, Callable,
 
 async def send_dead_letter(
     topics: Topics, settings: Settings, message: Any, raw: bytes | None, reason: str,
-    *, wait: bool = False,
+    *, wait: bool = False, metrics: Metrics | None = None,
 ) -> None:
     """Publish a dead letter. ``wait``: send now and wait for the broker's ack
     (the evaluator's case: Faust acks an event whose processing failed, so
     the dead letter must be durable before we move on)."""
+    if metrics is not None:
+        metrics.dead_letters.labels(dead_letter_reason(reason)).inc()
     record = dead_letter_record(
         source_topic=message.topic,
         partition=message.partition,
@@ -106,9 +109,12 @@ async def send_dead_letter(
         await sent
 
 
-def register_ingest(app: faust.App, topics: Topics, settings: Settings) -> None:
+def register_ingest(
+    app: faust.App, topics: Topics, settings: Settings, metrics: Metrics | None = None
+) -> None:
+    metrics = metrics or Metrics()
     for source, decode, route in _routes(settings, topics):
-        _register_one(app, topics, settings, source, decode, route)
+        _register_one(app, topics, settings, source, decode, route, metrics)
 
 
 def _register_one(
@@ -118,8 +124,12 @@ def _register_one(
     source: Any,
     decode: Callable[[bytes], BaseModel],
     route: Callable[[BaseModel], Route],
+    metrics: Metrics,
 ) -> None:
-    name = "ingest-" + source.get_topic_name().rsplit(".", 1)[-1]
+    short = source.get_topic_name().rsplit(".", 1)[-1]
+    name = "ingest-" + short
+    accepted = metrics.inputs.labels(short, "accepted")
+    refused = metrics.inputs.labels(short, "dead_lettered")
 
     async def ingest(stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -128,20 +138,28 @@ def _register_one(
             if raw is None or len(raw) > settings.max_input_bytes:
                 reason = ("empty message (null value)" if raw is None else
                           f"input of {len(raw)} bytes exceeds {settings.max_input_bytes}")
-                await send_dead_letter(topics, settings, message, raw, reason)
+                refused.inc()
+                await send_dead_letter(topics, settings, message, raw, reason, metrics=metrics)
                 continue
             try:
                 model = decode(raw)
             except Exception as exc:  # any decode failure is the input's fault
-                await send_dead_letter(topics, settings, message, raw, describe_error(exc))
+                refused.inc()
+                await send_dead_letter(topics, settings, message, raw, describe_error(exc),
+                                       metrics=metrics)
                 continue
             target = route(model)
             value = encode_envelope(target.kind, model)
             key = target.key.encode()
+            # The input's own record timestamp travels on, so the evaluator
+            # measures latency from when upstream produced it.
+            stamp = message.timestamp
             if target.partition == BROADCAST:
                 for partition in range(settings.partitions):
-                    await topics.evaluator_input.send(key=key, value=value, partition=partition)
+                    await topics.evaluator_input.send(key=key, value=value, partition=partition,
+                                                      timestamp=stamp)
             else:
-                await topics.evaluator_input.send(key=key, value=value)
+                await topics.evaluator_input.send(key=key, value=value, timestamp=stamp)
+            accepted.inc()
 
     app.agent(source, name=name)(ingest)

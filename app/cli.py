@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from app.cli_api import register_api_commands
 from app.settings import Settings
 
 __all__ = ["main"]
@@ -50,23 +51,47 @@ def demo(events: int, prefix: str | None) -> None:
 
 
 @cli.command("produce-demo")
-@click.option("--events", type=int, default=20_000, show_default=True)
-def produce_demo(events: int) -> None:
-    """Replay the Online Retail history onto the input topics."""
+@click.option("--events", type=int, default=20_000, show_default=True,
+              help="Interactions to produce.")
+@click.option("--source", type=click.Choice(["retail", "synthetic"]), default="retail",
+              show_default=True,
+              help="retail: the Online Retail purchase history (datasets/); synthetic: "
+                   "the seeded workload generator (contacts, accounts, mixed interactions).")
+@click.option("--contacts", type=int, default=1000, show_default=True,
+              help="Contacts of the synthetic workload.")
+def produce_demo(events: int, source: str, contacts: int) -> None:
+    """Replay demo traffic onto the input topics, with a progress bar."""
     from app.client import Publisher
-    from app.retail_dataset import replay_inputs
+    from models.inputs import Interaction
+
+    if source == "retail":
+        from app.retail_dataset import replay_inputs
+        inputs = replay_inputs(limit=events)
+    else:
+        from app.workload import Workload
+        inputs = Workload(contacts=contacts, events=events).inputs()
 
     async def run() -> int:
+        count = 0
         async with Publisher(Settings()) as publisher:
-            return await publisher.send_all(replay_inputs(limit=events))
+            with click.progressbar(length=events, label="producing", file=sys.stderr) as bar:
+                for model in inputs:
+                    await publisher.send(model)
+                    count += 1
+                    if isinstance(model, Interaction):
+                        bar.update(1)
+            await publisher.flush()
+        return count
 
     click.echo(f"produced {asyncio.run(run())} inputs")
 
 
 @cli.command()
 @click.option("--from-beginning/--latest", default=False)
-def watch(from_beginning: bool) -> None:
-    """Tail membership changes live."""
+@click.option("--segment", "segments", multiple=True,
+              help="Only changes of this segment (repeatable).")
+def watch(from_beginning: bool, segments: tuple[str, ...]) -> None:
+    """Tail membership changes live (from Kafka)."""
     from app.client import tail
     from app.demo import format_change
 
@@ -75,11 +100,20 @@ def watch(from_beginning: bool) -> None:
     async def run() -> None:
         async for _, value in tail(settings, settings.topics.membership_changes,
                                    from_beginning=from_beginning):
-            if value is not None:
+            if value is not None and (not segments or _segment_of(value) in segments):
                 click.echo(format_change(value))
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+def _segment_of(value: bytes) -> str | None:
+    import orjson
+
+    return orjson.loads(value).get("segment_id")
+
+
+register_api_commands(cli)
 
 
 def main() -> None:

@@ -109,9 +109,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
     from agents.clock import register_clock
     from agents.evaluator import register_evaluator
     from agents.ingest import register_ingest
-    from app.web import register_web
+    from app.metrics import Metrics
+    from app.web import register_web, web_application_options
 
     settings = settings or Settings()
+    metrics = Metrics()
     app = faust.App(
         settings.topic_prefix,
         broker=_broker_urls(settings.bootstrap_servers),
@@ -128,11 +130,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_linger_ms=settings.producer_linger_ms,
         topic_allow_declare=True,
         web_in_thread=False,
+        web_application_options=web_application_options(settings),
     )
     topics = _declare_topics(app, settings)
     tables = _declare_tables(app, settings)
-    register_ingest(app, topics, settings)
-    evaluator = register_evaluator(app, topics, tables, settings)
+    register_ingest(app, topics, settings, metrics)
+    evaluator = register_evaluator(app, topics, tables, settings, metrics)
     register_clock(app, topics, settings)
-    register_web(app, evaluator)
+    register_web(app, evaluator, topics, settings, metrics)
     return app

@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     # Due contacts woken per tick per partition (the rest wait one tick).
     due_batch: int = Field(default=20000, ge=1)
 
+    # HTTP API. Writes need "Authorization: Bearer <api_token>"; with no
+    # token configured they are refused (401), unless api_open_writes is set
+    # explicitly (local demos only).
+    api_token: str | None = None
+    api_open_writes: bool = False
+    # Reads (lists, members, explain, preview…) carry no secrets beyond
+    # contact ids; open by default, set false to require the token too.
+    api_open_reads: bool = True
+    # Request bodies larger than this are refused (413) unread.
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # Segment sizes on /metrics come from a scan of the contacts; at most
+    # one scan per this many seconds, whatever the scrape rate.
+    metrics_sizes_ttl: float = Field(default=10.0, ge=0)
+
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)

@@ -1,56 +1,34 @@
-"""Health and readiness endpoints (Faust web).
-
-``/health`` answers while the process runs; ``/ready`` answers 200 only when
-the worker holds partitions, is not rebalancing and has recovered its tables
-— what a load balancer, a test, or an orchestrator should wait for.
-"""
+"""Wires the HTTP API into the Faust app (the views live in ``app.api``)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import faust
-from faust.web import Request, Response, View
 
-__all__ = ["readiness", "register_web"]
+from agents.evaluator import EvaluatorHandle
+from app.api.contacts import register_contacts
+from app.api.context import ApiContext
+from app.api.errors import json_errors_middleware
+from app.api.ops import readiness, register_ops
+from app.api.segments import register_segments
+from app.api.writes import DefinitionWriter
+from app.faust_app import Topics
+from app.metrics import Metrics
+from app.settings import Settings
 
-
-def readiness(app: faust.App) -> dict[str, Any]:
-    assignment = app.consumer.assignment() if app.consumer is not None else set()
-    recovered = app.tables.recovery.completed.is_set()
-    ready = bool(assignment) and not app.rebalancing and recovered
-    return {
-        "ready": ready,
-        "assigned_partitions": len(assignment),
-        "rebalancing": bool(app.rebalancing),
-        "tables_recovered": recovered,
-    }
+__all__ = ["readiness", "register_web", "web_application_options"]
 
 
-class SegmentStatusSource(Protocol):
-    def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]: ...
+def web_application_options(settings: Settings) -> dict[str, Any]:
+    """aiohttp options: JSON errors everywhere, and bodies bounded while read."""
+    return {"client_max_size": settings.api_max_body_bytes,
+            "middlewares": [json_errors_middleware]}
 
 
-def register_web(app: faust.App, evaluator: SegmentStatusSource) -> None:
-    """``evaluator.segment_status(id)`` maps each partition this worker holds
-    to the segment version its evaluator applied and the backfill progress."""
-
-    @app.page("/health")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
-
-    @app.page("/ready")
-    class Ready(View):
-        async def get(self, request: Request) -> Response:
-            state = readiness(app)
-            return self.json(state, status=200 if state["ready"] else 503)
-
-    @app.page("/segments/{segment_id}/status")
-    class SegmentStatus(View):
-        async def get(self, request: Request, segment_id: str) -> Response:
-            status = evaluator.segment_status(segment_id)
-            return self.json({
-                "segment_id": segment_id,
-                "partitions": {str(p): v for p, v in sorted(status.items())},
-            })
+def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
+                 settings: Settings, metrics: Metrics) -> None:
+    ctx = ApiContext(app, settings, evaluator, DefinitionWriter(evaluator, topics), metrics)
+    register_ops(ctx)
+    register_segments(ctx)
+    register_contacts(ctx)

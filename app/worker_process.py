@@ -44,7 +44,15 @@ class WorkerProcess:
             "SEGMENTFLOW_BATCH_MAX": str(s.batch_max),
             "SEGMENTFLOW_BATCH_WITHIN": str(s.batch_within),
             "SEGMENTFLOW_TICK_INTERVAL": str(s.tick_interval),
+            "SEGMENTFLOW_API_OPEN_WRITES": str(s.api_open_writes).lower(),
+            "SEGMENTFLOW_API_OPEN_READS": str(s.api_open_reads).lower(),
+            "SEGMENTFLOW_API_MAX_BODY_BYTES": str(s.api_max_body_bytes),
+            "SEGMENTFLOW_METRICS_SIZES_TTL": str(s.metrics_sizes_ttl),
         })
+        if s.api_token is not None:
+            env["SEGMENTFLOW_API_TOKEN"] = s.api_token
+        else:
+            env.pop("SEGMENTFLOW_API_TOKEN", None)
         return env
 
     @property

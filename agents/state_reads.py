@@ -1,0 +1,246 @@
+"""Read-only views of the evaluator's state, for the HTTP API and metrics.
+
+Only the evaluator agent writes tables; everything here reads (the tables,
+the evaluator's in-memory catalogs) and never writes. Each worker answers
+for the partitions it holds: ``held_partitions()`` says which, so a caller
+can tell a complete answer (one worker, or every partition held here) from a
+partial one.
+
+Exact counts and member listings scan the contacts of the held partitions
+(O(contacts)); scans go chunk by chunk and yield to the event loop between
+chunks so the agents keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from agents.partition_scan import scan_partition
+from agents.partition_tables import PartitionAccounts
+from app.partitioning import partition_for
+from engine import Catalog, ContactState, SegmentChanged, apply, explain
+from engine.timeutil import to_us
+from models.segments import SegmentDefinition
+
+if TYPE_CHECKING:
+    import faust
+
+    from agents.evaluator import Evaluator
+
+__all__ = ["ContactView", "EvaluatorReads", "PreviewResult", "decode_cursor", "encode_cursor"]
+
+_CHUNK = 2000
+
+
+def encode_cursor(partition: int, after: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([partition, after])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raises ValueError on anything that is not a cursor we issued."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        partition, after = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except Exception as exc:
+        raise ValueError("malformed cursor") from exc
+    if not isinstance(partition, int) or not isinstance(after, str) or partition < 0:
+        raise ValueError("malformed cursor")
+    return partition, after
+
+
+@dataclass
+class ContactView:
+    contact_id: str
+    partition: int
+    held: bool  # this worker holds the contact's partition
+    state: ContactState | None
+
+
+@dataclass
+class PreviewResult:
+    size: int = 0
+    scanned: int = 0
+    sample: list[str] = field(default_factory=list)
+
+
+class EvaluatorReads:
+    """Mixed into ``agents.evaluator.EvaluatorHandle``."""
+
+    _app: faust.App
+    _evaluator: Evaluator
+    _sizes_cache: tuple[float, dict[str, int]] | None = None
+
+    def held_partitions(self) -> set[int]:  # defined by the handle
+        raise NotImplementedError
+
+    def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]:  # likewise
+        raise NotImplementedError
+
+    @property
+    def partitions(self) -> int:
+        return self._evaluator.settings.partitions
+
+    # -- catalog -------------------------------------------------------------------
+
+    def catalog(self) -> Catalog | None:
+        """The catalog of the lowest partition held here (every partition gets
+        every definition, in the same order), or None when none is held."""
+        held = self.held_partitions()
+        return self._evaluator.catalogs.get(min(held)) if held else None
+
+    def definitions(self) -> dict[str, SegmentDefinition]:
+        """Every segment known to a held partition, newest version seen."""
+        found: dict[str, SegmentDefinition] = {}
+        for partition in sorted(self.held_partitions()):
+            catalog = self._evaluator.catalogs.get(partition)
+            for segment_id in catalog:
+                defn = catalog.get(segment_id)
+                if defn is not None and (segment_id not in found
+                                         or defn.version > found[segment_id].version):
+                    found[segment_id] = defn
+        return found
+
+    # -- contacts --------------------------------------------------------------------
+
+    def contact(self, contact_id: str) -> ContactView:
+        partition = partition_for(contact_id, self.partitions)
+        if partition not in self.held_partitions():
+            return ContactView(contact_id, partition, False, None)
+        raw = self._evaluator.contacts.get(contact_id)
+        state = ContactState.from_bytes(raw) if raw is not None else None
+        return ContactView(contact_id, partition, True, state)
+
+    def explain(self, view: ContactView, segment_id: str) -> Any:
+        """An ``engine.explain`` trace (``str()`` reads as an indented report)."""
+        evaluator = self._evaluator
+        return explain(view.state, segment_id, evaluator.catalogs.get(view.partition),
+                       evaluator.clock.now(view.partition),
+                       PartitionAccounts(evaluator.accounts, view.partition))
+
+    async def _states(self, partition: int, after: str | None = None):  # type: ignore[no-untyped-def]
+        """(contact_id, raw state) of one held partition, in key order."""
+        while True:
+            chunk = scan_partition(self._evaluator.raw_contacts, partition, self.partitions,
+                                   after, _CHUNK)
+            for key, raw in chunk:
+                yield key, raw
+            if len(chunk) < _CHUNK:
+                return
+            after = chunk[-1][0]
+            await asyncio.sleep(0)
+
+    async def member_count(self, segment_id: str) -> int:
+        count = 0
+        for partition in sorted(self.held_partitions()):
+            async for _, raw in self._states(partition):
+                if ContactState.from_bytes(raw).is_member(segment_id):
+                    count += 1
+        return count
+
+    async def members_page(
+        self, segment_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to ``limit`` members in (partition, contact id) order, and the
+        cursor of the next page (None at the end)."""
+        start_partition, after = decode_cursor(cursor) if cursor else (-1, None)
+        found: list[str] = []
+        last = (0, "")
+        for partition in sorted(self.held_partitions()):
+            if partition < start_partition:
+                continue
+            resume = after if partition == start_partition else None
+            async for key, raw in self._states(partition, resume):
+                if ContactState.from_bytes(raw).is_member(segment_id):
+                    if len(found) == limit:  # one more exists: there is a next page
+                        return found, encode_cursor(*last)
+                    found.append(key)
+                    last = (partition, key)
+        return found, None
+
+    async def preview(self, draft: SegmentDefinition, sample_size: int) -> PreviewResult:
+        """Who would be a member if ``draft`` went live now: the engine applies
+        ``SegmentChanged`` to a copy of each contact's state, with a catalog
+        holding the draft as live. Nothing is written or emitted."""
+        result = PreviewResult()
+        live = draft.model_copy(update={"status": "live"})
+        evaluator = self._evaluator
+        for partition in sorted(self.held_partitions()):
+            catalog = evaluator.catalogs.get(partition).put(live)
+            accounts = PartitionAccounts(evaluator.accounts, partition)
+            now = evaluator.clock.now(partition)
+            inp = SegmentChanged(live.id)
+            async for key, raw in self._states(partition):
+                result.scanned += 1
+                transition = apply(ContactState.from_bytes(raw), inp, catalog, now, accounts)
+                if transition.state is not None and transition.state.is_member(live.id):
+                    result.size += 1
+                    if len(result.sample) < sample_size:
+                        result.sample.append(key)
+        return result
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def segment_sizes(self, ttl: float) -> dict[str, int]:
+        """Members per segment over the held partitions, one scan for all
+        segments, cached for ``ttl`` seconds (scrapes must stay cheap)."""
+        cached = self._sizes_cache
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+        sizes = dict.fromkeys(self.definitions(), 0)
+        for partition in self.held_partitions():
+            after = None
+            while True:
+                chunk = scan_partition(self._evaluator.raw_contacts, partition,
+                                       self.partitions, after, 10_000)
+                for _, raw in chunk:
+                    for segment_id in ContactState.from_bytes(raw).memberships():
+                        sizes[segment_id] = sizes.get(segment_id, 0) + 1
+                if len(chunk) < 10_000:
+                    break
+                after = chunk[-1][0]
+        self._sizes_cache = (time.monotonic(), sizes)
+        return sizes
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        evaluator = self._evaluator
+        held = self.held_partitions()
+        now_us = to_us(evaluator.clock.now(min(held))) if held else 0
+        earliest = [e for p in held if (e := evaluator.due.earliest(p)) is not None]
+        golive: dict[str, tuple[int, float]] = {}
+        for segment_id in self.definitions():
+            jobs = [evaluator.backfill_progress(p, segment_id) for p in held]
+            scanned = sum(j.scanned for j in jobs if j is not None)
+            complete = sum(1 for j in jobs if j is not None and j.complete)
+            golive[segment_id] = (scanned, complete / len(held) if held else 0.0)
+        return {
+            "partitions": len(held),
+            "sizes": self.segment_sizes(evaluator.settings.metrics_sizes_ttl),
+            "due_entries": len(evaluator.due),
+            "tick_lag": max(0.0, (now_us - min(earliest)) / 1e6) if earliest else 0.0,
+            "golive": golive,
+            "consumer_lag": self._consumer_lag(),
+        }
+
+    def _consumer_lag(self) -> dict[int, int]:
+        consumer = self._app.consumer
+        topic = self._evaluator.topics.evaluator_input.get_topic_name()
+        lag: dict[int, int] = {}
+        try:
+            read = consumer._read_offset
+            for tp in consumer.assignment():
+                if tp.topic != topic:
+                    continue
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                position = read.get(tp)
+                lag[tp.partition] = max(0, high - (position + 1 if position is not None else 0))
+        except Exception:  # not obtainable right now (rebalancing): report none
+            return {}
+        return lag

@@ -1,0 +1,8 @@
+"""The HTTP API (Faust web): one module per resource group.
+
+- ``ops``: health, readiness, ``/metrics``, ``/openapi.json``
+- ``segments``: segments, activate/stop, status, members, static edits, flow
+- ``contacts``: a contact's segments, explain, draft preview
+- ``errors`` / ``guard``: the JSON error format, auth, body limits
+- ``writes``: what API writes produce to Kafka
+"""

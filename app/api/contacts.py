@@ -1,0 +1,99 @@
+"""Contact resources (the segments of a contact, explain) and draft preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from agents.state_reads import ContactView
+from app.api.context import ApiContext, coverage
+from app.api.errors import ApiError, json_response, validation_error
+from app.api.guard import authorize, int_param, read_body
+from engine import CompileError, CycleError
+from models.segments import SegmentDefinition
+
+__all__ = ["register_contacts", "trace_json"]
+
+
+def trace_json(trace: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": trace.text, "result": trace.result}
+    if trace.seen is not None:
+        out["seen"] = repr(trace.seen)
+    if trace.threshold is not None:
+        out["threshold"] = repr(trace.threshold)
+    if trace.children:
+        out["children"] = [trace_json(c) for c in trace.children]
+    return out
+
+
+def register_contacts(ctx: ApiContext) -> None:
+    app, settings, reads, writer = ctx.app, ctx.settings, ctx.reads, ctx.writer
+
+    def held_contact(contact_id: str) -> ContactView:
+        view = reads.contact(contact_id)
+        if not view.held:
+            raise ApiError(503, "partition_not_held",
+                           f"contact {contact_id!r} is in partition {view.partition}, held by "
+                           "another worker: ask that worker (requests are not forwarded)")
+        if view.state is None:
+            raise ApiError(404, "contact_not_found", f"no contact {contact_id!r}")
+        return view
+
+    @app.page("/contacts/{contact_id}/segments", name="contact-segments")
+    class ContactSegments(View):
+        async def get(self, request: Request, contact_id: str) -> Response:
+            authorize(request, settings, write=False)
+            view = held_contact(contact_id)
+            assert view.state is not None
+            return json_response({"contact_id": contact_id, "partition": view.partition,
+                                  "segments": sorted(view.state.memberships())})
+
+    @app.page("/contacts/{contact_id}/explain/{segment_id}", name="contact-explain")
+    class Explain(View):
+        async def get(self, request: Request, contact_id: str, segment_id: str) -> Response:
+            authorize(request, settings, write=False)
+            if writer.current(segment_id) is None:
+                raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+            view = held_contact(contact_id)
+            assert view.state is not None
+            trace = reads.explain(view, segment_id)
+            if request.query.get("format") == "text":
+                return self.text(str(trace) + "\n", content_type="text/plain")
+            return json_response({
+                "contact_id": contact_id, "segment_id": segment_id,
+                "member": view.state.is_member(segment_id), "evaluates_to": trace.result,
+                "text": str(trace), "trace": trace_json(trace)})
+
+    @app.page("/preview", name="preview")
+    class Preview(View):
+        """A draft's exact size over the current contacts and a sample of its
+        members, computed by the engine on copies: nothing goes live."""
+
+        async def post(self, request: Request) -> Response:
+            authorize(request, settings, write=False)
+            sample = int_param(request, "sample", 10, 0, 1000)
+            kind, body = await read_body(request, settings)
+            if kind == "text":
+                body = {"formula": body}
+            if not isinstance(body, dict):
+                raise ApiError(422, "invalid", "a draft must be a JSON object or formula text")
+            values = {"id": "preview", **body}
+            values.setdefault("name", values["id"])
+            values.pop("version", None)
+            try:
+                draft = SegmentDefinition.model_validate(values)
+            except ValidationError as exc:
+                raise validation_error(exc, "draft") from exc
+            if reads.catalog() is None:
+                raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
+            try:
+                result = await reads.preview(draft, sample)
+            except CycleError as exc:
+                raise ApiError(409, "reference_cycle", f"draft refused: {exc}") from exc
+            except (CompileError, ValueError) as exc:
+                raise ApiError(422, "invalid", f"draft refused: {exc}") from exc
+            return json_response({"formula": draft.formula, "size": result.size,
+                                  "contacts_scanned": result.scanned,
+                                  "sample": result.sample, **coverage(ctx)})

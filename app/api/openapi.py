@@ -1,0 +1,237 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``.
+
+Hand-written paths; request and component schemas for the contracts come
+from the pydantic models, so they cannot drift. Tests check that every route
+the worker serves is documented here and that real responses validate
+against the documented schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from models.inputs import StaticEdit
+from models.segments import SegmentDefinition
+
+__all__ = ["openapi_document", "response_schema"]
+
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props,
+            "required": required if required is not None else sorted(props)}
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_COVERAGE = {
+    "partitions_answered": {"type": "array", "items": _INT},
+    "partitions_total": _INT,
+    "complete": {"type": "boolean", "description":
+                 "false when other workers hold some partitions (their share is missing)"},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({
+        "code": _STR, "message": _STR,
+        "details": {"type": "array", "items": {"type": "object"}}})}),
+    "GoLive": _obj({"version": _INT, "partitions": _INT, "partitions_complete": _INT,
+                    "contacts_scanned": _INT, "complete": _BOOL}),
+    "SegmentListItem": _obj({"id": _STR, "name": _STR, "kind": _STR, "status": _STR,
+                             "version": _INT, "formula": _NULLABLE_STR,
+                             "member_count": _INT}),
+    "SegmentList": _obj({"segments": {"type": "array", "items": _ref("SegmentListItem")},
+                         **_COVERAGE}),
+    "SegmentSummary": _obj({
+        "id": _STR, "name": _STR, "kind": _STR, "status": _STR, "version": _INT,
+        "applied_version": _INT, "formula": _NULLABLE_STR,
+        "member_count": {"type": "integer", "description": "exact (a scan of the contacts)"},
+        "go_live": _ref("GoLive"), "definition": _ref("SegmentDefinition"), **_COVERAGE}),
+    "SegmentStatus": _obj({"segment_id": _STR, "version": _INT, "status": _STR,
+                           "go_live": _ref("GoLive"),
+                           "partitions": {"type": "object", "additionalProperties": _obj({
+                               "version": _INT, "backfill_version": {"type": ["integer", "null"]},
+                               "contacts_scanned": _INT, "backfill_complete": _BOOL})}}),
+    "Deleted": _obj({"op": {"const": "delete"}, "segment_id": _STR}),
+    "Members": _obj({"segment_id": _STR, "members": {"type": "array", "items": _STR},
+                     "next_cursor": _NULLABLE_STR, **_COVERAGE}),
+    "ContactSegments": _obj({"contact_id": _STR, "partition": _INT,
+                             "segments": {"type": "array", "items": _STR}}),
+    "Trace": {"type": "object", "required": ["text", "result"], "properties": {
+        "text": _STR, "result": _BOOL, "seen": _STR, "threshold": _STR,
+        "children": {"type": "array", "items": {"$ref": "#/components/schemas/Trace"}}}},
+    "Explain": _obj({"contact_id": _STR, "segment_id": _STR, "member": _BOOL,
+                     "evaluates_to": _BOOL, "text": _STR, "trace": _ref("Trace")}),
+    "Preview": _obj({"formula": _NULLABLE_STR, "size": _INT, "contacts_scanned": _INT,
+                     "sample": {"type": "array", "items": _STR}, **_COVERAGE}),
+    "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR}),
+    "Health": _obj({"status": _STR}),
+    "Ready": _obj({"ready": _BOOL, "assigned_partitions": _INT, "rebalancing": _BOOL,
+                   "tables_recovered": _BOOL}),
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_SEGMENT_ID = {"name": "segment_id", "in": "path", "required": True, "schema": _STR}
+_CONTACT_ID = {"name": "contact_id", "in": "path", "required": True, "schema": _STR}
+_WRITE_ERRORS = {"401": _err("no or missing bearer token"), "403": _err("invalid token"),
+                 "413": _err("body too large")}
+_DEFINITION_BODY = {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "description":
+                                    "SegmentDefinition fields; version and timestamps are "
+                                    "set by the server"}},
+    "application/yaml": {"schema": {"type": "object"}},
+    "text/plain": {"schema": {"type": "string", "description": "formula text"}}}}
+
+
+def _write(summary: str, ok: dict[str, Any], *, body: bool = False,
+           extra: dict[str, Any] | None = None, params: list[Any] | None = None
+           ) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
+                          "responses": {"202": ok, **_WRITE_ERRORS, **(extra or {})}}
+    if body:
+        op["requestBody"] = _DEFINITION_BODY
+        op["responses"].update({"400": _err("unreadable body"),
+                                "422": _err("invalid definition (names field and position)"),
+                                "409": _err("exists, or a reference cycle")})
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _read(summary: str, ok: dict[str, Any], *, params: list[Any] | None = None,
+          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **(extra or {})}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+_NOT_FOUND = {"404": _err("no such segment")}
+_DEFINITION = _json(_ref("SegmentDefinition"), "accepted (produced to segment-definitions)")
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/health": {"get": _read("process is up", _json(_ref("Health"), "ok"))},
+        "/ready": {"get": _read("holds partitions, recovered, not rebalancing",
+                                _json(_ref("Ready"), "ready"),
+                                extra={"503": _json(_ref("Ready"), "not ready")})},
+        "/metrics": {"get": _read("Prometheus exposition", {
+            "description": "text format 0.0.4",
+            "content": {"text/plain": {"schema": _STR}}})},
+        "/openapi.json": {"get": _read("this document", _json({"type": "object"}, "OpenAPI"))},
+        "/segments": {
+            "get": _read("list segments (with exact member counts)",
+                         _json(_ref("SegmentList"), "segments")),
+            "post": _write("create a segment", _DEFINITION, body=True),
+        },
+        "/segments/{segment_id}": {
+            "parameters": [_SEGMENT_ID],
+            "get": _read("status, version, formula, member count, go-live progress",
+                         _json(_ref("SegmentSummary"), "segment"), extra=_NOT_FOUND),
+            "put": _write("create or update a segment", _DEFINITION, body=True),
+            "delete": _write("delete a segment (every member leaves)",
+                             _json(_ref("Deleted"), "accepted"), extra=_NOT_FOUND),
+        },
+        "/segments/{segment_id}/activate": {
+            "parameters": [_SEGMENT_ID],
+            "post": _write("new version with status live", _DEFINITION, extra=_NOT_FOUND)},
+        "/segments/{segment_id}/stop": {
+            "parameters": [_SEGMENT_ID],
+            "post": _write("new version with status stopped (membership frozen)",
+                           _DEFINITION, extra=_NOT_FOUND)},
+        "/segments/{segment_id}/status": {
+            "parameters": [_SEGMENT_ID],
+            "get": _read("per-partition applied version and backfill progress",
+                         _json(_ref("SegmentStatus"), "status"))},
+        "/segments/{segment_id}/members": {
+            "parameters": [_SEGMENT_ID],
+            "get": _read("members, cursor-paginated", _json(_ref("Members"), "a page"),
+                         params=[{"name": "limit", "in": "query",
+                                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                                 {"name": "cursor", "in": "query", "schema": _STR}],
+                         extra={**_NOT_FOUND, "400": _err("bad limit or cursor")})},
+        "/segments/{segment_id}/members/{contact_id}": {
+            "parameters": [_SEGMENT_ID, _CONTACT_ID],
+            "put": _write("static add", _json(_ref("StaticEdit"), "accepted"), extra=_NOT_FOUND),
+            "delete": _write("static remove", _json(_ref("StaticEdit"), "accepted"),
+                             extra=_NOT_FOUND)},
+        "/segments/{segment_id}/flow": {
+            "parameters": [_SEGMENT_ID],
+            "get": _read("the condition tree as Mermaid text and SVG", {
+                "description": "format=json (default), mermaid or svg",
+                "content": {"application/json": {"schema": _ref("Flow")},
+                            "text/plain": {"schema": _STR},
+                            "image/svg+xml": {"schema": _STR}}},
+                params=[{"name": "format", "in": "query",
+                         "schema": {"enum": ["json", "mermaid", "svg"]}}],
+                extra=_NOT_FOUND)},
+        "/contacts/{contact_id}/segments": {
+            "parameters": [_CONTACT_ID],
+            "get": _read("segments the contact is a member of",
+                         _json(_ref("ContactSegments"), "segments"),
+                         extra={"404": _err("no such contact"),
+                                "503": _err("partition held by another worker")})},
+        "/contacts/{contact_id}/explain/{segment_id}": {
+            "parameters": [_CONTACT_ID, _SEGMENT_ID],
+            "get": _read("why the contact is (not) a member: a readable trace", {
+                "description": "format=json (default) or text",
+                "content": {"application/json": {"schema": _ref("Explain")},
+                            "text/plain": {"schema": _STR}}},
+                params=[{"name": "format", "in": "query", "schema": {"enum": ["json", "text"]}}],
+                extra={"404": _err("no such contact or segment"),
+                       "503": _err("partition held by another worker")})},
+        "/preview": {
+            "post": {"summary": "exact size and a sample of a draft, without going live",
+                     "parameters": [{"name": "sample", "in": "query",
+                                     "schema": {"type": "integer", "minimum": 0,
+                                                "maximum": 1000}}],
+                     "requestBody": _DEFINITION_BODY,
+                     "responses": {"200": _json(_ref("Preview"), "preview"),
+                                   "400": _err("unreadable body"),
+                                   "422": _err("invalid draft")}}},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    components: dict[str, Any] = dict(_SCHEMAS)
+    for model, name in ((SegmentDefinition, "SegmentDefinition"), (StaticEdit, "StaticEdit")):
+        schema = TypeAdapter(model).json_schema(mode="serialization", ref_template=_REF)
+        components.update(schema.pop("$defs", {}))
+        components[name] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "segmentflow", "version": "1",
+                 "description": "Live marketing segments on Kafka. Writes produce to the "
+                                "source-of-truth topics and answer 202; reads come from the "
+                                "evaluator's state on this worker. Errors: "
+                                '{"error": {"code", "message", "details"}}.'},
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": _paths(),
+    }
+
+
+def response_schema(doc: dict[str, Any], path: str, method: str, status: int) -> dict[str, Any]:
+    """The JSON schema documented for a response, with the components
+    attached so a JSON Schema validator can resolve ``$ref``s."""
+    response = doc["paths"][path][method]["responses"][str(status)]
+    schema = response["content"]["application/json"]["schema"]
+    return {**schema, "components": doc["components"]}

@@ -1,0 +1,60 @@
+"""Operational endpoints: health, readiness, Prometheus metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from aiohttp import web
+from faust.web import Request, Response, View
+
+from app.api.context import ApiContext
+from app.api.errors import json_response
+from app.api.guard import authorize
+from app.api.openapi import openapi_document
+from app.metrics import CONTENT_TYPE
+
+__all__ = ["readiness", "register_ops"]
+
+
+def readiness(app: faust.App) -> dict[str, Any]:
+    assignment = app.consumer.assignment() if app.consumer is not None else set()
+    recovered = app.tables.recovery.completed.is_set()
+    ready = bool(assignment) and not app.rebalancing and recovered
+    return {
+        "ready": ready,
+        "assigned_partitions": len(assignment),
+        "rebalancing": bool(app.rebalancing),
+        "tables_recovered": recovered,
+    }
+
+
+def register_ops(ctx: ApiContext) -> None:
+    app, settings, metrics = ctx.app, ctx.settings, ctx.metrics
+    document = openapi_document()
+
+    @app.page("/health", name="health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return json_response({"status": "ok"})
+
+    @app.page("/ready", name="ready")
+    class Ready(View):
+        """200 only when the worker holds partitions, is not rebalancing and
+        has recovered its tables: what a load balancer or a test waits for."""
+
+        async def get(self, request: Request) -> Response:
+            state = readiness(app)
+            return json_response(state, 200 if state["ready"] else 503)
+
+    @app.page("/metrics", name="metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return web.Response(body=metrics.exposition(),
+                                headers={"Content-Type": CONTENT_TYPE})
+
+    @app.page("/openapi.json", name="openapi")
+    class OpenApi(View):
+        async def get(self, request: Request) -> Response:
+            authorize(request, settings, write=False)
+            return json_response(document)

@@ -1,0 +1,185 @@
+"""Segment resources: create / update / get / list / delete, activate / stop,
+status and go-live progress, members (cursor-paginated), static member
+add/remove, and the condition tree as a diagram."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from app.api.context import ApiContext, coverage
+from app.api.errors import ApiError, json_response
+from app.api.flow import flow_tree, mermaid, svg
+from app.api.guard import authorize, int_param, read_body
+from models.segments import SegmentDefinition
+
+__all__ = ["register_segments"]
+
+
+def _public(defn: SegmentDefinition) -> dict[str, Any]:
+    return defn.model_dump(mode="json", exclude_none=True)
+
+
+def _go_live(status: dict[int, dict[str, Any]], version: int) -> dict[str, Any]:
+    parts = status.values()
+    done = sum(1 for s in parts
+               if s["version"] == version and s["backfill_version"] == version
+               and s["backfill_complete"])
+    return {
+        "version": version,
+        "partitions": len(status),
+        "partitions_complete": done,
+        "contacts_scanned": sum(s["contacts_scanned"] for s in parts
+                                if s["backfill_version"] == version),
+        "complete": bool(status) and done == len(status),
+    }
+
+
+def register_segments(ctx: ApiContext) -> None:
+    app, settings, reads, writer = ctx.app, ctx.settings, ctx.reads, ctx.writer
+
+    def known(segment_id: str) -> SegmentDefinition:
+        defn = writer.current(segment_id)
+        if defn is None:
+            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+        return defn
+
+    async def text_or_json(request: Request) -> Any:
+        kind, body = await read_body(request, settings)
+        return {"formula": body} if kind == "text" else body
+
+    async def summary(segment_id: str) -> dict[str, Any]:
+        defn = known(segment_id)
+        status = reads.segment_status(segment_id)
+        applied = min((s["version"] for s in status.values()), default=0)
+        return {
+            "id": segment_id,
+            "name": defn.name,
+            "kind": defn.kind,
+            "status": defn.status,
+            "version": defn.version,
+            "applied_version": applied,
+            "formula": defn.formula,
+            "member_count": await reads.member_count(segment_id),
+            "go_live": _go_live(status, defn.version),
+            "definition": _public(defn),
+            **coverage(ctx),
+        }
+
+    @app.page("/segments", name="segments")
+    class Segments(View):
+        async def get(self, request: Request) -> Response:
+            authorize(request, settings, write=False)
+            sizes = reads.segment_sizes(0.0)
+            items = [{"id": d.id, "name": d.name, "kind": d.kind, "status": d.status,
+                      "version": d.version, "formula": d.formula,
+                      "member_count": sizes.get(d.id, 0)}
+                     for d in sorted(reads.definitions().values(), key=lambda d: d.id)]
+            return json_response({"segments": items, **coverage(ctx)})
+
+        async def post(self, request: Request) -> Response:
+            authorize(request, settings, write=True)
+            body = await text_or_json(request)
+            segment_id = body.get("id") if isinstance(body, dict) else None
+            if isinstance(segment_id, str) and writer.current(segment_id) is not None:
+                raise ApiError(409, "segment_exists",
+                               f'segment "{segment_id}" exists; use PUT /segments/{segment_id}')
+            defn = writer.build(None, body, existing=None)
+            return json_response(_public(await writer.put(defn)), 202)
+
+    @app.page("/segments/{segment_id}", name="segment")
+    class Segment(View):
+        async def get(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=False)
+            return json_response(await summary(segment_id))
+
+        async def put(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=True)
+            body = await text_or_json(request)
+            existing = writer.current(segment_id)
+            if existing is not None and isinstance(body, dict) and set(body) == {"formula"}:
+                # Formula text alone updates the formula of an existing segment.
+                body = {**_public(existing), "formula": body["formula"]}
+                body.pop("condition", None)
+            defn = writer.build(segment_id, body, existing=existing)
+            return json_response(_public(await writer.put(defn)), 202)
+
+        async def delete(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=True)
+            await writer.delete(segment_id)
+            return json_response({"op": "delete", "segment_id": segment_id}, 202)
+
+    @app.page("/segments/{segment_id}/activate", name="segment-activate")
+    class Activate(View):
+        async def post(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=True)
+            return json_response(_public(await writer.set_status(segment_id, "live")), 202)
+
+    @app.page("/segments/{segment_id}/stop", name="segment-stop")
+    class Stop(View):
+        async def post(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=True)
+            return json_response(_public(await writer.set_status(segment_id, "stopped")), 202)
+
+    @app.page("/segments/{segment_id}/status", name="segment-status")
+    class Status(View):
+        """Per partition held here: applied version and backfill progress
+        (what the integration tests wait on), plus the summary fields."""
+
+        async def get(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=False)
+            status = reads.segment_status(segment_id)
+            defn = writer.current(segment_id)
+            return json_response({
+                "segment_id": segment_id,
+                "version": defn.version if defn else 0,
+                "status": defn.status if defn else "deleted",
+                "go_live": _go_live(status, defn.version if defn else 0),
+                "partitions": {str(p): v for p, v in sorted(status.items())},
+            })
+
+    @app.page("/segments/{segment_id}/members", name="segment-members")
+    class Members(View):
+        async def get(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=False)
+            known(segment_id)
+            limit = int_param(request, "limit", 100, 1, 1000)
+            cursor = request.query.get("cursor") or None
+            try:
+                members, following = await reads.members_page(segment_id, cursor, limit)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_cursor", f"cursor: {exc}") from exc
+            return json_response({"segment_id": segment_id, "members": members,
+                                  "next_cursor": following, **coverage(ctx)})
+
+    @app.page("/segments/{segment_id}/members/{contact_id}", name="segment-member")
+    class Member(View):
+        """Static edits: explicit add / remove (any segment kind)."""
+
+        async def put(self, request: Request, segment_id: str, contact_id: str) -> Response:
+            authorize(request, settings, write=True)
+            edit = await writer.static_edit(segment_id, contact_id, "add")
+            return json_response(edit.model_dump(mode="json", exclude_none=True), 202)
+
+        async def delete(self, request: Request, segment_id: str, contact_id: str) -> Response:
+            authorize(request, settings, write=True)
+            edit = await writer.static_edit(segment_id, contact_id, "remove")
+            return json_response(edit.model_dump(mode="json", exclude_none=True), 202)
+
+    @app.page("/segments/{segment_id}/flow", name="segment-flow")
+    class Flow(View):
+        async def get(self, request: Request, segment_id: str) -> Response:
+            authorize(request, settings, write=False)
+            defn = known(segment_id)
+            tree = flow_tree(segment_id, defn.condition)
+            fmt = request.query.get("format", "json")
+            if fmt == "mermaid":
+                return self.text(mermaid(tree), content_type="text/plain")
+            if fmt == "svg":
+                return self.text(svg(tree), content_type="image/svg+xml")
+            if fmt != "json":
+                raise ApiError(400, "invalid_parameter",
+                               "query parameter 'format' must be json, mermaid or svg")
+            return json_response({"segment_id": segment_id, "formula": defn.formula,
+                                  "mermaid": mermaid(tree), "svg": svg(tree)})

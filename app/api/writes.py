@@ -1,0 +1,132 @@
+"""API writes: validated, then PRODUCED to the source-of-truth topics.
+
+The segment-definitions topic is the truth; the evaluator applies what
+arrives there (in every partition). A write here checks the definition with
+the pydantic model and, for references between segments, with an
+``engine.Catalog`` built from the current catalog plus the new definition,
+then produces it and returns it as accepted (202): it is live once the
+evaluators have applied it (``GET /segments/{id}`` shows the progress).
+
+Versions: each write is the newest version known here (applied by the
+evaluator, or produced earlier by this worker's API) plus one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from agents.state_reads import EvaluatorReads
+from app.api.errors import ApiError, validation_error
+from app.faust_app import Topics
+from engine import CompileError, CycleError
+from models.inputs import StaticEdit
+from models.segments import SegmentDefinition
+
+__all__ = ["DefinitionWriter"]
+
+# Fields the server owns: a client's values are ignored.
+_SERVER_FIELDS = ("version", "created_at", "updated_at")
+
+
+class DefinitionWriter:
+    def __init__(self, reads: EvaluatorReads, topics: Topics) -> None:
+        self._reads, self._topics = reads, topics
+        # segment id -> (version, definition or None once deleted) produced here
+        self._produced: dict[str, tuple[int, SegmentDefinition | None]] = {}
+
+    def current(self, segment_id: str) -> SegmentDefinition | None:
+        applied = self._reads.definitions().get(segment_id)
+        produced = self._produced.get(segment_id)
+        if produced is not None and (applied is None or produced[0] > applied.version):
+            return produced[1]
+        return applied
+
+    def _next_version(self, segment_id: str) -> int:
+        applied = self._reads.definitions().get(segment_id)
+        produced = self._produced.get(segment_id)
+        return max(applied.version if applied else 0, produced[0] if produced else 0) + 1
+
+    def build(self, segment_id: str | None, body: Any, *, existing: SegmentDefinition | None
+              ) -> SegmentDefinition:
+        """The definition a create/update body asks for (not produced)."""
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid", "a segment definition must be a JSON object")
+        values = {k: v for k, v in body.items() if k not in _SERVER_FIELDS}
+        if segment_id is not None and values.setdefault("id", segment_id) != segment_id:
+            raise ApiError(422, "invalid",
+                           f"body id {values['id']!r} differs from the URL's {segment_id!r}",
+                           [{"loc": "id", "message": "must match the URL",
+                             "type": "id_mismatch"}])
+        if existing is not None:
+            # Unspecified status keeps the current one (activate/stop change it).
+            values.setdefault("status", existing.status)
+            values.setdefault("name", existing.name)
+        elif "id" in values:
+            values.setdefault("name", values["id"])
+        now = datetime.now(UTC)
+        target = values.get("id")
+        values["version"] = self._next_version(target) if isinstance(target, str) else 1
+        values["created_at"] = (existing.created_at if existing and existing.created_at
+                                else now).isoformat()
+        values["updated_at"] = now.isoformat()
+        try:
+            definition = SegmentDefinition.model_validate(values)
+        except ValidationError as exc:
+            raise validation_error(exc) from exc
+        self.check_references(definition)
+        return definition
+
+    def check_references(self, definition: SegmentDefinition) -> None:
+        catalog = self._reads.catalog()
+        if catalog is None:
+            raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
+        try:
+            catalog.put(definition)
+        except CycleError as exc:
+            raise ApiError(409, "reference_cycle", f"segment refused: {exc}") from exc
+        except (CompileError, ValueError) as exc:
+            raise ApiError(422, "invalid", f"segment refused: {exc}") from exc
+
+    async def put(self, definition: SegmentDefinition) -> SegmentDefinition:
+        value = orjson.dumps(definition.model_dump(mode="json", exclude_none=True))
+        await self._produce(self._topics.segment_definitions, definition.id, value)
+        self._produced[definition.id] = (definition.version, definition)
+        return definition
+
+    async def set_status(self, segment_id: str, status: str) -> SegmentDefinition:
+        existing = self.current(segment_id)
+        if existing is None:
+            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+        body = existing.model_dump(mode="json", exclude_none=True)
+        body["status"] = status
+        return await self.put(self.build(segment_id, body, existing=existing))
+
+    async def delete(self, segment_id: str) -> None:
+        if self.current(segment_id) is None:
+            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+        version = self._next_version(segment_id)
+        value = orjson.dumps({"op": "delete", "segment_id": segment_id})
+        await self._produce(self._topics.segment_definitions, segment_id, value)
+        self._produced[segment_id] = (version, None)
+
+    async def static_edit(self, segment_id: str, contact_id: str, op: str) -> StaticEdit:
+        if self.current(segment_id) is None:
+            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+        try:
+            edit = StaticEdit(segment_id=segment_id, contact_id=contact_id, op=op,  # type: ignore[arg-type]
+                              at=datetime.now(UTC))
+        except ValidationError as exc:
+            raise validation_error(exc, "static edit") from exc
+        value = orjson.dumps(edit.model_dump(mode="json", exclude_none=True))
+        await self._produce(self._topics.static_edits, contact_id, value)
+        return edit
+
+    @staticmethod
+    async def _produce(topic: Any, key: str, value: bytes) -> None:
+        """Send and wait for the broker's ack: a 202 means it is durable."""
+        future = await topic.send(key=key.encode(), value=value)
+        await future
