@@ -159,7 +159,7 @@ def behaviour_leaves(start: datetime) -> st.SearchStrategy[Any]:
     )
 
 
-def time_leaves(start: datetime) -> st.SearchStrategy[Any]:
+def time_leaves(start: datetime, windows_only: bool = False) -> st.SearchStrategy[Any]:
     """Single time-sensitive tests (maybe negated): every one reports dues."""
     within = st.builds(RelativeWindow, direction=st.sampled_from(["last", "next"]),
                        amount=st.integers(1, 4), unit=units)
@@ -173,6 +173,8 @@ def time_leaves(start: datetime) -> st.SearchStrategy[Any]:
     performed = st.builds(Performed, event_type=st.sampled_from(TYPES), where=wheres,
                           count_op=st.sampled_from(["at least", "at most", "exactly"]),
                           count=st.integers(1, 3), window=rel_window)
+    if windows_only:
+        return st.one_of(aggregates, performed, st.builds(Negation, arg=performed))
     leaf = st.one_of(
         aggregates, performed,
         st.builds(Comparison, field=st.sampled_from(["signup", "birthday"]), op=order_ops,
@@ -187,9 +189,9 @@ def time_leaves(start: datetime) -> st.SearchStrategy[Any]:
     return st.one_of(leaf, leaf, st.builds(Negation, arg=leaf))
 
 
-def trees(start: datetime, refs: list[str], time_only: bool = False) -> st.SearchStrategy[Any]:
-    if time_only:
-        return time_leaves(start)
+def trees(start: datetime, refs: list[str], mode: str = "mixed") -> st.SearchStrategy[Any]:
+    if mode != "mixed":
+        return time_leaves(start, windows_only=mode == "windows")
     leaves = st.one_of(profile_leaves(start), behaviour_leaves(start))
     if refs:
         leaves = st.one_of(leaves, st.builds(InSegment, segment_id=st.sampled_from(refs)))
@@ -206,13 +208,13 @@ def trees(start: datetime, refs: list[str], time_only: bool = False) -> st.Searc
 
 @st.composite
 def catalogs(draw: st.DrawFn, start: datetime) -> list[SegmentDefinition]:
-    time_only = draw(st.booleans())
+    mode = draw(st.sampled_from(["mixed", "time", "windows"]))
     n = draw(st.integers(1, 5))
     defs: list[SegmentDefinition] = []
     for i in range(n):
         sid = f"s{i}"
         kind = draw(st.sampled_from(["dynamic"] * 5 + ["static"]))
-        cond = draw(trees(start, [d.id for d in defs], time_only)) if kind == "dynamic" else None
+        cond = draw(trees(start, [d.id for d in defs], mode)) if kind == "dynamic" else None
         defs.append(SegmentDefinition.model_construct(
             id=sid, name=sid, kind=kind, condition=cond, status="live",
             version=draw(st.integers(1, 3)), timezone=draw(st.sampled_from(ZONES)),
