@@ -4,6 +4,10 @@ JSON response validates against the service's own /openapi.json."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import aiohttp
 import pytest
 
@@ -170,3 +174,20 @@ async def test_segments_api_end_to_end(settings, worker, reader):
         assert health == {"status": "ok"}
         _, ready = await api.call("GET", "/ready", expect=200, route="/ready")
         assert ready["ready"] is True
+
+
+async def test_schemathesis_fuzzes_the_documented_api(settings, worker):
+    """Property-based requests generated from the service's own /openapi.json:
+    no 5xx, documented status codes and content types, responses valid
+    against the documented schemas. Bounded: a few examples per operation."""
+    binary = Path(sys.executable).with_name("schemathesis")
+    assert binary.exists(), "schemathesis missing: pip install -e '.[dev]'"
+    result = subprocess.run(
+        [str(binary), "run", f"{worker.url}/openapi.json",
+         "-H", f"Authorization: Bearer {TOKEN}", "--max-examples", "20",
+         "--phases", "coverage,fuzzing", "--warnings", "off",
+         "--checks", "not_a_server_error,status_code_conformance,"
+                     "content_type_conformance,response_schema_conformance"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "passed" in result.stdout
