@@ -33,7 +33,11 @@ class TopicNames:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEGMENTFLOW_", extra="ignore")
+    # populate_by_name: Settings(bootstrap_servers=...) must win over the
+    # environment (tests and the demo point workers at their own broker).
+    model_config = SettingsConfigDict(
+        env_prefix="SEGMENTFLOW_", extra="ignore", populate_by_name=True
+    )
 
     # The local broker started by deploy/kafka/kafka.sh listens here.
     bootstrap_servers: str = Field(
