@@ -18,7 +18,7 @@ from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
 from engine.context import Ctx
 from engine.fastmodel import cause, membership_change
 from engine.history import gc_state, is_duplicate, record_event
-from engine.state import ContactState
+from engine.state import SEQ_MASK, ContactState
 from engine.timeutil import to_us
 from models.changes import Cause, MembershipChange
 from models.inputs import ContactDelete, ContactUpsert, Interaction, StaticEdit
@@ -53,7 +53,7 @@ def make_ctx(st: ContactState, accounts: Mapping[str, Mapping[str, Any]], now_us
 class _Step:
     """Mutable work area for one apply() call, on a clone of the state.
 
-    ``members``/``versions``/``due`` are shared with the input state until
+    ``members`` and ``due`` are shared with the input state until
     the first write (copy on write): most steps change none of them."""
 
     __slots__ = ("at", "changes", "ctx", "due_own", "idx", "members_own", "st")
@@ -79,12 +79,10 @@ class _Step:
         st = self.st
         if not self.members_own:
             st.members = dict(st.members)
-            st.versions = dict(st.versions)
             self.ctx.members = st.members
             self.members_own = True
-        seq = st.members.get(sid, 0) + 1
-        st.members[sid] = seq
-        st.versions[sid] = version
+        seq = (st.members.get(sid, 0) & SEQ_MASK) + 1
+        st.members[sid] = seq | version << 32
         self.changes.append(
             membership_change(sid, st.contact_id, member, self.at, why, version, seq)
         )
@@ -297,7 +295,7 @@ def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> Routed:
             del step.own_due()[sid]
         st.static.pop(sid, None)
         if st.is_member(sid):
-            step.emit(sid, False, st.versions.get(sid, 1), _DELETED)
+            step.emit(sid, False, st.members[sid] >> 32, _DELETED)
             step.cascade_from(sid)
         return _NOTHING
     if cs.defn.status != "live":  # stopped / draft: membership frozen
@@ -311,10 +309,11 @@ def _erase(state: ContactState | None, catalog: Catalog, now: datetime) -> Trans
     if state is None:
         return Transition(None, [], None)
     changes: list[MembershipChange] = []
-    for sid, seq in state.members.items():
-        if seq & 1:
+    for sid, packed in state.members.items():
+        if packed & 1:
+            seq = packed & SEQ_MASK
             defn = catalog.get(sid)
-            version = defn.version if defn is not None else state.versions.get(sid, 1)
+            version = defn.version if defn is not None else packed >> 32
             changes.append(
                 membership_change(sid, state.contact_id, False, now, _ERASURE, version, seq + 1)
             )

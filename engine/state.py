@@ -1,10 +1,11 @@
 """Per-contact state, compact (orjson) for RocksDB tables.
 
 Everything is plain JSON-able data so ``from_bytes(to_bytes(s)) == s``:
-- ``members``: segment id -> sequence of the last change for that pair; odd
-  means member (the ``MembershipChange.sequence`` parity rule). Entries stay
-  after leaving and after a segment is deleted so sequences never restart;
-- ``versions``: segment id -> segment version of that last change;
+- ``members``: segment id -> ``sequence | version << 32``: the sequence of the
+  last change for that pair (odd means member: the
+  ``MembershipChange.sequence`` parity rule) and the segment version it
+  carried, packed in one int. Entries stay after leaving and after a segment
+  is deleted so sequences never restart;
 - ``history``: event type -> ``[[occurred_at_us, event_id, props], ...]`` in
   time order, only types/properties live segments need, bounded;
 - ``seen``: recent event ids (dedup);
@@ -25,7 +26,9 @@ import orjson
 
 from engine.timeutil import from_us
 
-__all__ = ["ContactState"]
+__all__ = ["SEQ_MASK", "ContactState"]
+
+SEQ_MASK = 0xFFFFFFFF  # low 32 bits of a ``members`` value: the sequence
 
 
 class ContactState:
@@ -41,7 +44,6 @@ class ContactState:
         "members",
         "seen",
         "static",
-        "versions",
     )
 
     def __init__(
@@ -54,7 +56,6 @@ class ContactState:
         seen: list[str] | None = None,
         features: dict[str, Any] | None = None,
         members: dict[str, int] | None = None,
-        versions: dict[str, int] | None = None,
         static: dict[str, bool] | None = None,
         due: dict[str, int] | None = None,
     ) -> None:
@@ -66,7 +67,6 @@ class ContactState:
         self.seen: list[str] = seen if seen is not None else []
         self.features: dict[str, Any] = features if features is not None else {}
         self.members: dict[str, int] = members if members is not None else {}
-        self.versions: dict[str, int] = versions if versions is not None else {}
         self.static: dict[str, bool] = static if static is not None else {}
         self.due: dict[str, int] = due if due is not None else {}
         self._min_due: int | bool | None = False  # False: not computed yet
@@ -95,10 +95,11 @@ class ContactState:
     def membership(self, segment_id: str) -> tuple[bool, int, int] | None:
         """(member, sequence of the last change, segment version of it), or
         None if the contact never joined that segment."""
-        seq = self.members.get(segment_id)
-        if seq is None:
+        packed = self.members.get(segment_id)
+        if packed is None:
             return None
-        return bool(seq & 1), seq, self.versions.get(segment_id, 1)
+        seq = packed & SEQ_MASK
+        return bool(seq & 1), seq, packed >> 32
 
     def is_member(self, segment_id: str) -> bool:
         return bool(self.members.get(segment_id, 0) & 1)
@@ -108,8 +109,8 @@ class ContactState:
     def clone(self) -> ContactState:
         """A new state sharing this one's containers except the small ones
         written in place (history, features, static). ``apply`` replaces
-        ``attrs``/``consent``/``seen`` and copies ``members``/``versions``/
-        ``due`` before its first write, so the input state never changes."""
+        ``attrs``/``consent``/``seen`` and copies ``members``/``due`` before
+        its first write, so the input state never changes."""
         c = ContactState(
             self.contact_id,
             self.attrs,
@@ -119,7 +120,6 @@ class ContactState:
             self.seen,
             dict(self.features),
             self.members,
-            self.versions,
             dict(self.static) if self.static else {},
             self.due,
         )
@@ -136,7 +136,6 @@ class ContactState:
             ("s", self.seen),
             ("f", self.features),
             ("m", self.members),
-            ("v", self.versions),
             ("x", self.static),
             ("d", self.due),
         ):
@@ -159,7 +158,6 @@ class ContactState:
             d.get("s"),
             d.get("f"),
             d.get("m"),
-            d.get("v"),
             d.get("x"),
             d.get("d"),
         )
