@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     from agents.evaluator import register_evaluator
     from agents.ingest import register_ingest
     from app.metrics import Metrics
+    from app.topic_setup import register_topic_setup
     from app.web import register_web, web_application_options
 
     settings = settings or Settings()
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     topics = _declare_topics(app, settings)
     tables = _declare_tables(app, settings)
+    register_topic_setup(app, topics)
     register_ingest(app, topics, settings, metrics)
     evaluator = register_evaluator(app, topics, tables, settings, metrics)
     register_clock(app, topics, settings)

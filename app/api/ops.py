@@ -13,6 +13,7 @@ from app.api.errors import json_response
 from app.api.guard import authorize
 from app.api.openapi import openapi_document
 from app.metrics import CONTENT_TYPE
+from app.topic_setup import topics_ready
 
 __all__ = ["readiness", "register_ops"]
 
@@ -20,9 +21,11 @@ __all__ = ["readiness", "register_ops"]
 def readiness(app: faust.App) -> dict[str, Any]:
     assignment = app.consumer.assignment() if app.consumer is not None else set()
     recovered = app.tables.recovery.completed.is_set()
-    ready = bool(assignment) and not app.rebalancing and recovered
+    declared = topics_ready(app)
+    ready = bool(assignment) and not app.rebalancing and recovered and declared
     return {
         "ready": ready,
+        "topics_declared": declared,
         "assigned_partitions": len(assignment),
         "rebalancing": bool(app.rebalancing),
         "tables_recovered": recovered,

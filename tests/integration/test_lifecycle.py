@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.client import Publisher
 from models.inputs import AccountUpsert, ContactDelete, ContactUpsert, Interaction, StaticEdit
@@ -195,3 +197,17 @@ async def test_erasure_leaves_everything_and_forgets_the_contact(settings, worke
         last[key] = value
     assert set(last) == {b"paris/c1", b"buyer/c1", b"vips/c1"}
     assert all(value is None for value in last.values())
+    assert await cleanup_policy(settings, settings.topics.memberships) == "compact"
+    assert await cleanup_policy(settings, settings.topics.membership_changes) == "delete"
+
+
+async def cleanup_policy(settings, topic: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [resource] = response.resources
+        return next(entry[1] for entry in resource[4] if entry[0] == "cleanup.policy")
+    finally:
+        await admin.close()
