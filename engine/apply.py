@@ -46,8 +46,8 @@ _EMPTY: Mapping[str, Any] = {}
 
 def make_ctx(st: ContactState, accounts: Mapping[str, Mapping[str, Any]], now_us: int) -> Ctx:
     account = accounts.get(st.account_id, _EMPTY) if st.account_id is not None else _EMPTY
-    return Ctx(st.attrs, account, st.consent, st.members, st.history, st.features,  # type: ignore[arg-type]
-               now_us)
+    return Ctx(st.attrs, account, st.consent, st.members, st.history,  # type: ignore[arg-type]
+               st.features, now_us, st)
 
 
 class _Step:
@@ -289,6 +289,7 @@ def _upsert(
 def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> Routed:
     st = step.st
     gc_state(st, step.idx)
+    step.ctx.adopt(st.features, st.history)  # gc_state made fresh copies
     cs = catalog.compiled(sid)
     if cs is None:  # deleted: leave, forget its static edits, keep the sequence
         if sid in st.due:

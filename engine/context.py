@@ -17,7 +17,18 @@ _MISSING = object()
 class Ctx:
     """Read-only view of one contact at one instant (plus lazy feature init)."""
 
-    __slots__ = ("_today", "account", "attrs", "consent", "features", "history", "members", "now")
+    __slots__ = (
+        "_owned",
+        "_today",
+        "account",
+        "attrs",
+        "consent",
+        "features",
+        "history",
+        "members",
+        "now",
+        "owner",
+    )
 
     def __init__(
         self,
@@ -28,6 +39,7 @@ class Ctx:
         history: dict[str, list[Any]],
         features: dict[str, Any],
         now: int,
+        owner: Any = None,
     ) -> None:
         self.attrs = attrs
         self.account = account
@@ -36,6 +48,8 @@ class Ctx:
         self.history = history
         self.features = features
         self.now = now
+        self.owner = owner  # the ContactState whose features dict this is
+        self._owned = False
         self._today: dict[str, int] = {}
 
     def today(self, tzname: str) -> int:
@@ -45,6 +59,22 @@ class Ctx:
             o = self._today[tzname] = local_ordinal(self.now, tzname)
         return o
 
+    def adopt(self, features: dict[str, Any], history: dict[str, list[Any]]) -> None:
+        """Point at containers this step already owns (fresh copies)."""
+        self.features = features
+        self.history = history
+        self._owned = True
+
+    def own_features(self) -> dict[str, Any]:
+        """The features dict, copied before its first write in this step (it
+        is shared with the state ``apply`` was given)."""
+        if not self._owned:
+            self.features = dict(self.features)
+            if self.owner is not None:
+                self.owner.features = self.features
+            self._owned = True
+        return self.features
+
     def feature(self, spec: FeatureSpec) -> Any:
         """Current value of a running feature; a feature the contact has not
         tracked yet (segment added later) starts from the kept history."""
@@ -53,7 +83,7 @@ class Ctx:
             v = spec.initial
             for t, _eid, props in self.history.get(spec.event_type, ()):
                 v = spec.fold(v, t, props)
-            self.features[spec.key] = v
+            self.own_features()[spec.key] = v
         return v
 
 

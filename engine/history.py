@@ -40,10 +40,12 @@ def record_event(
         del seen[: len(seen) - limits.max_seen_ids]
     st.seen = seen
     for spec in idx.features_by_type.get(event_type, ()):
-        st.features[spec.key] = spec.fold(ctx.feature(spec), t, props)
+        value = spec.fold(ctx.feature(spec), t, props)
+        ctx.own_features()[spec.key] = value
     need = idx.history.get(event_type)
     if need is None:
         return
+    st.history = ctx.history = dict(st.history)  # shared with the input state
     kept = {k: props[k] for k in need.props if k in props}
     events = list(st.history.get(event_type, ()))
     insort(events, [t, event_id, kept], key=_T)
@@ -61,8 +63,7 @@ def record_event(
 
 
 def gc_state(st: ContactState, idx: Index) -> None:
-    """Drop features and history types no live segment needs any more."""
-    for key in [k for k in st.features if k not in idx.feature_keys]:
-        del st.features[key]
-    for t in [t for t in st.history if t not in idx.history]:
-        del st.history[t]
+    """Drop features and history types no live segment needs any more
+    (copies: both dicts may be shared with the input state)."""
+    st.features = {k: v for k, v in st.features.items() if k in idx.feature_keys}
+    st.history = {t: v for t, v in st.history.items() if t in idx.history}

@@ -107,18 +107,18 @@ class ContactState:
     # -- copying / storage ----------------------------------------------------
 
     def clone(self) -> ContactState:
-        """A new state sharing this one's containers except the small ones
-        written in place (history, features, static). ``apply`` replaces
-        ``attrs``/``consent``/``seen`` and copies ``members``/``due`` before
-        its first write, so the input state never changes."""
+        """A new state sharing this one's containers except ``static``.
+        ``apply`` replaces ``attrs``/``consent``/``seen``/``history`` and copies
+        ``members``/``due``/``features`` before its first write, so the input
+        state never changes."""
         c = ContactState(
             self.contact_id,
             self.attrs,
             self.account_id,
             self.consent,
-            dict(self.history),
+            self.history,
             self.seen,
-            dict(self.features),
+            self.features,
             self.members,
             dict(self.static) if self.static else {},
             self.due,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from engine import Catalog, CompileError, ContactState, CycleError, Tick, apply, explain
@@ -159,3 +161,32 @@ def test_changes_equal_validated_models() -> None:
     again = MembershipChange.model_validate(c.model_dump())
     assert again == c and again.model_dump_json() == c.model_dump_json()
     assert c.model_fields_set == again.model_fields_set
+
+
+def test_no_input_kind_mutates_the_state_it_is_given() -> None:
+    from engine import SegmentChanged
+    from engine.testing import interaction
+    from models.conditions import EverWindow, Performed, RelativeWindow
+
+    ever = Performed(event_type="purchase", window=EverWindow())
+    recent = Performed(event_type="purchase", window=RelativeWindow(amount=1, unit="days"))
+    h = Harness(catalog_of(seg("ever", ever), seg("recent", recent)))
+    h(upsert(age=1), NOW)
+    steps: list[tuple[Any, Any]] = [
+        (interaction("purchase", NOW), h.catalog),
+        (Tick(), h.catalog),
+        (SegmentChanged("adults"), h.catalog.put(seg("adults", ADULT))),
+        # a new running feature, initialised lazily from the kept history
+        (SegmentChanged("two"), h.catalog.put(seg("two", Performed(
+            event_type="purchase", count=2, window=EverWindow())))),
+        (SegmentChanged("ever"), h.catalog.remove("ever")),
+        (ContactDelete(contact_id="c1"), h.catalog),
+    ]
+    for inp, cat in steps:
+        before = h.state
+        assert before is not None
+        snapshot = before.to_bytes()
+        tr = apply(before, inp, cat, NOW, {})
+        assert before.to_bytes() == snapshot, inp
+        if tr.state is not None:
+            h.state, h.catalog = tr.state, cat
