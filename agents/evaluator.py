@@ -99,7 +99,8 @@ class Evaluator:
         self.contacts = BufferedTable(tables.contacts, self.batch)
         self.accounts = BufferedTable(tables.accounts, self.batch)
         self.backfills = BufferedTable(tables.backfills, self.batch)
-        self.catalogs = PartitionCatalogs(BufferedTable(tables.segments, self.batch))
+        self.catalogs = PartitionCatalogs(BufferedTable(tables.segments, self.batch),
+                                          settings.limits)
         self.account_index = AccountIndex(BufferedTable(tables.account_contacts, self.batch))
         self.due = DueIndex(BufferedTable(tables.due, self.batch), settings.partitions)
         self.clock = PartitionClock(settings.clock, BufferedTable(tables.clock, self.batch))

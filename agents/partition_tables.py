@@ -9,14 +9,14 @@ into every partition (segment definitions, accounts) are keyed
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 from faust.types import TableT
 
 from agents.partition_scan import scan_partition
-from engine import Catalog, CycleError
+from engine import Catalog, CycleError, Limits
 from models.segments import SegmentDefinition
 
 __all__ = ["AccountIndex", "DueIndex", "PartitionAccounts", "PartitionCatalogs"]
@@ -26,8 +26,9 @@ class PartitionCatalogs:
     """The segment catalog of each partition, cached in memory and rebuilt
     from the segments table after a restart or rebalance."""
 
-    def __init__(self, table: TableT) -> None:
+    def __init__(self, table: MutableMapping[str, Any], limits: Limits | None = None) -> None:
         self._table = table
+        self._limits = limits
         self._cache: dict[int, Catalog] = {}
 
     def clear(self) -> None:
@@ -48,7 +49,7 @@ class PartitionCatalogs:
         ]
         # Each definition was accepted once, so an order exists in which
         # every reference resolves; find it by retrying.
-        catalog = Catalog.empty()
+        catalog = Catalog.empty(self._limits)
         while pending:
             rest = []
             for definition in pending:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.limits import Limits
+
 __all__ = ["Settings", "TopicNames"]
 
 
@@ -82,6 +84,15 @@ class Settings(BaseSettings):
     # Producer batching: outputs of a batch leave in a few requests instead
     # of one per message (which made socket writes a third of the CPU).
     producer_linger_ms: int = Field(default=5, ge=0)
+    # Per-contact bounds of the engine (engine.Limits). Duplicate
+    # interactions are recognised by event_id among the contact's last
+    # dedup_event_ids events: the de-duplication horizon.
+    dedup_event_ids: int = Field(default=128, ge=1)
+    # Newest events kept per interaction type that live segments use.
+    max_events_per_type: int = Field(default=256, ge=1)
+    # Distinct values tracked by a running count-distinct / most-frequent.
+    max_distinct_values: int = Field(default=1000, ge=1)
+
     # Due contacts woken per tick per partition (the rest wait one tick).
     due_batch: int = Field(default=20000, ge=1)
 
@@ -98,6 +109,14 @@ class Settings(BaseSettings):
     # Segment sizes on /metrics come from a scan of the contacts; at most
     # one scan per this many seconds, whatever the scrape rate.
     metrics_sizes_ttl: float = Field(default=10.0, ge=0)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_events_per_type=self.max_events_per_type,
+            max_seen_ids=self.dedup_event_ids,
+            max_distinct_values=self.max_distinct_values,
+        )
 
     @property
     def topics(self) -> TopicNames:
