@@ -232,7 +232,9 @@ class EvaluatorReads:
         topic = self._evaluator.topics.evaluator_input.get_topic_name()
         lag: dict[int, int] = {}
         try:
-            read = consumer._read_offset
+            # Faust keeps the last offset read (and committed) per partition;
+            # aiokafka's highwater is the offset the next record will get.
+            read, committed = consumer._read_offset, consumer._committed_offset
             for tp in consumer.assignment():
                 if tp.topic != topic:
                     continue
@@ -240,6 +242,8 @@ class EvaluatorReads:
                 if high is None:
                     continue
                 position = read.get(tp)
+                if position is None:
+                    position = committed.get(tp)
                 lag[tp.partition] = max(0, high - (position + 1 if position is not None else 0))
         except Exception:  # not obtainable right now (rebalancing): report none
             return {}

@@ -67,23 +67,40 @@ def produce_demo(events: int, source: str, contacts: int) -> None:
     if source == "retail":
         from app.retail_dataset import replay_inputs
         inputs = replay_inputs(limit=events)
+        total = events  # the limit counts interactions; contact upserts come on top
+
+        def counted(model: object) -> bool:
+            return isinstance(model, Interaction)
     else:
         from app.workload import Workload
-        inputs = Workload(contacts=contacts, events=events).inputs()
+        workload = Workload(contacts=contacts, events=events)
+        inputs = workload.inputs()
+        total = workload.accounts + workload.contacts + workload.events  # one input each
+
+        def counted(model: object) -> bool:
+            return True
 
     async def run() -> int:
         count = 0
         async with Publisher(Settings()) as publisher:
-            with click.progressbar(length=events, label="producing", file=sys.stderr) as bar:
+            with click.progressbar(length=total, label="producing", file=sys.stderr) as bar:
                 for model in inputs:
                     await publisher.send(model)
                     count += 1
-                    if isinstance(model, Interaction):
+                    if counted(model):
                         bar.update(1)
             await publisher.flush()
         return count
 
-    click.echo(f"produced {asyncio.run(run())} inputs")
+    from aiokafka.errors import UnknownTopicOrPartitionError
+
+    try:
+        produced = asyncio.run(run())
+    except UnknownTopicOrPartitionError:
+        click.echo(f"error: the input topics ({Settings().topic_prefix}.*) do not exist yet: "
+                   "start a worker first (it creates them)", err=True)
+        sys.exit(1)
+    click.echo(f"produced {produced} inputs")
 
 
 @cli.command()

@@ -3,10 +3,12 @@ YAML, tables and --json, errors as messages with non-zero exit codes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -104,3 +106,25 @@ async def test_cli_against_a_worker(settings, worker, tmp_path):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "stopped"
+
+
+async def test_produce_demo_with_progress_bar(settings, worker, reader):
+    """The synthetic workload lands on the input topics (the worker created them)."""
+    t = settings.topics
+    topics = [await reader(name) for name in
+              (t.accounts, t.contacts, t.interactions, t.static_edits)]
+    result = await asyncio.to_thread(  # the command runs its own event loop
+        CliRunner().invoke, cli,
+        ["produce-demo", "--source", "synthetic", "--events", "40", "--contacts", "5"],
+        env={"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+             "SEGMENTFLOW_TOPIC_PREFIX": settings.topic_prefix})
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.output.startswith("producing")  # the bar (drawn in full on a tty)
+    assert result.output.strip().splitlines()[-1] == "produced 95 inputs"  # 50 + 5 + 40
+    deadline = time.monotonic() + 20
+    while sum(len(r.records) for r in topics) < 95 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    accounts, contacts, interactions, edits = (len(r.records) for r in topics)
+    assert (accounts, contacts >= 5) == (50, True)
+    assert (contacts - 5) + interactions + edits == 40
+    assert interactions > 20  # most steps are interactions
