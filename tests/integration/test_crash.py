@@ -20,8 +20,6 @@ pytestmark = pytest.mark.kafka
 
 async def test_kill_9_and_restart_loses_nothing(settings, worker_factory, reader):
     settings = settings.model_copy(update={"clock": "event"})
-    changes = await reader(settings.topics.membership_changes)
-    snapshot = await reader(settings.topics.memberships)
     workload = Workload(contacts=300, accounts=20, events=6000, seed=11)
     inputs = list(workload.inputs())
     end = max(getattr(i, "occurred_at", workload.start) for i in inputs) + timedelta(hours=1)
@@ -30,7 +28,9 @@ async def test_kill_9_and_restart_loses_nothing(settings, worker_factory, reader
 
     first = worker_factory(settings)
     first.start()
-    await first.wait_ready()
+    await first.wait_ready()  # the worker creates its topics; then read them
+    changes = await reader(settings.topics.membership_changes)
+    snapshot = await reader(settings.topics.memberships)
     async with Publisher(settings) as pub:
         for definition in definitions:
             await pub.send(definition)
