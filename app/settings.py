@@ -21,12 +21,16 @@ class TopicNames:
     """Topic names derived from one prefix, so deployments (and tests) that
     use different prefixes never see each other's data."""
 
-    def __init__(self, prefix: str) -> None:
-        self.contacts = f"{prefix}.contacts"
-        self.accounts = f"{prefix}.accounts"
-        self.interactions = f"{prefix}.interactions"
-        self.segment_definitions = f"{prefix}.segment-definitions"
-        self.static_edits = f"{prefix}.static-edits"
+    def __init__(self, prefix: str, upstream: dict[str, str | None] | None = None) -> None:
+        # Upstream topics may carry names of their own (another team's
+        # topics); segmentflow's own topics always follow the prefix.
+        names = {k: v for k, v in (upstream or {}).items() if v}
+        self.contacts = names.get("contacts", f"{prefix}.contacts")
+        self.accounts = names.get("accounts", f"{prefix}.accounts")
+        self.interactions = names.get("interactions", f"{prefix}.interactions")
+        self.segment_definitions = names.get(
+            "segment_definitions", f"{prefix}.segment-definitions")
+        self.static_edits = names.get("static_edits", f"{prefix}.static-edits")
         # The one ordered log per partition that the evaluator consumes.
         self.evaluator_input = f"{prefix}.evaluator-input"
         self.membership_changes = f"{prefix}.membership-changes"
@@ -48,6 +52,12 @@ class Settings(BaseSettings):
     )
     # Prefix of every topic and the Faust app id (consumer group, changelogs).
     topic_prefix: str = "segmentflow"
+    # Upstream topic names, when they are not "<prefix>.contacts" etc.
+    contacts_topic: str | None = None
+    accounts_topic: str | None = None
+    interactions_topic: str | None = None
+    segment_definitions_topic: str | None = None
+    static_edits_topic: str | None = None
     # Partitions of internal topics and tables: the unit of parallelism.
     # 8 is Faust's default and lets up to 8 workers share the load.
     partitions: int = Field(default=8, ge=1)
@@ -120,4 +130,10 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> TopicNames:
-        return TopicNames(self.topic_prefix)
+        return TopicNames(self.topic_prefix, {
+            "contacts": self.contacts_topic,
+            "accounts": self.accounts_topic,
+            "interactions": self.interactions_topic,
+            "segment_definitions": self.segment_definitions_topic,
+            "static_edits": self.static_edits_topic,
+        })

@@ -21,3 +21,12 @@ def test_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None
     assert (settings.partitions, settings.clock) == (3, "event")
     assert settings.bootstrap_servers == "127.0.0.1:9092"
     assert settings.topics.evaluator_input == "segmentflow.evaluator-input"
+
+
+def test_upstream_topics_can_be_renamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENTFLOW_TOPIC_PREFIX", "sf")
+    monkeypatch.setenv("SEGMENTFLOW_INTERACTIONS_TOPIC", "tracking.events")
+    topics = Settings().topics
+    assert topics.interactions == "tracking.events"
+    assert topics.contacts == "sf.contacts"
+    assert topics.membership_changes == "sf.membership-changes"
