@@ -75,8 +75,8 @@ _SCHEMAS: dict[str, Any] = {
                      "sample": {"type": "array", "items": _STR}, **_COVERAGE}),
     "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR}),
     "Health": _obj({"status": _STR}),
-    "Ready": _obj({"ready": _BOOL, "assigned_partitions": _INT, "rebalancing": _BOOL,
-                   "tables_recovered": _BOOL}),
+    "Ready": _obj({"ready": _BOOL, "topics_declared": _BOOL, "assigned_partitions": _INT,
+                   "rebalancing": _BOOL, "tables_recovered": _BOOL}),
 }
 
 

@@ -176,7 +176,7 @@ async def test_segments_api_end_to_end(settings, worker, reader):
         assert ready["ready"] is True
 
 
-async def test_schemathesis_fuzzes_the_documented_api(settings, worker):
+async def test_schemathesis_fuzzes_the_documented_api(settings, worker, tmp_path):
     """Property-based requests generated from the service's own /openapi.json:
     no 5xx, documented status codes and content types, responses valid
     against the documented schemas. Bounded: a few examples per operation."""
@@ -188,6 +188,6 @@ async def test_schemathesis_fuzzes_the_documented_api(settings, worker):
          "--phases", "coverage,fuzzing", "--warnings", "off",
          "--checks", "not_a_server_error,status_code_conformance,"
                      "content_type_conformance,response_schema_conformance"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)  # its cache stays in tmp
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
