@@ -48,3 +48,12 @@ def fold(changes: list[dict]) -> dict[tuple[str, str], bool]:
         assert (c["sequence"] % 2 == 1) == joined, f"sequence parity wrong at {c}"
         last_seq[key], member[key] = c["sequence"], joined
     return {k: v for k, v in member.items() if v}
+
+
+async def wait_clock_sync_seen(changes, sync_contacts: set[str], timeout: float = 120.0) -> list:
+    """Wait until every clock-sync contact (the last input of each partition,
+    see test_replay.clock_sync_inputs) joined "no-phone" — every partition
+    has then been processed to its end — and for the stream to go quiet."""
+    await changes.wait_for(lambda v: sync_contacts <= {
+        c["contact_id"] for c in v if c["segment_id"] == "no-phone"}, timeout=timeout)
+    return await changes.settle(quiet=3.0)

@@ -11,7 +11,7 @@ import pytest
 
 from app.client import Publisher
 from app.workload import Workload, segment_mix
-from tests.integration.helpers import fold, wait_segment_applied
+from tests.integration.helpers import fold, wait_clock_sync_seen, wait_segment_applied
 from tests.integration.oracle import expected_members
 from tests.integration.test_replay import clock_sync_inputs
 
@@ -49,7 +49,8 @@ async def test_kill_9_and_restart_loses_nothing(settings, worker_factory, reader
     second = worker_factory(settings)
     second.start()
     await second.wait_ready()
-    values = await changes.settle(quiet=4.0)
+    sync_contacts = {i.contact_id for i in inputs[-settings.partitions:]}
+    values = await wait_clock_sync_seen(changes, sync_contacts)
 
     got = fold(values)  # asserts no gap and alternation per (segment, contact)
     want = expected_members(inputs, definitions, end)
