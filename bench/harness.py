@@ -1,0 +1,300 @@
+"""Shared pieces of the end-to-end benchmarks: broker, settings, a worker
+subprocess, segment definitions, per-partition markers, throughput and
+latency measured from outside the worker process.
+
+Every scenario gets its own topic prefix (fresh topics) and data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.client import Publisher, tail  # noqa: E402
+from app.codec import input_payload  # noqa: E402
+from app.partitioning import partition_for  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.worker_process import WorkerProcess  # noqa: E402
+from app.workload import Workload, segment_mix  # noqa: E402
+from models.inputs import Interaction  # noqa: E402
+from models.segments import SegmentDefinition  # noqa: E402
+
+RESULTS = ROOT / "bench/results"
+MARKER = SegmentDefinition(id="bench-marker", name="marker", status="live",
+                           formula="performed survey_answered where marker exists ever")
+
+_next_port = [6190]
+
+
+def start_broker() -> str:
+    """Start (or reuse) the local broker; returns the bootstrap address."""
+    out = subprocess.run(["bash", str(ROOT / "deploy/kafka/kafka.sh"), "start"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def percentiles(values: Iterable[float], scale: float = 1000.0) -> dict:
+    """p50/p99/max (default: seconds -> ms), rounded; None when empty."""
+    v = sorted(values)
+    if not v:
+        return {"samples": 0, "p50": None, "p99": None, "max": None}
+    return {
+        "samples": len(v),
+        "p50": round(scale * v[len(v) // 2], 1),
+        "p99": round(scale * v[int(0.99 * (len(v) - 1))], 1),
+        "max": round(scale * v[-1], 1),
+    }
+
+
+@dataclass
+class Scenario:
+    """One fresh prefix + data dir + the worker running on it."""
+
+    bootstrap: str
+    partitions: int = 4
+    clock: str = "wall"
+    name: str = "bench"
+    prefix: str = field(init=False)
+    data: Path = field(init=False)
+    settings: Settings = field(init=False)
+    worker: WorkerProcess | None = field(default=None, init=False)
+    pids: list[int] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.prefix = f"bench-{self.name}-{uuid.uuid4().hex[:6]}"
+        self.data = Path(tempfile.mkdtemp(prefix=f"segmentflow-{self.name}-"))
+        _next_port[0] += 1
+        self.settings = Settings(
+            bootstrap_servers=self.bootstrap, topic_prefix=self.prefix,
+            partitions=self.partitions, data_dir=self.data / "worker",
+            web_port=_next_port[0], log_level="warning", clock=self.clock)
+
+    async def start_worker(self) -> float:
+        """Start the worker; returns monotonic time at which it was ready."""
+        self.worker = WorkerProcess(self.settings, self.data / "worker.log")
+        self.worker.start()
+        assert self.worker.pid is not None
+        self.pids.append(self.worker.pid)
+        await self.worker.wait_ready(timeout=180)
+        return time.monotonic()
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def cleanup(self) -> None:
+        self.stop_worker()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+    def data_dir_bytes(self) -> int:
+        return sum(p.stat().st_size for p in Path(self.settings.data_dir).rglob("*")
+                   if p.is_file())
+
+    def worker_rss_bytes(self) -> int | None:
+        if self.worker is None or self.worker.pid is None:
+            return None
+        for line in Path(f"/proc/{self.worker.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return None
+
+
+async def wait_applied(worker: WorkerProcess, definitions: list[SegmentDefinition],
+                       partitions: int, timeout: float = 600) -> None:
+    """Wait until every partition runs every definition with its backfill done."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        for d in definitions:
+            while True:
+                async with session.get(f"{worker.url}/segments/{d.id}/status") as r:
+                    parts = (await r.json()).get("partitions", {}) if r.status == 200 else {}
+                if len(parts) == partitions and all(
+                        p["version"] == d.version and p["backfill_complete"]
+                        for p in parts.values()):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"segment {d.id} not applied in {timeout} s")
+                await asyncio.sleep(0.05)
+
+
+def marker_inputs(partitions: int, at: datetime, tag: str) -> list[Interaction]:
+    """One marker interaction per partition (joins ``bench-marker``)."""
+    markers, taken, n = [], set(), 0
+    while len(taken) < partitions:
+        cid = f"marker-{tag}-{n}"
+        p = partition_for(cid, partitions)
+        if p not in taken:
+            taken.add(p)
+            markers.append(Interaction(event_id=f"{tag}-{n}", contact_id=cid,
+                                       type="survey_answered", occurred_at=at,
+                                       properties={"marker": tag}))
+        n += 1
+    return markers
+
+
+async def wait_markers(settings: Settings, tag: str, count: int, timeout: float = 600) -> float:
+    """Monotonic time at which every partition's marker change has been read."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    async for _, value in tail(settings, settings.topics.membership_changes):
+        if value is not None:
+            change = orjson.loads(value)
+            if change["segment_id"] == "bench-marker" and change["contact_id"].startswith(
+                    f"marker-{tag}-"):
+                seen.add(change["contact_id"])
+                if len(seen) == count:
+                    return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"markers {tag} not seen in {timeout} s")
+    raise AssertionError("unreachable")
+
+
+def make_workload(contacts: int, events: int, seed: int = 3) -> tuple[list, list[Interaction]]:
+    """(setup inputs: accounts + contacts + profile changes, interaction backlog)."""
+    workload = Workload(contacts=contacts, accounts=100, events=events, seed=seed,
+                        start=datetime.now(UTC) - timedelta(days=20))
+    all_inputs = list(workload.inputs())
+    setup = [i for i in all_inputs if not isinstance(i, Interaction)]
+    backlog = [i for i in all_inputs if isinstance(i, Interaction)]
+    return setup, backlog
+
+
+def interaction_bytes(models: Iterable[Interaction]) -> list[int]:
+    return [len(orjson.dumps(input_payload(m))) for m in models]
+
+
+async def prepare(sc: Scenario, definitions: list[SegmentDefinition], setup: list,
+                  apply_timeout: float = 600) -> dict:
+    """Start a worker, define segments (+ marker), load the setup inputs,
+    wait until they are evaluated, stop the worker. Returns timings."""
+    definitions = [*definitions, MARKER]
+    t0 = time.monotonic()
+    await sc.start_worker()
+    rss_empty = sc.worker_rss_bytes()
+    async with Publisher(sc.settings) as pub:
+        for d in definitions:
+            await pub.send(d)
+        await pub.flush()
+        assert sc.worker is not None
+        await wait_applied(sc.worker, definitions, sc.partitions, timeout=apply_timeout)
+        t_applied = time.monotonic()
+        await pub.send_all(setup + marker_inputs(sc.partitions, datetime.now(UTC), "setup"))
+    await wait_markers(sc.settings, "setup", sc.partitions)
+    t_loaded = time.monotonic()
+    rss_loaded = sc.worker_rss_bytes()
+    sc.stop_worker()
+    return {"define_seconds": round(t_applied - t0, 2),
+            "setup_inputs": len(setup),
+            "setup_seconds": round(t_loaded - t_applied, 2),
+            "rss_empty_bytes": rss_empty, "rss_after_setup_bytes": rss_loaded}
+
+
+async def measure_throughput(sc: Scenario, backlog: list[Interaction]) -> dict:
+    """Produce the backlog (+ markers) while the worker is down, start it,
+    time from ready to every partition's marker. Leaves the worker running."""
+    async with Publisher(sc.settings) as pub:
+        await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), "bulk"))
+    ready_at = await sc.start_worker()
+    done_at = await wait_markers(sc.settings, "bulk", sc.partitions)
+    n = len(backlog) + sc.partitions
+    return {"backlog_events": n, "seconds": round(done_at - ready_at, 2),
+            "events_per_s": round(n / (done_at - ready_at), 1)}
+
+
+async def measure_latency(sc: Scenario, rate: float, seconds: float, contacts: int,
+                          seed: int = 5) -> dict:
+    """Interactions at ``rate``/s for ``seconds``, each with its produce time;
+    latency = change read by an outside consumer - produce time."""
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    rng = random.Random(seed)
+    workload = Workload(contacts=contacts)
+
+    async def observe() -> None:
+        async for _, value in tail(sc.settings, sc.settings.topics.membership_changes,
+                                   from_beginning=False):
+            if value is None:
+                continue
+            change = orjson.loads(value)
+            ref = change["cause"].get("ref")
+            if ref in sent_at:
+                latencies.append(time.time() - sent_at[ref])
+
+    observer = asyncio.create_task(observe())
+    await asyncio.sleep(2)  # the observer is subscribed at the end of the topic
+    n = 0
+    async with Publisher(sc.settings) as pub:
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            delay = start + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            event_id = f"lat-{n}"
+            sent_at[event_id] = time.time()
+            await pub.send(Interaction(
+                event_id=event_id, contact_id=workload.contact_id(rng.randrange(contacts)),
+                type=rng.choice(["page_visited", "email_opened", "purchase"]),
+                occurred_at=datetime.now(UTC),
+                properties={"amount": 120.0, "category": "shoes", "campaign": "spring"}))
+            n += 1
+        await pub.flush()
+    await asyncio.sleep(3)
+    observer.cancel()
+    return {"load_events_per_s": round(rate, 1), "events_sent": n,
+            "latency_ms": percentiles(latencies)}
+
+
+async def service_run(bootstrap: str, segments: int, contacts: int, events: int,
+                      partitions: int = 4, latency_seconds: float = 0.0,
+                      keep: bool = False, on_running=None) -> dict:
+    """Prepare a fresh scenario with ``segments`` live segments, measure
+    throughput on a backlog (and latency at half of it if asked).
+    ``on_running(sc)`` is awaited while the worker runs the backlog
+    (profiling). Returns the figures (+ the scenario under "_scenario" if keep)."""
+    sc = Scenario(bootstrap, partitions=partitions, name=f"s{segments}")
+    try:
+        setup, backlog = make_workload(contacts, events)
+        prep = await prepare(sc, segment_mix(segments), setup)
+        if on_running is not None:
+            task = asyncio.create_task(measure_throughput(sc, backlog))
+            while sc.worker is None and not task.done():
+                await asyncio.sleep(0.05)
+            await on_running(sc)
+            thr = await task
+        else:
+            thr = await measure_throughput(sc, backlog)
+        result = {"segments_live": segments + 1, "contacts": contacts,
+                  "partitions": partitions, "prepare": prep, "throughput": thr,
+                  "interaction_bytes_mean": round(
+                      sum(interaction_bytes(backlog[:2000])) / min(2000, len(backlog)), 1),
+                  "topic_prefix": sc.prefix}
+        result["rss_after_backlog_bytes"] = sc.worker_rss_bytes()
+        result["data_dir_bytes"] = sc.data_dir_bytes()
+        if latency_seconds > 0:
+            result["latency"] = await measure_latency(
+                sc, thr["events_per_s"] / 2, latency_seconds, contacts)
+        if keep:
+            result["_scenario"] = sc
+        return result
+    finally:
+        if not keep:
+            sc.cleanup()
