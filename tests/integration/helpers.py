@@ -1,4 +1,4 @@
-"""Small waits shared by integration tests."""
+"""Small waits and checks shared by integration tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import time
 
 import aiohttp
 
+from app.partitioning import partition_for
 from app.worker_process import WorkerProcess
+from models.inputs import Interaction
+from models.segments import SegmentDefinition
 
 
 async def wait_segment_applied(
@@ -52,8 +55,48 @@ def fold(changes: list[dict]) -> dict[tuple[str, str], bool]:
 
 async def wait_clock_sync_seen(changes, sync_contacts: set[str], timeout: float = 120.0) -> list:
     """Wait until every clock-sync contact (the last input of each partition,
-    see test_replay.clock_sync_inputs) joined "no-phone" — every partition
+    see clock_sync_inputs) joined the "clock-sync" segment — every partition
     has then been processed to its end — and for the stream to go quiet."""
     await changes.wait_for(lambda v: sync_contacts <= {
-        c["contact_id"] for c in v if c["segment_id"] == "no-phone"}, timeout=timeout)
+        c["contact_id"] for c in v if c["segment_id"] == "clock-sync"}, timeout=timeout)
     return await changes.settle(quiet=3.0)
+
+
+def assert_same_members(got: dict, want: dict) -> None:
+    assert got == want, (
+        f"missing {sorted(set(want) - set(got))[:10]}, extra {sorted(set(got) - set(want))[:10]}"
+    )
+
+
+def snapshot_members(snapshot) -> set[tuple[str, ...]]:
+    """Members according to the compacted snapshot topic: the last record per
+    "segment/contact" key, tombstones meaning "not a member"."""
+    last: dict[bytes, bytes | None] = {}
+    for key, value in snapshot.records:
+        last[key] = value
+    return {tuple(k.decode().split("/", 1)) for k, v in last.items() if v is not None}
+
+
+# Joined by exactly the clock-sync contacts: proof that a partition's log has
+# been evaluated up to its last input.
+SYNC_SEGMENT = SegmentDefinition(
+    id="clock-sync", name="clock sync", status="live",
+    formula="performed email_sent where sync exists ever")
+
+
+def clock_sync_inputs(partitions: int, at) -> list[Interaction]:
+    """One input per partition at ``at``: every partition's event clock then
+    reaches ``at`` and wakes what is due by then; the contacts join
+    ``SYNC_SEGMENT``."""
+    inputs, taken = [], set()
+    n = 0
+    while len(taken) < partitions:
+        contact_id = f"clock-{n}"
+        p = partition_for(contact_id, partitions)
+        if p not in taken:
+            taken.add(p)
+            inputs.append(Interaction(event_id=f"sync-{n}", contact_id=contact_id,
+                                      type="email_sent", occurred_at=at,
+                                      properties={"sync": True}))
+        n += 1
+    return inputs

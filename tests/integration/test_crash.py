@@ -11,9 +11,16 @@ import pytest
 
 from app.client import Publisher
 from app.workload import Workload, segment_mix
-from tests.integration.helpers import fold, wait_clock_sync_seen, wait_segment_applied
+from tests.integration.helpers import (
+    SYNC_SEGMENT,
+    assert_same_members,
+    clock_sync_inputs,
+    fold,
+    snapshot_members,
+    wait_clock_sync_seen,
+    wait_segment_applied,
+)
 from tests.integration.oracle import expected_members
-from tests.integration.test_replay import clock_sync_inputs
 
 pytestmark = pytest.mark.kafka
 
@@ -24,7 +31,7 @@ async def test_kill_9_and_restart_loses_nothing(settings, worker_factory, reader
     inputs = list(workload.inputs())
     end = max(getattr(i, "occurred_at", workload.start) for i in inputs) + timedelta(hours=1)
     inputs += clock_sync_inputs(settings.partitions, end)
-    definitions = segment_mix(20)
+    definitions = [*segment_mix(20), SYNC_SEGMENT]
 
     first = worker_factory(settings)
     first.start()
@@ -53,14 +60,8 @@ async def test_kill_9_and_restart_loses_nothing(settings, worker_factory, reader
     values = await wait_clock_sync_seen(changes, sync_contacts)
 
     got = fold(values)  # asserts no gap and alternation per (segment, contact)
-    want = expected_members(inputs, definitions, end)
-    assert got == want, (
-        f"missing {sorted(set(want) - set(got))[:10]}, extra {sorted(set(got) - set(want))[:10]}"
-    )
-    last: dict[bytes, bytes | None] = {}
-    for key, value in snapshot.records:
-        last[key] = value
-    assert {tuple(k.decode().split("/", 1)) for k, v in last.items() if v is not None} == set(got)
+    assert_same_members(got, expected_members(inputs, definitions, end))
+    assert snapshot_members(snapshot) == set(got)
     distinct = {(c["segment_id"], c["contact_id"], c["sequence"]) for c in values}
     print(f"\nkilled after {killed_at} changes; {len(values)} changes in all, "
           f"{len(values) - len(distinct)} replayed duplicates dropped by sequence")

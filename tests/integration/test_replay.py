@@ -14,37 +14,29 @@ import pytest
 
 from app.client import Publisher
 from app.demo import DEMO_SEGMENTS
-from app.partitioning import partition_for
 from app.retail_dataset import replay_inputs
 from app.workload import Workload, segment_mix
 from models.inputs import Interaction
 from models.segments import SegmentDefinition
-from tests.integration.helpers import fold, wait_segment_applied
+from tests.integration.helpers import (
+    SYNC_SEGMENT,
+    assert_same_members,
+    clock_sync_inputs,
+    fold,
+    snapshot_members,
+    wait_clock_sync_seen,
+    wait_segment_applied,
+)
 from tests.integration.oracle import expected_members
 
 pytestmark = pytest.mark.kafka
-
-
-def clock_sync_inputs(partitions: int, at) -> list[Interaction]:
-    """One input per partition at ``at``: every partition's event clock then
-    reaches ``at`` and wakes what is due by then."""
-    inputs, taken = [], set()
-    n = 0
-    while len(taken) < partitions:
-        contact_id = f"clock-{n}"
-        p = partition_for(contact_id, partitions)
-        if p not in taken:
-            taken.add(p)
-            inputs.append(Interaction(event_id=f"sync-{n}", contact_id=contact_id,
-                                      type="email_sent", occurred_at=at))
-        n += 1
-    return inputs
 
 
 async def replay_and_compare(settings, worker, reader, definitions, inputs, end) -> int:
     changes = await reader(settings.topics.membership_changes)
     snapshot = await reader(settings.topics.memberships)
     inputs = list(inputs) + clock_sync_inputs(settings.partitions, end)
+    definitions = [*definitions, SYNC_SEGMENT]
     async with Publisher(settings) as pub:
         for definition in definitions:
             await pub.send(definition)
@@ -53,18 +45,11 @@ async def replay_and_compare(settings, worker, reader, definitions, inputs, end)
             await wait_segment_applied(worker, definition.id, definition.version,
                                        settings.partitions)
         await pub.send_all(inputs)
-    await changes.wait_for(lambda v: len(v) > 0, timeout=60)
-    got = fold(await changes.settle(quiet=3.0))
-    want = expected_members(inputs, definitions, end)
-    assert got == want, (
-        f"missing {sorted(set(want) - set(got))[:10]}, extra {sorted(set(got) - set(want))[:10]}"
-    )
+    sync_contacts = {i.contact_id for i in inputs[-settings.partitions:]}
+    got = fold(await wait_clock_sync_seen(changes, sync_contacts))
+    assert_same_members(got, expected_members(inputs, definitions, end))
     # The compacted snapshot says the same as the change stream.
-    last: dict[bytes, bytes | None] = {}
-    for key, value in snapshot.records:
-        last[key] = value
-    members = {tuple(k.decode().split("/", 1)) for k, v in last.items() if v is not None}
-    assert members == set(got)
+    assert snapshot_members(snapshot) == set(got)
     return len(changes.records)
 
 

@@ -14,9 +14,14 @@ import pytest
 from app.client import Publisher
 from app.workload import Workload, segment_mix
 from tests.integration.conftest import free_port
-from tests.integration.helpers import fold, wait_clock_sync_seen
+from tests.integration.helpers import (
+    SYNC_SEGMENT,
+    assert_same_members,
+    clock_sync_inputs,
+    fold,
+    wait_clock_sync_seen,
+)
 from tests.integration.oracle import expected_members
-from tests.integration.test_replay import clock_sync_inputs
 
 pytestmark = pytest.mark.kafka
 
@@ -52,7 +57,7 @@ async def test_two_workers_then_one(settings, worker_factory, reader, tmp_path):
     inputs = list(workload.inputs())
     end = max(getattr(i, "occurred_at", workload.start) for i in inputs) + timedelta(hours=1)
     inputs += clock_sync_inputs(settings.partitions, end)
-    definitions = segment_mix(20)
+    definitions = [*segment_mix(20), SYNC_SEGMENT]
     async with Publisher(settings) as pub:
         for definition in definitions:
             await pub.send(definition)
@@ -70,8 +75,4 @@ async def test_two_workers_then_one(settings, worker_factory, reader, tmp_path):
     # clock-sync contacts join "no-phone"), then for the stream to go quiet.
     sync_contacts = {i.contact_id for i in inputs[-settings.partitions:]}
     values = await wait_clock_sync_seen(changes, sync_contacts)
-    got = fold(values)
-    want = expected_members(inputs, definitions, end)
-    assert got == want, (
-        f"missing {sorted(set(want) - set(got))[:10]}, extra {sorted(set(got) - set(want))[:10]}"
-    )
+    assert_same_members(fold(values), expected_members(inputs, definitions, end))
