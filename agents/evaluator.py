@@ -29,6 +29,7 @@ from app.clock import PartitionClock
 from app.codec import decode_envelope, dumps, encode_envelope, model_bytes
 from app.faust_app import Tables, Topics
 from app.metrics import Metrics
+from app.partitioning import partition_for
 from app.settings import Settings
 from engine import AccountChanged, ContactState, CycleError, SegmentChanged, Tick, apply
 from engine.timeutil import to_us
@@ -190,14 +191,28 @@ class Evaluator:
         traffic already waiting in the log."""
         chunk = scan_partition(self.raw_contacts, partition, self.settings.partitions,
                                job.after, self.settings.backfill_chunk)
+        complete = len(chunk) < self.settings.backfill_chunk
+        contact_ids = [contact_id for contact_id, _ in chunk]
+        # Contacts created earlier in this batch are still in the write-behind
+        # overlay, not in the store the scan reads: take those in this chunk's
+        # key range too, or a go-live right behind their first input misses them.
+        upper = None if complete else contact_ids[-1]
+        created = [
+            k for k in self.contacts.overlay
+            if (job.after is None or k > job.after) and (upper is None or k <= upper)
+            and partition_for(k, self.settings.partitions) == partition
+            and self.contacts.get(k) is not None
+        ]
+        if created:
+            contact_ids = sorted(set(contact_ids).union(created))
         previous = None
-        for contact_id, _ in chunk:
+        for contact_id in contact_ids:
             await self.apply_to_contact(
                 partition, contact_id, SegmentChanged(job.segment_id, previous), now)
-        job.scanned += len(chunk)
-        if chunk:
-            job.after = chunk[-1][0]
-        job.complete = len(chunk) < self.settings.backfill_chunk
+        job.scanned += len(contact_ids)
+        if contact_ids:
+            job.after = contact_ids[-1]
+        job.complete = complete
         self.backfills[f"{partition}:{job.segment_id}"] = job.to_bytes()
         if not job.complete:
             self.pending.append(await self.topics.evaluator_input.send(
