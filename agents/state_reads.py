@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,14 @@ if TYPE_CHECKING:
 
     from agents.evaluator import Evaluator
 
-__all__ = ["ContactView", "EvaluatorReads", "PreviewResult", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "ContactView",
+    "EvaluatorReads",
+    "PreviewResult",
+    "decode_cursor",
+    "encode_cursor",
+    "paginate",
+]
 
 _CHUNK = 2000
 
@@ -52,6 +60,29 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     if not isinstance(partition, int) or not isinstance(after, str) or partition < 0:
         raise ValueError("malformed cursor")
     return partition, after
+
+
+async def paginate(
+    fetch: Callable[[int, str | None, int], Awaitable[list[str]]],
+    partitions: list[int], cursor: str | None, limit: int,
+) -> tuple[list[str], str | None]:
+    """One page over partitions in order: ``fetch(partition, after, n)`` gives
+    up to n member ids of a partition after ``after``, sorted. The cursor is
+    the (partition, id) of the page's last member; one extra member is
+    fetched to know whether a next page exists."""
+    start, after = decode_cursor(cursor) if cursor else (-1, None)
+    found: list[str] = []
+    last = (0, "")
+    for partition in partitions:
+        if partition < start:
+            continue
+        resume = after if partition == start else None
+        for key in await fetch(partition, resume, limit - len(found) + 1):
+            if len(found) == limit:
+                return found, encode_cursor(*last)
+            found.append(key)
+            last = (partition, key)
+    return found, None
 
 
 @dataclass
@@ -81,6 +112,10 @@ class EvaluatorReads:
 
     def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]:  # likewise
         raise NotImplementedError
+
+    @property
+    def contacts_changelog(self) -> str:
+        return str(self._evaluator.tables.contacts.changelog_topic.get_topic_name())
 
     @property
     def partitions(self) -> int:
@@ -143,25 +178,28 @@ class EvaluatorReads:
                     count += 1
         return count
 
+    async def partition_members(self, segment_id: str, partition: int, after: str | None,
+                                limit: int) -> list[str]:
+        """Up to ``limit`` members of one held partition with id > ``after``."""
+        found: list[str] = []
+        if limit <= 0:
+            return found
+        async for key, raw in self._states(partition, after):
+            if ContactState.from_bytes(raw).is_member(segment_id):
+                found.append(key)
+                if len(found) >= limit:
+                    break
+        return found
+
     async def members_page(
         self, segment_id: str, cursor: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """Up to ``limit`` members in (partition, contact id) order, and the
-        cursor of the next page (None at the end)."""
-        start_partition, after = decode_cursor(cursor) if cursor else (-1, None)
-        found: list[str] = []
-        last = (0, "")
-        for partition in sorted(self.held_partitions()):
-            if partition < start_partition:
-                continue
-            resume = after if partition == start_partition else None
-            async for key, raw in self._states(partition, resume):
-                if ContactState.from_bytes(raw).is_member(segment_id):
-                    if len(found) == limit:  # one more exists: there is a next page
-                        return found, encode_cursor(*last)
-                    found.append(key)
-                    last = (partition, key)
-        return found, None
+        """Up to ``limit`` members of the held partitions in (partition,
+        contact id) order, and the cursor of the next page (None at the end)."""
+        async def fetch(partition: int, after: str | None, n: int) -> list[str]:
+            return await self.partition_members(segment_id, partition, after, n)
+
+        return await paginate(fetch, sorted(self.held_partitions()), cursor, limit)
 
     async def preview(self, draft: SegmentDefinition, sample_size: int) -> PreviewResult:
         """Who would be a member if ``draft`` went live now: the engine applies

@@ -7,6 +7,7 @@ from typing import Any
 import faust
 
 from agents.evaluator import EvaluatorHandle
+from app.api.cluster import Cluster
 from app.api.contacts import register_contacts
 from app.api.context import ApiContext
 from app.api.errors import json_errors_middleware
@@ -28,7 +29,8 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
 
 def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
                  settings: Settings, metrics: Metrics) -> None:
-    ctx = ApiContext(app, settings, evaluator, DefinitionWriter(evaluator, topics), metrics)
+    ctx = ApiContext(app, settings, evaluator, DefinitionWriter(evaluator, topics), metrics,
+                     Cluster(app, evaluator.contacts_changelog))
     register_ops(ctx)
     register_segments(ctx)
     register_contacts(ctx)

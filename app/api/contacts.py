@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.web import Request, Response, View
+from aiohttp.web import Response
+from faust.web import Request, View
 from pydantic import ValidationError
 
 from agents.state_reads import ContactView
-from app.api.context import ApiContext, coverage
+from app.api.context import ApiContext, coverage, is_local
 from app.api.errors import ApiError, json_response, validation_error
 from app.api.guard import authorize, int_param, read_body
 from engine import CompileError, CycleError
@@ -29,14 +30,29 @@ def trace_json(trace: Any) -> dict[str, Any]:
 
 
 def register_contacts(ctx: ApiContext) -> None:
-    app, settings, reads, writer = ctx.app, ctx.settings, ctx.reads, ctx.writer
+    app, settings, reads, writer, cluster = (ctx.app, ctx.settings, ctx.reads, ctx.writer,
+                                             ctx.cluster)
+
+    async def forwarded(request: Request, contact_id: str) -> Response | None:
+        """The owner's answer when another worker holds the contact's
+        partition; None when this worker holds it."""
+        view = reads.contact(contact_id)
+        if view.held:
+            return None
+        owner = None if is_local(request) else cluster.peers().get(view.partition)
+        if owner is None:
+            raise ApiError(503, "partition_not_held",
+                           f"contact {contact_id!r} is in partition {view.partition}, which no "
+                           "worker holds right now (rebalancing?); retry")
+        status, payload, ctype = await cluster.call(
+            request, owner, "GET", request.path,
+            {k: v for k, v in request.query.items() if k != "local"})
+        if ctype == "application/json":
+            return json_response(payload, status)
+        return Response(text=payload, status=status, content_type=ctype)
 
     def held_contact(contact_id: str) -> ContactView:
         view = reads.contact(contact_id)
-        if not view.held:
-            raise ApiError(503, "partition_not_held",
-                           f"contact {contact_id!r} is in partition {view.partition}, held by "
-                           "another worker: ask that worker (requests are not forwarded)")
         if view.state is None:
             raise ApiError(404, "contact_not_found", f"no contact {contact_id!r}")
         return view
@@ -45,6 +61,8 @@ def register_contacts(ctx: ApiContext) -> None:
     class ContactSegments(View):
         async def get(self, request: Request, contact_id: str) -> Response:
             authorize(request, settings, write=False)
+            if (answer := await forwarded(request, contact_id)) is not None:
+                return answer
             view = held_contact(contact_id)
             assert view.state is not None
             return json_response({"contact_id": contact_id, "partition": view.partition,
@@ -56,6 +74,8 @@ def register_contacts(ctx: ApiContext) -> None:
             authorize(request, settings, write=False)
             if writer.current(segment_id) is None:
                 raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+            if (answer := await forwarded(request, contact_id)) is not None:
+                return answer
             view = held_contact(contact_id)
             assert view.state is not None
             trace = reads.explain(view, segment_id)
@@ -94,6 +114,14 @@ def register_contacts(ctx: ApiContext) -> None:
                 raise ApiError(409, "reference_cycle", f"draft refused: {exc}") from exc
             except (CompileError, ValueError) as exc:
                 raise ApiError(422, "invalid", f"draft refused: {exc}") from exc
-            return json_response({"formula": draft.formula, "size": result.size,
-                                  "contacts_scanned": result.scanned,
-                                  "sample": result.sample, **coverage(ctx)})
+            size, scanned, found, others = result.size, result.scanned, result.sample, set()
+            if not is_local(request):
+                for answer in await cluster.gather(request, "POST", "/preview",
+                                                   {"sample": sample}, await request.read()):
+                    size += answer["size"]
+                    scanned += answer["contacts_scanned"]
+                    found = found + answer["sample"][:max(0, sample - len(found))]
+                    others |= set(answer["partitions_answered"])
+            return json_response({"formula": draft.formula, "size": size,
+                                  "contacts_scanned": scanned, "sample": found,
+                                  **coverage(ctx, others)})

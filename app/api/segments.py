@@ -8,7 +8,8 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from app.api.context import ApiContext, coverage
+from agents.state_reads import decode_cursor, encode_cursor, paginate
+from app.api.context import ApiContext, coverage, is_local
 from app.api.errors import ApiError, json_response
 from app.api.flow import flow_tree, mermaid, svg
 from app.api.guard import authorize, int_param, read_body
@@ -37,7 +38,8 @@ def _go_live(status: dict[int, dict[str, Any]], version: int) -> dict[str, Any]:
 
 
 def register_segments(ctx: ApiContext) -> None:
-    app, settings, reads, writer = ctx.app, ctx.settings, ctx.reads, ctx.writer
+    app, settings, reads, writer, cluster = (ctx.app, ctx.settings, ctx.reads, ctx.writer,
+                                             ctx.cluster)
 
     def known(segment_id: str) -> SegmentDefinition:
         defn = writer.current(segment_id)
@@ -49,10 +51,26 @@ def register_segments(ctx: ApiContext) -> None:
         kind, body = await read_body(request, settings)
         return {"formula": body} if kind == "text" else body
 
-    async def summary(segment_id: str) -> dict[str, Any]:
+    async def status_everywhere(request: Request, segment_id: str
+                                ) -> dict[int, dict[str, Any]]:
+        """Per-partition status, this worker's and (unless local) its peers'."""
+        status = dict(reads.segment_status(segment_id))
+        if not is_local(request):
+            for answer in await cluster.gather(request, "GET", f"/segments/{segment_id}/status"):
+                for partition, value in answer["partitions"].items():
+                    status.setdefault(int(partition), value)
+        return status
+
+    async def summary(request: Request, segment_id: str) -> dict[str, Any]:
         defn = known(segment_id)
-        status = reads.segment_status(segment_id)
+        status = await status_everywhere(request, segment_id)
         applied = min((s["version"] for s in status.values()), default=0)
+        count = await reads.member_count(segment_id)
+        others: set[int] = set()
+        if not is_local(request):
+            for answer in await cluster.gather(request, "GET", f"/segments/{segment_id}"):
+                count += answer["member_count"]
+                others |= set(answer["partitions_answered"])
         return {
             "id": segment_id,
             "name": defn.name,
@@ -61,22 +79,28 @@ def register_segments(ctx: ApiContext) -> None:
             "version": defn.version,
             "applied_version": applied,
             "formula": defn.formula,
-            "member_count": await reads.member_count(segment_id),
+            "member_count": count,
             "go_live": _go_live(status, defn.version),
             "definition": _public(defn),
-            **coverage(ctx),
+            **coverage(ctx, others),
         }
 
     @app.page("/segments", name="segments")
     class Segments(View):
         async def get(self, request: Request) -> Response:
             authorize(request, settings, write=False)
-            sizes = reads.segment_sizes(0.0)
+            sizes = dict(reads.segment_sizes(0.0))
+            others: set[int] = set()
+            if not is_local(request):
+                for answer in await cluster.gather(request, "GET", "/segments"):
+                    others |= set(answer["partitions_answered"])
+                    for item in answer["segments"]:
+                        sizes[item["id"]] = sizes.get(item["id"], 0) + item["member_count"]
             items = [{"id": d.id, "name": d.name, "kind": d.kind, "status": d.status,
                       "version": d.version, "formula": d.formula,
                       "member_count": sizes.get(d.id, 0)}
                      for d in sorted(reads.definitions().values(), key=lambda d: d.id)]
-            return json_response({"segments": items, **coverage(ctx)})
+            return json_response({"segments": items, **coverage(ctx, others)})
 
         async def post(self, request: Request) -> Response:
             authorize(request, settings, write=True)
@@ -92,7 +116,7 @@ def register_segments(ctx: ApiContext) -> None:
     class Segment(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
-            return json_response(await summary(segment_id))
+            return json_response(await summary(request, segment_id))
 
         async def put(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
@@ -129,7 +153,7 @@ def register_segments(ctx: ApiContext) -> None:
 
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
-            status = reads.segment_status(segment_id)
+            status = await status_everywhere(request, segment_id)
             defn = writer.current(segment_id)
             return json_response({
                 "segment_id": segment_id,
@@ -144,14 +168,38 @@ def register_segments(ctx: ApiContext) -> None:
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
             known(segment_id)
-            limit = int_param(request, "limit", 100, 1, 1000)
+            partition_only = request.query.get("partition")
+            # A peer asking for one partition fetches one extra member.
+            limit = int_param(request, "limit", 100, 1, 1001 if partition_only else 1000)
             cursor = request.query.get("cursor") or None
+            held = reads.held_partitions()
+            peers = {} if is_local(request) else cluster.peers()
+
+            async def fetch(partition: int, after: str | None, n: int) -> list[str]:
+                if partition in held:
+                    return await reads.partition_members(segment_id, partition, after, n)
+                cursor_there = encode_cursor(partition, after) if after is not None else None
+                _, answer, _ = await cluster.call(
+                    request, peers[partition], "GET", f"/segments/{segment_id}/members",
+                    {"partition": partition, "cursor": cursor_there, "limit": min(n, 1001)})
+                if not isinstance(answer, dict) or "members" not in answer:
+                    return []  # the segment is not (yet) known there
+                return list(answer["members"])
+
+            if partition_only is not None and is_local(request):
+                # A peer asks for one partition (cursor: within it).
+                partition = int_param(request, "partition", 0, 0, settings.partitions - 1)
+                after = decode_cursor(cursor)[1] if cursor else None
+                members = await fetch(partition, after, limit) if partition in held else []
+                return json_response({"segment_id": segment_id, "members": members,
+                                      "next_cursor": None, **coverage(ctx)})
+            order = sorted(held | set(peers))
             try:
-                members, following = await reads.members_page(segment_id, cursor, limit)
+                members, following = await paginate(fetch, order, cursor, limit)
             except ValueError as exc:
                 raise ApiError(400, "invalid_cursor", f"cursor: {exc}") from exc
             return json_response({"segment_id": segment_id, "members": members,
-                                  "next_cursor": following, **coverage(ctx)})
+                                  "next_cursor": following, **coverage(ctx, peers)})
 
     @app.page("/segments/{segment_id}/members/{contact_id}", name="segment-member")
     class Member(View):

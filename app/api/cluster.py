@@ -1,0 +1,85 @@
+"""Reads across workers: which worker holds which partition, and plain HTTP
+calls to the others' APIs (scatter-gather and forwarding).
+
+Faust's partition assignor shares every member's active changelog
+partitions and canonical URL (``http://<web_host>:<web_port>``) with every
+member; a partition of the contacts table is held by the worker evaluating
+it. Calls to peers carry ``local=1`` so a peer answers from its own
+partitions only (no second hop), and the caller's Authorization header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import faust
+from yarl import URL
+
+from app.api.errors import ApiError
+
+__all__ = ["Cluster"]
+
+_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+def _ident(url: Any) -> tuple[str, int | None]:
+    u = URL(str(url))
+    return (u.host or "", u.port)
+
+
+class Cluster:
+    def __init__(self, app: faust.App, changelog_topic: str) -> None:
+        self._app, self._topic = app, changelog_topic
+
+    def peers(self) -> dict[int, str]:
+        """partition -> base URL of the other worker holding it."""
+        me = _ident(self._app.conf.canonical_url)
+        owners: dict[int, str] = {}
+        try:
+            metadata = self._app.assignor.tables_metadata()
+        except Exception:  # no assignment yet
+            return owners
+        for url, topics in metadata.items():
+            if _ident(url) == me:
+                continue
+            for partition in topics.get(self._topic, ()):
+                owners[partition] = str(url).rstrip("/")
+        return owners
+
+    async def call(self, request: Any, base: str, method: str, path: str,
+                   params: dict[str, Any] | None = None, body: bytes | None = None
+                   ) -> tuple[int, Any, str]:
+        """(status, JSON body or text, content type) of a peer's answer."""
+        headers = {}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        if body is not None:
+            headers["Content-Type"] = request.headers.get("Content-Type", "application/json")
+        query = {"local": "1", **{k: str(v) for k, v in (params or {}).items()
+                                  if v is not None}}
+        try:
+            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session, session.request(
+                    method, base + path, params=query, data=body, headers=headers) as resp:
+                ctype = resp.content_type
+                payload = await resp.json() if ctype == "application/json" else await resp.text()
+                return resp.status, payload, ctype
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(503, "peer_unreachable",
+                           f"the worker at {base} (holding part of the data) did not answer: "
+                           f"{exc}") from exc
+
+    async def gather(self, request: Any, method: str, path: str,
+                     params: dict[str, Any] | None = None, body: bytes | None = None
+                     ) -> list[Any]:
+        """The JSON answers of every other worker (one call each)."""
+        answers = []
+        for base in sorted(set(self.peers().values())):
+            status, payload, _ = await self.call(request, base, method, path, params, body)
+            if status >= 400:
+                if status == 404:
+                    continue  # e.g. the segment is not yet applied there
+                message = payload["error"]["message"] if isinstance(payload, dict) else payload
+                raise ApiError(status, "peer_error", f"the worker at {base}: {message}")
+            answers.append(payload)
+        return answers
