@@ -1,0 +1,276 @@
+"""All benchmarks side by side, in one run, measured from outside the worker.
+
+    .venv/bin/python bench/run.py [--quick]
+
+Starts or reuses the local broker (deploy/kafka/kafka.sh), then:
+
+1. service: one worker, 4 partitions, synthetic workload (app/workload.py),
+   sustained events/s with 10 / 100 / 1,000 (/ 10,000 in the full run) live
+   segments; latency p50/p99/max at half load with 100 segments; worker RSS
+   and RocksDB size; a py-spy profile of the worker during the 100-segment
+   backlog (bench/profile_worker.py);
+2. ceiling: a bare aiokafka consume -> produce pipe over copies of the same
+   interaction records (bench/ceiling.py) -> service/ceiling;
+3. lateness of time-driven transitions (bench/lateness.py);
+4. batch: DuckDB full recompute at 100k (and 1M) contacts (bench/batch_recompute.py)
+   vs the service's produce -> change p50.
+
+Writes bench/results/latest.json (+ a dated copy), PNG charts and
+bench/results/SUMMARY.md. Ratios are what to quote: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import batch_recompute
+import ceiling
+import charts
+import lateness
+import profile_worker
+from harness import RESULTS, Scenario, service_run, start_broker
+
+CONFIG = {
+    "quick": {"contacts": 4_000, "events": 4_000, "segments": [10, 100, 1000],
+              "latency_seconds": 10.0, "ceiling_count": 100_000,
+              "batch_contacts": [100_000], "lateness": {"contacts": 200, "spread": 8.0,
+                                                        "lead": 5.0},
+              "profile_seconds": 4},
+    "full": {"contacts": 10_000, "events": 30_000, "segments": [10, 100, 1000, 10_000],
+             "latency_seconds": 20.0, "ceiling_count": 300_000,
+             "batch_contacts": [100_000, 1_000_000],
+             "lateness": {"contacts": 500, "spread": 20.0, "lead": 8.0},
+             "profile_seconds": 15},
+}
+GOALS = {"ratio_100": 0.40, "ratio_10000": 0.25, "p99_ms": 100.0, "late_s": 1.0,
+         "backfill_per_s": 100_000, "reflected_x_1m": 1000}
+
+
+def events_for(segments: int, events: int) -> int:
+    """Fewer events with many segments, so every loop stays bounded."""
+    if segments >= 10_000:
+        return max(500, events // 20)
+    if segments >= 1000:
+        return max(1000, events // 4)
+    return events
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+async def run_service(bootstrap: str, cfg: dict, result: dict) -> None:
+    result["service"] = []
+    for segs in cfg["segments"]:
+        log(f"service: {segs} live segments")
+        profile: dict = {}
+
+        async def on_running(sc: Scenario, profile: dict = profile) -> None:
+            assert sc.worker is not None and sc.worker.pid is not None
+            await sc.worker.wait_ready(timeout=180)
+            raw = await profile_worker.record(sc.worker.pid, cfg["profile_seconds"],
+                                              RESULTS / "profile-100.txt")
+            profile.update(profile_worker.summarise(raw) if raw else {"error": "py-spy failed"})
+
+        try:
+            r = await service_run(
+                bootstrap, segs, cfg["contacts"], events_for(segs, cfg["events"]),
+                latency_seconds=cfg["latency_seconds"] if segs == 100 else 0.0,
+                on_running=on_running if segs == 100 else None)
+            if profile:
+                r["profile"] = profile
+            result["service"].append(r)
+            log(f"  {r['throughput']['events_per_s']} events/s"
+                + (f", latency {r['latency']['latency_ms']}" if "latency" in r else ""))
+            if segs == 100:
+                log("ceiling: bare aiokafka pipe over the same records")
+                result["ceiling"] = await ceiling.ceiling(
+                    bootstrap, f"{r['topic_prefix']}.interactions", r["partitions"],
+                    cfg["ceiling_count"])
+                log(f"  {result['ceiling']['events_per_s']} events/s")
+        except Exception as exc:  # record and go on: one scenario must not sink the run
+            traceback.print_exc()
+            result["service"].append({"segments_live": segs + 1, "error": repr(exc)})
+
+
+def derive(result: dict) -> None:
+    ceil = result.get("ceiling", {}).get("events_per_s")
+    for s in result.get("service", []):
+        if ceil and "throughput" in s:
+            s["ratio_to_ceiling"] = round(s["throughput"]["events_per_s"] / ceil, 4)
+    lat = next((s["latency"]["latency_ms"] for s in result.get("service", [])
+                if "latency" in s), None)
+    if lat and lat["p50"]:
+        result["reflected_ms_p50"] = lat["p50"]
+        for b in result.get("batch", []):
+            b["reflected_x_faster"] = round(1000 * b["recompute_seconds"] / lat["p50"], 1)
+    mem = next((s for s in result.get("service", []) if s.get("segments_live") == 101
+                and "throughput" in s), None)
+    if mem:
+        n = mem["contacts"] + 2 * mem["partitions"]
+        empty = mem["prepare"]["rss_empty_bytes"] or 0
+        result["memory"] = {
+            "contacts_loaded": mem["contacts"],
+            "rss_bytes": mem["rss_after_backlog_bytes"],
+            "rss_empty_worker_bytes": empty,
+            "rss_mb_per_100k_contacts": round(
+                (mem["rss_after_backlog_bytes"] - empty) / n * 100_000 / 2**20, 1),
+            "rocksdb_mb_per_100k_contacts": round(
+                mem["data_dir_bytes"] / n * 100_000 / 2**20, 1),
+            "note": f"linear extrapolation from {mem['contacts']:,} contacts "
+                    f"(+{mem['throughput']['backlog_events']:,} interactions), 101 segments",
+        }
+
+
+def fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float) and v >= 100:
+        v = round(v)
+    return f"{v:,}{unit}" if isinstance(v, int) else f"{v}{unit}"
+
+
+def summary_md(result: dict, command: str) -> str:
+    rows: list[tuple[str, str, str]] = []
+    ceil = result.get("ceiling", {}).get("events_per_s")
+    rows.append(("ceiling: bare aiokafka pipe, events/s", fmt(ceil), "—"))
+    for s in result.get("service", []):
+        segs = s["segments_live"] - 1
+        if "throughput" not in s:
+            rows.append((f"sustained events/s, {segs:,} live segments",
+                         f"failed: {s.get('error', '')[:60]}", ""))
+            continue
+        ratio = s.get("ratio_to_ceiling")
+        goal = {100: "≥ 40% of ceiling", 10_000: "≥ 25% of ceiling"}.get(segs, "—")
+        rows.append((f"sustained events/s, {segs:,} live segments (service/ceiling)",
+                     f"{fmt(s['throughput']['events_per_s'])} ({100 * ratio:.1f}%)"
+                     if ratio else fmt(s["throughput"]["events_per_s"]), goal))
+        if "latency" in s:
+            lat = s["latency"]["latency_ms"]
+            rows.append((f"produce → change latency at half load "
+                         f"({fmt(s['latency']['load_events_per_s'])} ev/s, {lat['samples']:,} "
+                         "changes) p50 / p99 / max",
+                         f"{lat['p50']} / {lat['p99']} / {lat['max']} ms", "p99 < 100 ms"))
+    late = result.get("lateness", {})
+    if "lateness_observed_ms" in late:
+        lo, le = late["lateness_observed_ms"], late["lateness_emitted_ms"]
+        rows.append((f"time-driven lateness, observed - due ({late['left_observed']} of "
+                     f"{late['contacts']} contacts) p50 / p99 / max",
+                     f"{lo['p50']} / {lo['p99']} / {lo['max']} ms", "< 1 s"))
+        rows.append(("time-driven lateness, emitted `at` - due p50 / p99 / max",
+                     f"{le['p50']} / {le['p99']} / {le['max']} ms", "< 1 s"))
+    mem = result.get("memory")
+    if mem:
+        rows.append(("worker RSS per 100k contacts (extrapolated)",
+                     f"{mem['rss_mb_per_100k_contacts']} MB", "—"))
+        rows.append(("RocksDB size per 100k contacts (extrapolated)",
+                     f"{mem['rocksdb_mb_per_100k_contacts']} MB", "—"))
+    for b in result.get("batch", []):
+        if "recompute_seconds" not in b:
+            rows.append((f"DuckDB full recompute, {b.get('contacts', 0):,} contacts",
+                         f"failed: {b.get('error', '')[:60]}", ""))
+            continue
+        goal = "≥ 1,000x" if b["contacts"] >= 1_000_000 else "—"
+        rows.append((f"DuckDB full recompute, {b['contacts']:,} contacts / "
+                     f"{b['interactions']:,} interactions, {b['segments']} segments",
+                     f"{b['recompute_seconds']} s", "—"))
+        if "reflected_x_faster" in b:
+            rows.append((f"one event reflected: streaming p50 vs full recompute "
+                         f"({b['contacts']:,} contacts)",
+                         f"{fmt(b['reflected_x_faster'])}x faster", goal))
+    rows.append(("go-live backfill, contacts/s per worker", "not measured yet",
+                 "≥ 100,000/s"))
+    rows.append(("one vs two workers", "not measured yet", "—"))
+    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    prof = next((s["profile"] for s in result.get("service", []) if "profile" in s), None)
+    prof_md = ""
+    if prof and prof.get("samples"):
+        prof_md = ("\n## Profile (py-spy, worker draining the 100-segment backlog)\n\n"
+                   f"{prof['samples']:,} samples. Inclusive, project code:\n\n"
+                   + "\n".join(f"- {pct}% {f}" for f, pct in prof["inclusive_project_top"][:12])
+                   + "\n\nSelf time:\n\n"
+                   + "\n".join(f"- {pct}% {f}" for f, pct in prof["self_top"][:10]) + "\n")
+    return f"""# Benchmark summary
+
+Latest run: {result['when']} ({result['mode']} mode, {result['elapsed_s']:.0f} s),
+host {result['host']}. The machine has 2 cores **shared with other engineers'
+test runs**: quote the ratios (measured side by side in this run), not the
+absolute numbers.
+
+Command: `{command}` — see bench/README.md.
+
+| figure | measured | goal |
+|---|---|---|
+{table}
+
+Setup: one worker, 4 partitions, Kafka 4.1 on the same host, synthetic workload
+(app/workload.py, 20-kind segment mix cycled), clock = wall. Throughput = backlog
+produced before the worker starts, time from ready to every partition's marker.
+The ceiling pipe reads copies of the same interaction records (same keys and
+partitions) and produces one membership-change-sized record per input. The
+DuckDB figure is only the recompute itself; a cron tool adds its schedule interval.
+{prof_md}"""
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    cfg = CONFIG["quick" if args.quick else "full"]
+    t0 = time.monotonic()
+    result: dict = {"mode": "quick" if args.quick else "full", "config": cfg,
+                    "host": f"{platform.node()} ({platform.machine()}, Python "
+                            f"{platform.python_version()})"}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bootstrap = start_broker()
+    log(f"broker {bootstrap}")
+    await run_service(bootstrap, cfg, result)
+    log("lateness of time-driven transitions")
+    try:
+        result["lateness"] = await lateness.run(bootstrap, **cfg["lateness"])
+        log(f"  {result['lateness']['lateness_observed_ms']}")
+    except Exception as exc:
+        traceback.print_exc()
+        result["lateness"] = {"error": repr(exc)}
+    result["batch"] = []
+    for n in cfg["batch_contacts"]:
+        log(f"DuckDB full recompute, {n:,} contacts")
+        try:
+            result["batch"].append(await asyncio.to_thread(batch_recompute.run, n))
+            log(f"  {result['batch'][-1]['recompute_seconds']} s")
+        except Exception as exc:
+            traceback.print_exc()
+            result["batch"].append({"contacts": n, "error": repr(exc)})
+    derive(result)
+    result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["elapsed_s"] = round(time.monotonic() - t0, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller run, < 5 minutes")
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args))
+    for s in result.get("service", []):
+        s.pop("_scenario", None)
+    text = json.dumps(result, indent=2, default=str) + "\n"
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / f"run-{result['when'].replace(':', '')}.json").write_text(text)
+    files = charts.draw(result, RESULTS)
+    command = ".venv/bin/python bench/run.py" + (" --quick" if args.quick else "")
+    (RESULTS / "SUMMARY.md").write_text(summary_md(result, command))
+    log(f"wrote latest.json, SUMMARY.md, {', '.join(f.name for f in files)} "
+        f"in {RESULTS} ({result['elapsed_s']:.0f} s)")
+    print((RESULTS / "SUMMARY.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
