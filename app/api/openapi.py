@@ -90,6 +90,9 @@ def _err(description: str) -> dict[str, Any]:
 
 _SEGMENT_ID = {"name": "segment_id", "in": "path", "required": True, "schema": _STR}
 _CONTACT_ID = {"name": "contact_id", "in": "path", "required": True, "schema": _STR}
+_LOCAL = {"name": "local", "in": "query", "schema": {"enum": ["1"]},
+          "description": "1: answer from this worker's partitions only (what workers "
+                         "send each other); default: every partition, gathered"}
 _WRITE_ERRORS = {"401": _err("no or missing bearer token"), "403": _err("invalid token"),
                  "413": _err("body too large")}
 _DEFINITION_BODY = {"required": True, "content": {
@@ -139,13 +142,14 @@ def _paths() -> dict[str, Any]:
         "/openapi.json": {"get": _read("this document", _json({"type": "object"}, "OpenAPI"))},
         "/segments": {
             "get": _read("list segments (with exact member counts)",
-                         _json(_ref("SegmentList"), "segments")),
+                         _json(_ref("SegmentList"), "segments"), params=[_LOCAL]),
             "post": _write("create a segment", _DEFINITION, body=True),
         },
         "/segments/{segment_id}": {
             "parameters": [_SEGMENT_ID],
             "get": _read("status, version, formula, member count, go-live progress",
-                         _json(_ref("SegmentSummary"), "segment"), extra=_NOT_FOUND),
+                         _json(_ref("SegmentSummary"), "segment"), extra=_NOT_FOUND,
+                         params=[_LOCAL]),
             "put": _write("create or update a segment", _DEFINITION, body=True),
             "delete": _write("delete a segment (every member leaves)",
                              _json(_ref("Deleted"), "accepted"), extra=_NOT_FOUND),
@@ -160,13 +164,16 @@ def _paths() -> dict[str, Any]:
         "/segments/{segment_id}/status": {
             "parameters": [_SEGMENT_ID],
             "get": _read("per-partition applied version and backfill progress",
-                         _json(_ref("SegmentStatus"), "status"))},
+                         _json(_ref("SegmentStatus"), "status"), params=[_LOCAL])},
         "/segments/{segment_id}/members": {
             "parameters": [_SEGMENT_ID],
             "get": _read("members, cursor-paginated", _json(_ref("Members"), "a page"),
                          params=[{"name": "limit", "in": "query",
                                   "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                                 {"name": "cursor", "in": "query", "schema": _STR}],
+                                 {"name": "cursor", "in": "query", "schema": _STR}, _LOCAL,
+                                 {"name": "partition", "in": "query",
+                                  "schema": {"type": "integer", "minimum": 0},
+                                  "description": "with local=1: that partition only"}],
                          extra={**_NOT_FOUND, "400": _err("bad limit or cursor")})},
         "/segments/{segment_id}/members/{contact_id}": {
             "parameters": [_SEGMENT_ID, _CONTACT_ID],
