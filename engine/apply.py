@@ -13,7 +13,7 @@ from datetime import datetime
 from heapq import heapify, heappop, heappush
 from typing import Any
 
-from engine.catalog import Catalog, Index
+from engine.catalog import Catalog, Index, closure
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
 from engine.context import Ctx
 from engine.fastmodel import cause, membership_change
@@ -185,7 +185,11 @@ def apply(
             del step.own_due()[s]
     sids, why, ordered = _route(step, inp, catalog, accounts, now_us)
     if created:
-        extra = idx.empty_true + idx.includes.get(st.contact_id, ())
+        cid = st.contact_id
+        listed = idx.includes.get(cid, ()) + idx.excludes.get(cid, ())
+        if listed:
+            listed = closure(listed, idx.dependents, idx.rank)
+        extra = idx.new_contact + listed
         if extra:
             sids, ordered = (*sids, *extra), False
     if sids:

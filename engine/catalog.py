@@ -23,7 +23,7 @@ from engine.errors import CycleError
 from engine.limits import Limits
 from models.segments import SegmentDefinition
 
-__all__ = ["Catalog", "Index", "SegEntry"]
+__all__ = ["Catalog", "Index", "SegEntry", "closure"]
 
 
 # What the hot loop needs per live segment, in one tuple:
@@ -44,7 +44,12 @@ class Index:
     by_type: dict[str, tuple[str, ...]]
     dependents: dict[str, tuple[str, ...]]
     includes: dict[str, tuple[str, ...]]
+    excludes: dict[str, tuple[str, ...]]
     empty_true: tuple[str, ...]
+    #: what a brand-new contact must evaluate: ``empty_true`` and every segment
+    #: referencing one of them, transitively (their "empty" answers assumed
+    #: memberships a new contact does not have stored yet)
+    new_contact: tuple[str, ...]
     time_sensitive: frozenset[str]
     #: event type -> {segment: filter}: segments only some events of the type
     #: can affect (static ``where`` / absolute range on every use of the type)
@@ -167,6 +172,7 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
     by_type: dict[str, list[str]] = {}
     dependents: dict[str, list[str]] = {}
     includes: dict[str, list[str]] = {}
+    excludes: dict[str, list[str]] = {}
     by_account: list[str] = []
     by_consent: list[str] = []
     time_sensitive: set[str] = set()
@@ -190,6 +196,8 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
             dependents.setdefault(ref, []).append(sid)
         for cid in c.include:
             includes.setdefault(cid, []).append(sid)
+        for cid in c.exclude:
+            excludes.setdefault(cid, []).append(sid)
         if d.account:
             by_account.append(sid)
         if d.consent:
@@ -220,13 +228,30 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
         by_type={k: tuple(v) for k, v in by_type.items()},
         dependents=dep_t,
         includes={k: tuple(v) for k, v in includes.items()},
+        excludes={k: tuple(v) for k, v in excludes.items()},
         empty_true=empty_true,
+        new_contact=closure(empty_true, dep_t, rank),
         time_sensitive=frozenset(time_sensitive),
         type_filters=type_filters,
         features_by_type={k: tuple(v.values()) for k, v in feats.items()},
         feature_keys=frozenset(k for v in feats.values() for k in v),
         history=hist,
     )
+
+
+def closure(
+    seeds: tuple[str, ...], dependents: dict[str, tuple[str, ...]], rank: dict[str, int]
+) -> tuple[str, ...]:
+    """``seeds`` plus every live segment referencing one of them, transitively,
+    in rank order."""
+    out = set(seeds)
+    todo = list(seeds)
+    while todo:
+        for dep in dependents.get(todo.pop(), ()):
+            if dep not in out:
+                out.add(dep)
+                todo.append(dep)
+    return tuple(sorted(out, key=rank.__getitem__))
 
 
 def _any_of(fs: list[EventFilter]) -> EventFilter:

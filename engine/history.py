@@ -35,10 +35,7 @@ def record_event(
 ) -> None:
     """Fold the event into running features and insert it (projected) into
     the kept history, pruning what no live window can still see."""
-    seen = [*st.seen, event_id]
-    if len(seen) > limits.max_seen_ids:
-        del seen[: len(seen) - limits.max_seen_ids]
-    st.seen = seen
+    st.seen = (*st.seen, event_id)[-limits.max_seen_ids:]  # a tuple: untracked by the GC
     for spec in idx.features_by_type.get(event_type, ()):
         value = spec.fold(ctx.feature(spec), t, props)
         ctx.own_features()[spec.key] = value
@@ -47,8 +44,9 @@ def record_event(
         return
     st.history = ctx.history = dict(st.history)  # shared with the input state
     kept = {k: props[k] for k in need.props if k in props}
-    events = list(st.history.get(event_type, ()))
-    insort(events, [t, event_id, kept], key=_T)
+    events: list[Any] = list(st.history.get(event_type, ()))
+    entry: Any = (t, event_id, kept)  # a tuple (lists after a reload): untracked by the GC
+    insort(events, entry, key=_T)
     horizon = ctx.now - need.lookback_us
     drop = 0
     while drop < len(events) and events[drop][0] < horizon:

@@ -6,7 +6,7 @@ Everything is plain JSON-able data so ``from_bytes(to_bytes(s)) == s``:
   ``MembershipChange.sequence`` parity rule) and the segment version it
   carried, packed in one int. Entries stay after leaving and after a segment
   is deleted so sequences never restart;
-- ``history``: event type -> ``[[occurred_at_us, event_id, props], ...]`` in
+- ``history``: event type -> ``[(occurred_at_us, event_id, props), ...]`` in
   time order, only types/properties live segments need, bounded;
 - ``seen``: recent event ids (dedup);
 - ``features``: running aggregates (ever / absolute-range windows) by key;
@@ -19,6 +19,7 @@ when a worker holds many states.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +54,7 @@ class ContactState:
         account_id: str | None = None,
         consent: dict[str, bool] | None = None,
         history: dict[str, list[list[Any]]] | None = None,
-        seen: list[str] | None = None,
+        seen: Sequence[str] | None = None,
         features: dict[str, Any] | None = None,
         members: dict[str, int] | None = None,
         static: dict[str, bool] | None = None,
@@ -64,7 +65,7 @@ class ContactState:
         self.account_id = account_id
         self.consent: dict[str, bool] = consent if consent is not None else {}
         self.history: dict[str, list[list[Any]]] = history if history is not None else {}
-        self.seen: list[str] = seen if seen is not None else []
+        self.seen: Sequence[str] = seen if seen is not None else ()
         self.features: dict[str, Any] = features if features is not None else {}
         self.members: dict[str, int] = members if members is not None else {}
         self.static: dict[str, bool] = static if static is not None else {}

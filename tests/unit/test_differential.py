@@ -301,7 +301,9 @@ def test_incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefiniti
         expected = naive_memberships(defs, naive, accounts, at) if state is not None else {
             d.id: False for d in defs}
         got = {d.id: state.is_member(d.id) if state is not None else False for d in defs}
-        assert got == expected, f"{where} at {at}: engine {got} != naive {expected}"
+        shown = [(d.id, d.kind, d.include, d.exclude, d.condition) for d in defs]
+        assert got == expected, (
+            f"{where} at {at}: engine {got} != naive {expected}\ndefs={shown}\nplan={plan}")
         diff = {(sid, "joined" if v else "left") for sid, v in expected.items() if prev[sid] != v}
         assert {(c.segment_id, c.change) for c in changes} == diff, f"{where} at {at}"
         assert len(changes) == len(diff)

@@ -177,3 +177,21 @@ def test_explain_behavioural_trace() -> None:
     assert "performed purchase at least 2 times within last 30 days" in text
     assert "seen='1 times'" in text and "[false]" in text
     assert "not in the catalog" in str(explain(h.state, "zz", h.catalog, NOW, {}))
+
+
+def test_new_contact_excluded_from_an_empty_true_segment_updates_its_dependents() -> None:
+    """Found by the differential test: ``others = not in segment "anon"``
+    must hold for a new contact that ``anon``'s exclude list keeps out."""
+    from models.conditions import Exists
+
+    cat = catalog_of(
+        seg("anon", Exists(field="age", negated=True), exclude=["c1"]),
+        seg("others", Negation(arg=InSegment(segment_id="anon")), kind="compound"),
+    )
+    assert cat.index.empty_true == ("anon",)
+    h = Harness(cat)
+    h(ContactUpsert(contact_id="c1"), NOW)
+    assert h.members() == {"others"}
+    h2 = Harness(cat)
+    h2(ContactUpsert(contact_id="c2"), NOW)
+    assert h2.members() == {"anon"}
