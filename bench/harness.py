@@ -208,16 +208,39 @@ async def prepare(sc: Scenario, definitions: list[SegmentDefinition], setup: lis
             "rss_empty_bytes": rss_empty, "rss_after_setup_bytes": rss_loaded}
 
 
+async def topic_records(settings: Settings, topic: str) -> int:
+    """Records in ``topic`` (sum of end offsets; nothing is deleted in a run)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer.topics()  # refresh metadata
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        return sum((await consumer.end_offsets(tps)).values()) if tps else 0
+    finally:
+        await consumer.stop()
+
+
 async def measure_throughput(sc: Scenario, backlog: list[Interaction]) -> dict:
     """Produce the backlog (+ markers) while the worker is down, start it,
-    time from ready to every partition's marker. Leaves the worker running."""
+    time from ready to every partition's marker. Leaves the worker running.
+    Also counts the membership changes the backlog produced."""
+    changes_topic = sc.settings.topics.membership_changes
+    changes_before = await topic_records(sc.settings, changes_topic)
     async with Publisher(sc.settings) as pub:
         await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), "bulk"))
     ready_at = await sc.start_worker()
     done_at = await wait_markers(sc.settings, "bulk", sc.partitions)
     n = len(backlog) + sc.partitions
+    changes = await topic_records(sc.settings, changes_topic) - changes_before
     return {"backlog_events": n, "seconds": round(done_at - ready_at, 2),
-            "events_per_s": round(n / (done_at - ready_at), 1)}
+            "events_per_s": round(n / (done_at - ready_at), 1),
+            "membership_changes": changes,
+            "changes_per_event": round(changes / n, 2)}
 
 
 async def measure_latency(sc: Scenario, rate: float, seconds: float, contacts: int,
