@@ -40,8 +40,10 @@ async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 async def pipe(bootstrap: str, source_topic: str, partitions: int,
-               out_size: int = len(CHANGE_SAMPLE), timeout: float = 600) -> dict:
-    """Run the bare pipe over everything currently in ``source_topic``."""
+               out_size: int = len(CHANGE_SAMPLE), timeout: float = 600,
+               fanout: int = 1) -> dict:
+    """Run the bare pipe over everything currently in ``source_topic``:
+    ``fanout`` output records per input (1: the plain ceiling)."""
     out_topic = f"{source_topic}.ceiling-{uuid.uuid4().hex[:4]}"
     await _create_topic(bootstrap, out_topic, partitions)
     payload = (CHANGE_SAMPLE + b" " * max(0, out_size - len(CHANGE_SAMPLE)))[:max(
@@ -69,12 +71,13 @@ async def pipe(bootstrap: str, source_topic: str, partitions: int,
             batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
             for tp, records in batches.items():
                 for r in records:
-                    pending.append(await producer.send(out_topic, payload, key=r.key,
-                                                       partition=tp.partition))
+                    for _ in range(fanout):
+                        pending.append(await producer.send(out_topic, payload, key=r.key,
+                                                           partition=tp.partition))
                     done += 1
                 if records and records[-1].offset + 1 >= end[tp]:
                     remaining.discard(tp)
-            if len(pending) > 50_000:
+            if len(pending) > 50_000 * fanout:
                 await asyncio.gather(*pending)
                 pending = []
             await consumer.commit()
@@ -85,7 +88,7 @@ async def pipe(bootstrap: str, source_topic: str, partitions: int,
         await producer.stop()
     return {"events": done, "expected": total, "seconds": round(elapsed, 3),
             "events_per_s": round(done / elapsed, 1), "output_bytes": len(payload),
-            "output_topic": out_topic}
+            "fanout": fanout, "output_topic": out_topic}
 
 
 async def fill(bootstrap: str, source_topic: str, partitions: int, count: int) -> str:
@@ -128,9 +131,15 @@ async def fill(bootstrap: str, source_topic: str, partitions: int, count: int) -
 
 
 async def ceiling(bootstrap: str, source_topic: str, partitions: int,
-                  count: int = 200_000) -> dict:
-    """Fill a topic with ``count`` copies of the service's input records, pipe it."""
+                  count: int = 200_000, fanout: int = 1) -> dict:
+    """Fill a topic with ``count`` copies of the service's input records, pipe
+    it with one output per input, and (``fanout`` > 1) again with ``fanout``
+    outputs per input — the service's own output volume (a change plus its
+    snapshot record per membership change)."""
     filled = await fill(bootstrap, source_topic, partitions, count)
     result = await pipe(bootstrap, filled, partitions)
     result["input_topic"] = filled
+    if fanout > 1:
+        result["same_output_volume"] = await pipe(bootstrap, filled, partitions,
+                                                  fanout=fanout)
     return result

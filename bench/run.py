@@ -7,8 +7,8 @@ Starts or reuses the local broker (deploy/kafka/kafka.sh), then:
 1. service: one worker, 4 partitions, synthetic workload (app/workload.py),
    sustained events/s with 10 / 100 / 1,000 (/ 10,000 in the full run) live
    segments; latency p50/p99/max at half load with 100 segments; worker RSS
-   and RocksDB size; a py-spy profile of the worker during the 100-segment
-   backlog (bench/profile_worker.py);
+   and RocksDB size; py-spy profiles of the worker draining a backlog, in
+   separate scenarios (bench/profile_worker.py);
 2. ceiling: a bare aiokafka consume -> produce pipe over copies of the same
    interaction records (bench/ceiling.py) -> service/ceiling;
 3. lateness of time-driven transitions (bench/lateness.py);
@@ -45,12 +45,13 @@ CONFIG = {
               "latency_seconds": 10.0, "ceiling_count": 100_000,
               "batch_contacts": [100_000], "lateness": {"contacts": 200, "spread": 8.0,
                                                         "lead": 5.0},
-              "profile_seconds": 8, "scenario_timeout": 300},
+              "profiles": [(1000, 1000, 600, 8)], "scenario_timeout": 300},
     "full": {"contacts": 10_000, "events": 30_000, "segments": [10, 100, 1000, 10_000],
              "latency_seconds": 20.0, "ceiling_count": 300_000,
              "batch_contacts": [100_000, 1_000_000],
              "lateness": {"contacts": 500, "spread": 20.0, "lead": 8.0},
-             "profile_seconds": 15, "scenario_timeout": 900},
+             "profiles": [(100, 4000, 12_000, 15), (1000, 2000, 1500, 20)],
+             "scenario_timeout": 900},
 }
 GOALS = {"ratio_100": 0.40, "ratio_10000": 0.25, "p99_ms": 100.0, "late_s": 1.0,
          "backfill_per_s": 100_000, "reflected_x_1m": 1000}
@@ -79,36 +80,53 @@ async def run_service(bootstrap: str, cfg: dict, result: dict) -> None:
     result["service"] = []
     for segs in cfg["segments"]:
         log(f"service: {segs} live segments")
-        profile: dict = {}
-
-        async def on_running(sc: Scenario, profile: dict = profile, segs: int = segs) -> None:
-            assert sc.worker is not None and sc.worker.pid is not None
-            await sc.worker.wait_ready(timeout=180)
-            raw = await profile_worker.record(sc.worker.pid, cfg["profile_seconds"],
-                                              RESULTS / f"profile-{segs}.txt")
-            profile.update(profile_worker.summarise(raw) if raw else {"error": "py-spy failed"})
-
         try:
             r = await asyncio.wait_for(service_run(
                 bootstrap, segs, contacts_for(segs, cfg["contacts"]),
                 events_for(segs, cfg["events"]),
-                latency_seconds=cfg["latency_seconds"] if segs == 100 else 0.0,
-                on_running=on_running if segs in (100, 1000) else None),
+                latency_seconds=cfg["latency_seconds"] if segs == 100 else 0.0),
                 timeout=cfg["scenario_timeout"])
-            if profile:
-                r["profile"] = profile
             result["service"].append(r)
             log(f"  {r['throughput']['events_per_s']} events/s"
                 + (f", latency {r['latency']['latency_ms']}" if "latency" in r else ""))
             if segs == 100:
                 log("ceiling: bare aiokafka pipe over the same records")
+                # the service writes a change + a snapshot record per membership change
+                fanout = max(1, round(2 * r["throughput"]["changes_per_event"]))
                 result["ceiling"] = await ceiling.ceiling(
                     bootstrap, f"{r['topic_prefix']}.interactions", r["partitions"],
-                    cfg["ceiling_count"])
+                    cfg["ceiling_count"], fanout=fanout)
                 log(f"  {result['ceiling']['events_per_s']} events/s")
         except Exception as exc:  # record and go on: one scenario must not sink the run
             traceback.print_exc()
             result["service"].append({"segments_live": segs + 1, "error": repr(exc)})
+
+
+async def run_profiles(bootstrap: str, cfg: dict, result: dict) -> None:
+    """Separate scenarios (sampling slows the worker a little): py-spy while
+    the worker drains a backlog."""
+    result["profiles"] = []
+    for segs, contacts, events, seconds in cfg["profiles"]:
+        log(f"profile: {segs} live segments, {seconds} s of samples")
+        profile: dict = {"segments_live": segs + 1}
+
+        async def on_running(sc: Scenario, profile: dict = profile, segs: int = segs,
+                             seconds: float = seconds) -> None:
+            assert sc.worker is not None and sc.worker.pid is not None
+            await sc.worker.wait_ready(timeout=180)
+            raw = await profile_worker.record(sc.worker.pid, seconds,
+                                              RESULTS / f"profile-{segs}.txt")
+            profile.update(profile_worker.summarise(raw) if raw else {"error": "py-spy failed"})
+
+        try:
+            r = await asyncio.wait_for(service_run(bootstrap, segs, contacts, events,
+                                                   on_running=on_running),
+                                       timeout=cfg["scenario_timeout"])
+            profile["throughput_while_sampled"] = r["throughput"]
+        except Exception as exc:
+            traceback.print_exc()
+            profile["error"] = repr(exc)
+        result["profiles"].append(profile)
 
 
 def derive(result: dict) -> None:
@@ -116,6 +134,10 @@ def derive(result: dict) -> None:
     for s in result.get("service", []):
         if ceil and "throughput" in s:
             s["ratio_to_ceiling"] = round(s["throughput"]["events_per_s"] / ceil, 4)
+            same = result["ceiling"].get("same_output_volume")
+            if same:
+                s["ratio_to_same_volume_ceiling"] = round(
+                    s["throughput"]["events_per_s"] / same["events_per_s"], 4)
     lat = next((s["latency"]["latency_ms"] for s in result.get("service", [])
                 if "latency" in s), None)
     if lat and lat["p50"]:
@@ -151,7 +173,12 @@ def fmt(v, unit: str = "") -> str:
 def summary_md(result: dict, command: str) -> str:
     rows: list[tuple[str, str, str]] = []
     ceil = result.get("ceiling", {}).get("events_per_s")
-    rows.append(("ceiling: bare aiokafka pipe, events/s", fmt(ceil), "—"))
+    rows.append(("ceiling: bare aiokafka pipe, 1 output per input, events/s", fmt(ceil), "—"))
+    same = result.get("ceiling", {}).get("same_output_volume")
+    if same:
+        rows.append((f"ceiling with the service's output volume ({same['fanout']} outputs "
+                     "per input, as at 100 segments), events/s",
+                     fmt(same["events_per_s"]), "—"))
     for s in result.get("service", []):
         segs = s["segments_live"] - 1
         if "throughput" not in s:
@@ -163,7 +190,9 @@ def summary_md(result: dict, command: str) -> str:
         cpe = s["throughput"].get("changes_per_event")
         rows.append((f"sustained events/s, {segs:,} live segments, {s['contacts']:,} contacts "
                      f"(service/ceiling; changes per event)",
-                     (f"{fmt(s['throughput']['events_per_s'])} ({100 * ratio:.1f}%)"
+                     (f"{fmt(s['throughput']['events_per_s'])} ({100 * ratio:.1f}%"
+                      + (f"; {100 * s['ratio_to_same_volume_ceiling']:.1f}% of same-volume"
+                         if "ratio_to_same_volume_ceiling" in s else "") + ")"
                       if ratio else fmt(s["throughput"]["events_per_s"]))
                      + (f"; {cpe}" if cpe is not None else ""), goal))
         if "latency" in s:
@@ -204,12 +233,11 @@ def summary_md(result: dict, command: str) -> str:
     rows.append(("one vs two workers", "not measured yet", "—"))
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     prof_md = ""
-    for s in result.get("service", []):
-        prof = s.get("profile")
-        if not prof or not prof.get("samples"):
+    for prof in result.get("profiles", []):
+        if not prof.get("samples"):
             continue
-        prof_md += (f"\n## Profile (py-spy, worker draining the {s['segments_live'] - 1:,}-"
-                    "segment backlog)\n\n"
+        prof_md += (f"\n## Profile (py-spy, worker draining the {prof['segments_live'] - 1:,}-"
+                    "segment backlog, a separate scenario)\n\n"
                     f"{prof['samples']:,} samples. Inclusive, project code:\n\n"
                     + "\n".join(f"- {pct}% {f}"
                                  for f, pct in prof["inclusive_project_top"][:12])
@@ -247,6 +275,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     bootstrap = start_broker()
     log(f"broker {bootstrap}")
     await run_service(bootstrap, cfg, result)
+    await run_profiles(bootstrap, cfg, result)
     log("lateness of time-driven transitions")
     try:
         result["lateness"] = await lateness.run(bootstrap, **cfg["lateness"])
