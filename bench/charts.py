@@ -21,6 +21,10 @@ def draw(result: dict, out: Path) -> list[Path]:
         ax.plot(xs, ys, "o-", label="segmentflow, 1 worker")
         if ceiling:
             ax.axhline(ceiling, color="grey", ls="--", label="bare aiokafka pipe (ceiling)")
+        same = result.get("ceiling", {}).get("same_output_volume")
+        if same:
+            ax.axhline(same["events_per_s"], color="grey", ls=":",
+                       label=f"pipe, {same['fanout']} outputs per input")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("live segments")
