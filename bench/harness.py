@@ -212,13 +212,11 @@ async def topic_records(settings: Settings, topic: str) -> int:
     """Records in ``topic`` (sum of end offsets; nothing is deleted in a run)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers,
+                                enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer.topics()  # refresh metadata
-            parts = consumer.partitions_for_topic(topic) or set()
+        parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         return sum((await consumer.end_offsets(tps)).values()) if tps else 0
     finally:

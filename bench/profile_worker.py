@@ -64,5 +64,5 @@ def summarise(raw: Path, top: int = 15) -> dict:
         "self_top": [(f, round(100 * n / total, 1)) for f, n in self_counts.most_common(top)],
         "inclusive_project_top": [
             (f, round(100 * n / total, 1)) for f, n in incl.most_common()
-            if any(o in f for o in own)][:top],
+            if any(o in f for o in own) and "app/cli.py" not in f][:top],
     }

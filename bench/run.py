@@ -194,8 +194,8 @@ def summary_md(result: dict, command: str) -> str:
         cpe = s["throughput"].get("changes_per_event")
         rows.append((f"sustained events/s, {segs:,} live segments, {s['contacts']:,} contacts "
                      f"(service/ceiling; changes per event)",
-                     (f"{fmt(s['throughput']['events_per_s'])} ({100 * ratio:.1f}%"
-                      + (f"; {100 * s['ratio_to_same_volume_ceiling']:.1f}% of same-volume"
+                     (f"{fmt(s['throughput']['events_per_s'])} ({100 * ratio:.2f}%"
+                      + (f"; {100 * s['ratio_to_same_volume_ceiling']:.1f}% of same-volume pipe"
                          if "ratio_to_same_volume_ceiling" in s else "") + ")"
                       if ratio else fmt(s["throughput"]["events_per_s"]))
                      + (f"; {cpe}" if cpe is not None else ""), goal))
