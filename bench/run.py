@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backfill
 import batch_recompute
 import ceiling
 import charts
@@ -45,13 +46,14 @@ CONFIG = {
               "latency_seconds": 10.0, "ceiling_count": 100_000,
               "batch_contacts": [100_000], "lateness": {"contacts": 200, "spread": 8.0,
                                                         "lead": 5.0},
-              "profiles": [(1000, 1000, 600, 8)], "scenario_timeout": 300},
+              "profiles": [(1000, 1000, 600, 8)], "scenario_timeout": 300,
+              "backfill_contacts": 0},
     "full": {"contacts": 10_000, "events": 30_000, "segments": [10, 100, 1000, 10_000],
              "latency_seconds": 20.0, "ceiling_count": 300_000,
              "batch_contacts": [100_000, 1_000_000],
              "lateness": {"contacts": 500, "spread": 20.0, "lead": 8.0},
              "profiles": [(100, 4000, 12_000, 15), (1000, 2000, 1500, 20)],
-             "scenario_timeout": 900},
+             "scenario_timeout": 900, "backfill_contacts": 20_000},
 }
 GOALS = {"ratio_100": 0.40, "ratio_10000": 0.25, "p99_ms": 100.0, "late_s": 1.0,
          "backfill_per_s": 100_000, "reflected_x_1m": 1000}
@@ -232,8 +234,15 @@ def summary_md(result: dict, command: str) -> str:
             rows.append((f"one event reflected: streaming p50 vs full recompute "
                          f"({b['contacts']:,} contacts)",
                          f"{fmt(b['reflected_x_faster'])}x faster", goal))
-    rows.append(("go-live backfill, contacts/s per worker", "not measured yet",
-                 "≥ 100,000/s"))
+    bf = result.get("backfill", {})
+    if "segments" in bf:
+        for seg, v in bf["segments"].items():
+            rows.append((f"go-live backfill, contacts/s per worker ({seg}, "
+                         f"{bf['contacts']:,} contacts loaded, not 1M)",
+                         fmt(v["contacts_per_s"]), "≥ 100,000/s"))
+    else:
+        rows.append(("go-live backfill, contacts/s per worker",
+                     bf.get("error", "not measured (full run only)")[:60], "≥ 100,000/s"))
     rows.append(("one vs two workers", "not measured yet", "—"))
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     prof_md = ""
@@ -287,6 +296,16 @@ async def main_async(args: argparse.Namespace) -> dict:
     except Exception as exc:
         traceback.print_exc()
         result["lateness"] = {"error": repr(exc)}
+    if cfg["backfill_contacts"]:
+        log(f"go-live backfill over {cfg['backfill_contacts']:,} loaded contacts")
+        try:
+            result["backfill"] = await asyncio.wait_for(
+                backfill.run(bootstrap, cfg["backfill_contacts"]),
+                timeout=cfg["scenario_timeout"])
+            log(f"  {result['backfill']['segments']}")
+        except Exception as exc:
+            traceback.print_exc()
+            result["backfill"] = {"error": repr(exc)}
     result["batch"] = []
     for n in cfg["batch_contacts"]:
         log(f"DuckDB full recompute, {n:,} contacts")
