@@ -291,7 +291,15 @@ class EvaluatorHandle(EvaluatorReads):
         self._app, self._evaluator = app, evaluator
 
     def held_partitions(self) -> set[int]:
-        return {tp.partition for tp in self._app.consumer.assignment()
+        """Evaluator partitions held here and readable: none while a rebalance
+        or table recovery is under way (Faust suspends the streams from the
+        revocation until recovery ends). Reading then would rebuild the
+        evaluator's caches (catalogs, due heaps) from half-recovered tables,
+        and the evaluator would go on using them."""
+        app = self._app
+        if app.rebalancing or not app.flow_control.is_active():
+            return set()
+        return {tp.partition for tp in app.consumer.assignment()
                 if tp.topic == self._evaluator.topics.evaluator_input.get_topic_name()}
 
     def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]:

@@ -56,7 +56,8 @@ class _StateCollector(Collector):
             return
         snap = self.source.metrics_snapshot()
         yield _gauge("segmentflow_assigned_partitions",
-                     "Evaluator partitions held by this worker.", snap["partitions"])
+                     "Evaluator partitions held and readable here "
+                     "(0 during a rebalance or recovery).", snap["partitions"])
         sizes = GaugeMetricFamily(
             "segmentflow_segment_members",
             "Exact member count of each segment over this worker's partitions "
