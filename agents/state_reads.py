@@ -224,26 +224,24 @@ class EvaluatorReads:
 
     # -- metrics -----------------------------------------------------------------------
 
-    def segment_sizes(self, ttl: float) -> dict[str, int]:
-        """Members per segment over the held partitions, one scan for all
-        segments, cached for ``ttl`` seconds (scrapes must stay cheap)."""
+    async def segment_sizes(self, ttl: float) -> dict[str, int]:
+        """Members per segment over the held partitions: one scan for all
+        segments (yielding to the event loop between chunks), cached for
+        ``ttl`` seconds so scrapes stay cheap."""
         cached = self._sizes_cache
         if cached is not None and time.monotonic() - cached[0] < ttl:
             return cached[1]
         sizes = dict.fromkeys(self.definitions(), 0)
         for partition in self.held_partitions():
-            after = None
-            while True:
-                chunk = scan_partition(self._evaluator.raw_contacts, partition,
-                                       self.partitions, after, 10_000)
-                for _, raw in chunk:
-                    for segment_id in ContactState.from_bytes(raw).memberships():
-                        sizes[segment_id] = sizes.get(segment_id, 0) + 1
-                if len(chunk) < 10_000:
-                    break
-                after = chunk[-1][0]
+            async for _, raw in self._states(partition):
+                for segment_id in ContactState.from_bytes(raw).memberships():
+                    sizes[segment_id] = sizes.get(segment_id, 0) + 1
         self._sizes_cache = (time.monotonic(), sizes)
         return sizes
+
+    def cached_sizes(self) -> dict[str, int]:
+        """The last ``segment_sizes`` result (what /metrics reports)."""
+        return self._sizes_cache[1] if self._sizes_cache is not None else {}
 
     def metrics_snapshot(self) -> dict[str, Any]:
         evaluator = self._evaluator
@@ -258,7 +256,7 @@ class EvaluatorReads:
             golive[segment_id] = (scanned, complete / len(held) if held else 0.0)
         return {
             "partitions": len(held),
-            "sizes": self.segment_sizes(evaluator.settings.metrics_sizes_ttl),
+            "sizes": self.cached_sizes(),
             "due_entries": len(evaluator.due),
             "tick_lag": max(0.0, (now_us - min(earliest)) / 1e6) if earliest else 0.0,
             "golive": golive,

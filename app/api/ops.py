@@ -53,6 +53,9 @@ def register_ops(ctx: ApiContext) -> None:
     @app.page("/metrics", name="metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
+            # Sizes come from a scan: refresh them here, asynchronously and at
+            # most every metrics_sizes_ttl seconds; the collector reads the cache.
+            await ctx.reads.segment_sizes(settings.metrics_sizes_ttl)
             return web.Response(body=metrics.exposition(),
                                 headers={"Content-Type": CONTENT_TYPE})
 

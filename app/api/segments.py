@@ -89,7 +89,7 @@ def register_segments(ctx: ApiContext) -> None:
     class Segments(View):
         async def get(self, request: Request) -> Response:
             authorize(request, settings, write=False)
-            sizes = dict(reads.segment_sizes(0.0))
+            sizes = dict(await reads.segment_sizes(0.0))
             others: set[int] = set()
             if not is_local(request):
                 for answer in await cluster.gather(request, "GET", "/segments"):
