@@ -3,7 +3,8 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 KAFKA   := bash deploy/kafka/kafka.sh
 
-.PHONY: install demo worker test test-unit test-integration lint schemas bench kafka-start kafka-stop kafka-status clean
+
+.PHONY: install system-deps demo worker test test-unit test-integration lint schemas bench kafka-start kafka-stop kafka-status clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -23,13 +24,13 @@ worker: install kafka-start
 
 # Unit tests (pure engine) and integration tests (real broker, started by
 # the test session through deploy/kafka/kafka.sh if not running).
-test: install
+test: install system-deps
 	.venv/bin/pytest
 
 test-unit: install
 	.venv/bin/pytest tests/unit
 
-test-integration: install
+test-integration: install system-deps
 	.venv/bin/pytest tests/integration
 
 lint: install
@@ -41,7 +42,11 @@ schemas: install
 bench: install
 	$(PY) bench/engine_bench.py
 
-kafka-start:
+# Java + Maven (local Kafka) and Prometheus/promtool (metrics tests).
+system-deps:
+	@bash deploy/install-system-deps.sh
+
+kafka-start: system-deps
 	@$(KAFKA) start >/dev/null
 
 kafka-stop:
