@@ -46,6 +46,11 @@ class OutputProducer:
         producer = await self._started()
         return await producer.send(topic, value=value, key=key, partition=partition)
 
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been sent and answered."""
+        if self._producer is not None:
+            await self._producer.flush()
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()  # flushes what is queued
