@@ -405,7 +405,15 @@ def register_evaluator(
                     log.critical("outputs not acknowledged; exiting so inputs replay",
                                  exc_info=True)
                     os._exit(70)
-            evaluator.batch.apply()
+            if evaluator.batch.writes:
+                evaluator.batch.apply()
+                # The batch's changelog records must reach the broker before
+                # take_events acks the batch: otherwise a commit can cover
+                # inputs whose state changes only this (killed) worker's
+                # RocksDB holds, and the partition's next owner restores an
+                # older state and never replays them (the two-worker kill
+                # test caught it).
+                await app.producer.flush()
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
     handle = EvaluatorHandle(app, evaluator)
