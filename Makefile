@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 KAFKA   := bash deploy/kafka/kafka.sh
 
 
-.PHONY: install system-deps demo worker test test-unit test-integration lint schemas bench kafka-start kafka-stop kafka-status clean
+.PHONY: install system-deps demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -32,6 +32,10 @@ test-unit: install
 
 test-integration: install system-deps
 	.venv/bin/pytest tests/integration
+
+# Two workers, one killed (known to stall about 1 run in 8: open bug).
+test-multiworker: install system-deps
+	.venv/bin/pytest -m multiworker tests/integration/test_two_workers.py
 
 lint: install
 	.venv/bin/ruff check .

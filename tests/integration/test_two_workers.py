@@ -23,7 +23,7 @@ from tests.integration.helpers import (
 )
 from tests.integration.oracle import expected_members
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.multiworker]
 
 
 async def wait_applied_across(workers, segment_ids, partitions, timeout=60.0) -> None:
