@@ -11,7 +11,6 @@ memberships snapshot.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,7 @@ import faust
 import orjson
 
 from agents.buffered_tables import BufferedTable, WriteBatch
-from agents.output import OutputProducer
+from agents.output import OutputProducer, confirm_or_exit
 from agents.partition_scan import scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from agents.state_reads import EvaluatorReads
@@ -151,16 +150,9 @@ class Evaluator:
                 partition_for(snapshot_id, self.settings.partitions)))
 
     async def confirm_outputs(self) -> None:
-        """Wait until the broker acknowledged every output of the batch; raise
-        if any failed. One flush instead of a gather over thousands of
-        futures (which cost more than producing them)."""
-        await self.output.flush()
-        for future in self.pending:
-            if not future.done():
-                await future
-            elif future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-        self.pending.clear()
+        """Wait until the broker acknowledged every output of the batch (the
+        process exits if one failed: see ``confirm_or_exit``)."""
+        await confirm_or_exit(self.output, self.pending)
 
     # -- contacts --------------------------------------------------------------
 
@@ -396,15 +388,7 @@ def register_evaluator(
             for event in events:
                 await evaluate_one(event)
             if evaluator.pending:
-                try:
-                    await evaluator.confirm_outputs()
-                except Exception:
-                    # Outputs failed after the producer's retries. Faust would
-                    # still ack (and commit) the batch, losing its inputs: stop
-                    # the process instead, so a restart replays them.
-                    log.critical("outputs not acknowledged; exiting so inputs replay",
-                                 exc_info=True)
-                    os._exit(70)
+                await evaluator.confirm_outputs()
             if evaluator.batch.writes:
                 evaluator.batch.apply()
                 # The batch's changelog records must reach the broker before

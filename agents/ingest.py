@@ -17,10 +17,12 @@ import faust
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
-from app.codec import dumps, encode_envelope
+from agents.output import OutputProducer, confirm_or_exit
+from app.codec import dumps, envelope_around
 from app.dead_letters import dead_letter_record, describe_error
 from app.faust_app import Topics
 from app.metrics import Metrics, dead_letter_reason
+from app.partitioning import partition_for
 from app.settings import Settings
 from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
 from models.segments import SegmentDefinition, SegmentDelete
@@ -113,8 +115,14 @@ def register_ingest(
     app: faust.App, topics: Topics, settings: Settings, metrics: Metrics | None = None
 ) -> None:
     metrics = metrics or Metrics()
+    producer = OutputProducer(settings)
+
+    @app.on_before_shutdown.connect
+    async def _stop_producer(*_: Any, **__: Any) -> None:
+        await producer.stop()
+
     for source, decode, route in _routes(settings, topics):
-        _register_one(app, topics, settings, source, decode, route, metrics)
+        _register_one(app, topics, settings, source, decode, route, metrics, producer)
 
 
 def _register_one(
@@ -125,41 +133,52 @@ def _register_one(
     decode: Callable[[bytes], BaseModel],
     route: Callable[[BaseModel], Route],
     metrics: Metrics,
+    producer: OutputProducer,
 ) -> None:
     short = source.get_topic_name().rsplit(".", 1)[-1]
     name = "ingest-" + short
     accepted = metrics.inputs.labels(short, "accepted")
     refused = metrics.inputs.labels(short, "dead_lettered")
+    log_topic = topics.evaluator_input.get_topic_name()
+    every_partition = range(settings.partitions)
+
+    async def forward(event: faust.EventT, pending: list[Any]) -> None:
+        raw = event.value
+        message = event.message
+        if raw is None or len(raw) > settings.max_input_bytes:
+            reason = ("empty message (null value)" if raw is None else
+                      f"input of {len(raw)} bytes exceeds {settings.max_input_bytes}")
+            refused.inc()
+            await send_dead_letter(topics, settings, message, raw, reason, metrics=metrics)
+            return
+        try:
+            target = route(decode(raw))
+        except Exception as exc:  # any decode failure is the input's fault
+            refused.inc()
+            await send_dead_letter(topics, settings, message, raw, describe_error(exc),
+                                   metrics=metrics)
+            return
+        # The validated input travels as upstream wrote it (no re-encoding),
+        # with its own record timestamp, so the evaluator measures latency
+        # from when upstream produced it.
+        value = envelope_around(target.kind, raw)
+        stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
+        key = target.key.encode()
+        partitions = (every_partition if target.partition == BROADCAST
+                      else (partition_for(target.key, settings.partitions),))
+        for partition in partitions:
+            pending.append(await producer.send(log_topic, key, value, partition,
+                                               timestamp_ms=stamp_ms))
+        accepted.inc()
 
     async def ingest(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            raw = event.value
-            message = event.message
-            if raw is None or len(raw) > settings.max_input_bytes:
-                reason = ("empty message (null value)" if raw is None else
-                          f"input of {len(raw)} bytes exceeds {settings.max_input_bytes}")
-                refused.inc()
-                await send_dead_letter(topics, settings, message, raw, reason, metrics=metrics)
-                continue
-            try:
-                model = decode(raw)
-            except Exception as exc:  # any decode failure is the input's fault
-                refused.inc()
-                await send_dead_letter(topics, settings, message, raw, describe_error(exc),
-                                       metrics=metrics)
-                continue
-            target = route(model)
-            value = encode_envelope(target.kind, model)
-            key = target.key.encode()
-            # The input's own record timestamp travels on, so the evaluator
-            # measures latency from when upstream produced it.
-            stamp = message.timestamp
-            if target.partition == BROADCAST:
-                for partition in range(settings.partitions):
-                    await topics.evaluator_input.send(key=key, value=value, partition=partition,
-                                                      timestamp=stamp)
-            else:
-                await topics.evaluator_input.send(key=key, value=value, timestamp=stamp)
-            accepted.inc()
+        # Batches: one broker round trip confirms a whole batch's records
+        # before take_events acks (and later commits) its inputs.
+        pending: list[Any] = []
+        async for events in stream.take_events(settings.batch_max, settings.batch_within):
+            for event in events:
+                await forward(event, pending)
+            if pending:
+                await confirm_or_exit(producer, pending)
 
     app.agent(source, name=name)(ingest)

@@ -1,4 +1,5 @@
-"""The evaluator's output producer: a plain aiokafka producer.
+"""The workers' own producer: a plain aiokafka producer (evaluator outputs,
+ingest's records for the evaluator's log).
 
 Membership changes and snapshot records are most of what a worker writes
 (two records per change). Faust's ``Topic.send`` costs far more per record
@@ -11,12 +12,17 @@ once per batch.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
 from app.settings import Settings
 
-__all__ = ["OutputProducer"]
+__all__ = ["OutputProducer", "confirm_or_exit"]
+
+log = logging.getLogger(__name__)
 
 
 class OutputProducer:
@@ -40,11 +46,24 @@ class OutputProducer:
         return self._producer
 
     async def send(
-        self, topic: str, key: bytes, value: bytes | None, partition: int | None = None
+        self, topic: str, key: bytes, value: bytes | None, partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> asyncio.Future:
         """Queue one record; the returned future resolves when it is acked."""
         producer = await self._started()
-        return await producer.send(topic, value=value, key=key, partition=partition)
+        return await producer.send(topic, value=value, key=key, partition=partition,
+                                   timestamp_ms=timestamp_ms)
+
+    async def confirm(self, futures: Iterable[asyncio.Future]) -> None:
+        """Wait until the broker acknowledged every record behind ``futures``;
+        raise if any failed. One flush instead of a gather over thousands of
+        futures (which cost more than producing them)."""
+        await self.flush()
+        for future in futures:
+            if not future.done():
+                await future
+            elif future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been sent and answered."""
@@ -55,3 +74,15 @@ class OutputProducer:
         if self._producer is not None:
             await self._producer.stop()  # flushes what is queued
             self._producer = None
+
+
+async def confirm_or_exit(producer: OutputProducer, futures: list[asyncio.Future]) -> None:
+    """Confirm a batch's records, then forget them. If they failed after the
+    producer's retries, Faust would still ack (and commit) the batch's inputs,
+    losing them: stop the process instead, so a restart replays them."""
+    try:
+        await producer.confirm(futures)
+    except Exception:
+        log.critical("records not acknowledged; exiting so inputs replay", exc_info=True)
+        os._exit(70)
+    futures.clear()

@@ -11,7 +11,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-__all__ = ["decode_envelope", "dumps", "encode_envelope", "input_payload", "model_bytes"]
+__all__ = [
+    "decode_envelope", "dumps", "encode_envelope", "envelope_around", "input_payload",
+    "model_bytes",
+]
 
 
 def dumps(value: Any) -> bytes:
@@ -38,6 +41,12 @@ def input_payload(model: BaseModel) -> dict[str, Any]:
 def encode_envelope(kind: str, body: BaseModel | dict[str, Any]) -> bytes:
     payload = input_payload(body) if isinstance(body, BaseModel) else body
     return orjson.dumps({"kind": kind, "body": payload})
+
+
+def envelope_around(kind: str, body_json: bytes) -> bytes:
+    """The envelope of an already validated JSON document, without decoding
+    and re-encoding it (ingest's hot path)."""
+    return b'{"kind":"' + kind.encode() + b'","body":' + body_json + b"}"
 
 
 def decode_envelope(raw: bytes) -> tuple[str, dict[str, Any]]:

@@ -14,12 +14,45 @@ from datetime import UTC, datetime, timedelta
 from models.inputs import AccountUpsert, ContactUpsert, Interaction, StaticEdit
 from models.segments import SegmentDefinition
 
-__all__ = ["Workload", "segment_mix"]
+__all__ = ["NARROW", "WIDE", "Pools", "Workload", "segment_mix"]
 
 CITIES = ["Paris", "Lyon", "London", "Berlin", "Madrid", "Rome", "Oslo"]
 INDUSTRIES = ["Retail", "Banking", "Software", "Health", "Energy"]
 CAMPAIGNS = ["spring", "summer", "autumn", "winter"]
 CATEGORIES = ["shoes", "bags", "hats", "coats"]
+DOMAINS = ["gmail.com", "example.org"]
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The values attributes and event properties are drawn from. ``NARROW``
+    (the tests' twenty segments) keeps every value common; ``WIDE`` has the
+    spread of a real marketing catalogue (hundreds of campaigns, dozens of
+    cities and categories), so each segment matches a small share of events."""
+
+    cities: tuple[str, ...]
+    industries: tuple[str, ...]
+    campaigns: tuple[str, ...]
+    categories: tuple[str, ...]
+    domains: tuple[str, ...]
+
+
+NARROW = Pools(tuple(CITIES), tuple(INDUSTRIES), tuple(CAMPAIGNS), tuple(CATEGORIES),
+               tuple(DOMAINS))
+WIDE = Pools(
+    cities=(*CITIES, "Lisbon", "Porto", "Dublin", "Vienna", "Prague", "Warsaw", "Krakow",
+            "Munich", "Hamburg", "Milan", "Turin", "Naples", "Seville", "Valencia",
+            "Barcelona", "Marseille", "Nice", "Lille", "Bordeaux", "Geneva", "Zurich",
+            "Brussels", "Antwerp", "Amsterdam", "Rotterdam", "Copenhagen", "Stockholm",
+            "Helsinki", "Tallinn", "Riga", "Athens", "Budapest", "Bucharest"),
+    industries=(*INDUSTRIES, "Telecom", "Insurance", "Education", "Logistics", "Media",
+                "Travel", "Automotive", "Pharma", "Construction", "Food", "Fashion",
+                "Government", "Nonprofit", "Gaming", "Real estate"),
+    campaigns=tuple(f"cmp-{i:03d}" for i in range(200)),
+    categories=tuple(f"cat-{i:02d}" for i in range(40)),
+    domains=("gmail.com", "example.org", "outlook.com", "yahoo.com", "proton.me",
+             "icloud.com", "gmx.de", "orange.fr", "free.fr", "web.de"),
+)
 EVENT_MIX = [
     ("email_opened", 30), ("email_clicked", 12), ("page_visited", 30), ("form_submitted", 5),
     ("purchase", 12), ("return", 3), ("email_sent", 8),
@@ -79,6 +112,7 @@ class Workload:
     # windows open and close during a replay.
     mean_gap: timedelta = timedelta(minutes=4)
     seed: int = 7
+    pools: Pools = NARROW
 
     def contact_id(self, i: int) -> str:
         return f"c{i:06d}"
@@ -88,7 +122,8 @@ class Workload:
         now = self.start
         for a in range(self.accounts):
             yield AccountUpsert(account_id=f"a{a:04d}", attributes={
-                "industry": rng.choice(INDUSTRIES), "employees": rng.choice([10, 200, 1500, 9000]),
+                "industry": rng.choice(self.pools.industries),
+                "employees": rng.choice([10, 200, 1500, 9000]),
             })
         for i in range(self.contacts):
             yield self._contact(rng, i, now)
@@ -104,18 +139,18 @@ class Workload:
                                  op=rng.choice(["add", "remove"]), at=now)
             else:
                 kind = rng.choice(event_types)
-                props: dict[str, object] = {"campaign": rng.choice(CAMPAIGNS)}
+                props: dict[str, object] = {"campaign": rng.choice(self.pools.campaigns)}
                 if kind in ("purchase", "return"):
                     props = {"amount": round(rng.uniform(5, 400), 2),
-                             "category": rng.choice(CATEGORIES)}
+                             "category": rng.choice(self.pools.categories)}
                 yield Interaction(event_id=f"e{n}", contact_id=contact, type=kind,  # type: ignore[arg-type]
                                   occurred_at=now, properties=props)
 
     def _contact(self, rng: random.Random, i: int, now: datetime) -> ContactUpsert:
         attributes: dict[str, object] = {
-            "city": rng.choice(CITIES),
+            "city": rng.choice(self.pools.cities),
             "age": rng.randrange(18, 80),
-            "email": f"user{i}@{rng.choice(['gmail.com', 'example.org'])}",
+            "email": f"user{i}@{rng.choice(self.pools.domains)}",
             "signed_up_at": (now - timedelta(days=rng.randrange(0, 30))).isoformat(),
         }
         if rng.random() < 0.5:

@@ -30,8 +30,9 @@ from app.client import Publisher, tail  # noqa: E402
 from app.codec import input_payload  # noqa: E402
 from app.partitioning import partition_for  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.wide_mix import wide_segment_mix  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
-from app.workload import Workload, segment_mix  # noqa: E402
+from app.workload import WIDE, Workload  # noqa: E402
 from models.inputs import Interaction  # noqa: E402
 from models.segments import SegmentDefinition  # noqa: E402
 
@@ -171,7 +172,7 @@ async def wait_markers(settings: Settings, tag: str, count: int, timeout: float 
 def make_workload(contacts: int, events: int, seed: int = 3) -> tuple[list, list[Interaction]]:
     """(setup inputs: accounts + contacts + profile changes, interaction backlog)."""
     workload = Workload(contacts=contacts, accounts=100, events=events, seed=seed,
-                        start=datetime.now(UTC) - timedelta(days=20))
+                        start=datetime.now(UTC) - timedelta(days=20), pools=WIDE)
     all_inputs = list(workload.inputs())
     setup = [i for i in all_inputs if not isinstance(i, Interaction)]
     backlog = [i for i in all_inputs if isinstance(i, Interaction)]
@@ -273,9 +274,11 @@ async def measure_latency(sc: Scenario, rate: float, seconds: float, contacts: i
             sent_at[event_id] = time.time()
             await pub.send(Interaction(
                 event_id=event_id, contact_id=workload.contact_id(rng.randrange(contacts)),
-                type=rng.choice(["page_visited", "email_opened", "purchase"]),
+                type=rng.choice(["page_visited", "email_opened", "email_clicked", "purchase"]),
                 occurred_at=datetime.now(UTC),
-                properties={"amount": 120.0, "category": "shoes", "campaign": "spring"}))
+                properties={"amount": round(rng.uniform(5, 400), 2),
+                            "category": rng.choice(WIDE.categories),
+                            "campaign": rng.choice(WIDE.campaigns)}))
             n += 1
         await pub.flush()
     await asyncio.sleep(3)
@@ -294,7 +297,7 @@ async def service_run(bootstrap: str, segments: int, contacts: int, events: int,
     sc = Scenario(bootstrap, partitions=partitions, name=f"s{segments}")
     try:
         setup, backlog = make_workload(contacts, events)
-        prep = await prepare(sc, segment_mix(segments), setup)
+        prep = await prepare(sc, [m.definition for m in wide_segment_mix(segments)], setup)
         if on_running is not None:
             task = asyncio.create_task(measure_throughput(sc, backlog))
             while sc.worker is None and not task.done():
