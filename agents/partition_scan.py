@@ -16,7 +16,7 @@ from faust.types import TableT
 
 from app.partitioning import partition_for
 
-__all__ = ["scan_partition"]
+__all__ = ["scan_partition", "scan_prefix"]
 
 
 def scan_partition(
@@ -59,3 +59,28 @@ def _scan_memory(
         if partition_for(k, partitions) == partition and (after is None or k > after)
     )[:limit]
     return [(k, table[k]) for k in keys]
+
+
+def scan_prefix(table: Any, partition: int, prefix: str) -> list[str]:
+    """Every key of ``partition`` starting with ``prefix``, sorted, including
+    the writes of a write-behind table's current batch."""
+    from agents.buffered_tables import _DELETED, BufferedTable
+
+    overlay: dict[str, Any] = {}
+    if isinstance(table, BufferedTable):
+        overlay = {k: v for k, v in table.overlay.items() if k.startswith(prefix)}
+        table = table.table
+    store: Any = table.data
+    if hasattr(store, "_db_for_partition"):
+        db = store._db_for_partition(partition)
+        start = orjson.dumps(prefix)[:-1]  # the encoded key without its closing quote
+        keys = set()
+        for raw_key in db.keys(from_key=start):
+            if not raw_key.startswith(start):
+                break
+            keys.add(orjson.loads(raw_key))
+    else:
+        keys = {k for k in table if k.startswith(prefix)}
+    keys.update(k for k, v in overlay.items() if v is not _DELETED)
+    keys.difference_update(k for k, v in overlay.items() if v is _DELETED)
+    return sorted(keys)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from faust.types import TableT
 
-from agents.partition_scan import scan_partition
+from agents.partition_scan import scan_partition, scan_prefix
 from engine import Catalog, CycleError, Limits
 from models.segments import SegmentDefinition
 
@@ -107,31 +107,27 @@ class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
 
 class AccountIndex:
     """account -> contacts of this partition, so an account change
-    re-evaluates exactly its contacts. One write per membership change of
-    the index, none per ordinary contact input."""
+    re-evaluates exactly its contacts.
 
-    def __init__(self, table: TableT) -> None:
+    One key per (account, contact) pair, ``P:account/contact``, read back
+    with a prefix scan: a contact joining or leaving an account is one small
+    write, whatever the account's size (a list per account made loading
+    contacts quadratic: every join rewrote the whole list)."""
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
         self._table = table
 
     def contacts(self, partition: int, account_id: str) -> list[str]:
-        raw = self._table.get(f"{partition}:{account_id}")
-        return orjson.loads(raw) if raw is not None else []
+        prefix = f"{partition}:{account_id}/"
+        return [key[len(prefix):] for key in scan_prefix(self._table, partition, prefix)]
 
     def move(self, partition: int, contact_id: str, old: str | None, new: str | None) -> None:
         if old == new:
             return
         if old is not None:
-            members = [c for c in self.contacts(partition, old) if c != contact_id]
-            key = f"{partition}:{old}"
-            if members:
-                self._table[key] = orjson.dumps(members)
-            else:
-                self._table.pop(key, None)
+            self._table.pop(f"{partition}:{old}/{contact_id}", None)
         if new is not None:
-            members = self.contacts(partition, new)
-            if contact_id not in members:
-                members.append(contact_id)
-                self._table[f"{partition}:{new}"] = orjson.dumps(members)
+            self._table[f"{partition}:{new}/{contact_id}"] = b"1"
 
 
 class DueIndex:

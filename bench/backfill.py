@@ -17,7 +17,7 @@ import time
 from harness import Scenario, make_workload, prepare, wait_applied
 
 from app.client import Publisher
-from app.workload import segment_mix
+from app.wide_mix import wide_segment_mix
 from models.segments import SegmentDefinition
 
 
@@ -25,7 +25,7 @@ async def run(bootstrap: str, contacts: int = 20_000, partitions: int = 4) -> di
     sc = Scenario(bootstrap, partitions=partitions, name="golive")
     try:
         setup, _ = make_workload(contacts, events=0)
-        prep = await prepare(sc, segment_mix(20), setup)
+        prep = await prepare(sc, [m.definition for m in wide_segment_mix(20)], setup)
         await sc.start_worker()
         assert sc.worker is not None
         results = {}
@@ -35,6 +35,8 @@ async def run(bootstrap: str, contacts: int = 20_000, partitions: int = 4) -> di
             SegmentDefinition(id="golive-behaviour", name="golive-behaviour", status="live",
                               formula="performed page_visited at least 2 times "
                                       "within last 7 days"),
+            SegmentDefinition(id="golive-profile-2", name="golive-profile-2", status="live",
+                              formula='city = "Lyon" and age between 20 and 40'),
         ):
             async with Publisher(sc.settings) as pub:
                 t0 = time.monotonic()

@@ -33,12 +33,16 @@ from app.settings import Settings  # noqa: E402
 from app.wide_mix import wide_segment_mix  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
 from app.workload import WIDE, Workload  # noqa: E402
-from models.inputs import Interaction  # noqa: E402
+from models.inputs import ContactUpsert, Interaction  # noqa: E402
 from models.segments import SegmentDefinition  # noqa: E402
 
 RESULTS = ROOT / "bench/results"
+# Markers are placed behind the inputs on every partition of both the
+# interactions and the contacts topic: ingest reads each upstream topic on
+# its own, so a marker only says "done" for the topic it came through.
 MARKER = SegmentDefinition(id="bench-marker", name="marker", status="live",
-                           formula="performed survey_answered where marker exists ever")
+                           formula="performed survey_answered where marker exists ever"
+                                   " or bench_marker exists")
 
 _next_port = [6190]
 
@@ -137,18 +141,25 @@ async def wait_applied(worker: WorkerProcess, definitions: list[SegmentDefinitio
                 await asyncio.sleep(0.05)
 
 
-def marker_inputs(partitions: int, at: datetime, tag: str) -> list[Interaction]:
-    """One marker interaction per partition (joins ``bench-marker``)."""
-    markers, taken, n = [], set(), 0
-    while len(taken) < partitions:
-        cid = f"marker-{tag}-{n}"
-        p = partition_for(cid, partitions)
-        if p not in taken:
-            taken.add(p)
-            markers.append(Interaction(event_id=f"{tag}-{n}", contact_id=cid,
-                                       type="survey_answered", occurred_at=at,
-                                       properties={"marker": tag}))
-        n += 1
+def marker_inputs(partitions: int, at: datetime, tag: str,
+                  contacts_too: bool = False) -> list[Interaction | ContactUpsert]:
+    """One marker interaction per partition (joins ``bench-marker``), and one
+    marker contact upsert per partition if ``contacts_too``."""
+    markers: list[Interaction | ContactUpsert] = []
+    for via in ("i", "c") if contacts_too else ("i",):
+        taken: set[int] = set()
+        n = 0
+        while len(taken) < partitions:
+            cid = f"marker-{tag}-{via}{n}"
+            p = partition_for(cid, partitions)
+            if p not in taken:
+                taken.add(p)
+                markers.append(
+                    Interaction(event_id=f"{tag}-{n}", contact_id=cid, type="survey_answered",
+                                occurred_at=at, properties={"marker": tag}) if via == "i"
+                    else ContactUpsert(contact_id=cid, attributes={"bench_marker": tag},
+                                       updated_at=at))
+            n += 1
     return markers
 
 
@@ -198,8 +209,9 @@ async def prepare(sc: Scenario, definitions: list[SegmentDefinition], setup: lis
         assert sc.worker is not None
         await wait_applied(sc.worker, definitions, sc.partitions, timeout=apply_timeout)
         t_applied = time.monotonic()
-        await pub.send_all(setup + marker_inputs(sc.partitions, datetime.now(UTC), "setup"))
-    await wait_markers(sc.settings, "setup", sc.partitions)
+        await pub.send_all(setup + marker_inputs(sc.partitions, datetime.now(UTC), "setup",
+                                                 contacts_too=True))
+    await wait_markers(sc.settings, "setup", 2 * sc.partitions)
     t_loaded = time.monotonic()
     rss_loaded = sc.worker_rss_bytes()
     sc.stop_worker()
