@@ -98,6 +98,7 @@ class Evaluator:
         self.raw_contacts = tables.contacts
         self.contacts = BufferedTable(tables.contacts, self.batch)
         self.accounts = BufferedTable(tables.accounts, self.batch)
+        self.account_cache: dict[int, dict[str, Any]] = {}  # see PartitionAccounts
         self.backfills = BufferedTable(tables.backfills, self.batch)
         self.catalogs = PartitionCatalogs(BufferedTable(tables.segments, self.batch),
                                           settings.limits)
@@ -110,6 +111,7 @@ class Evaluator:
         self.catalogs.clear()
         self.due.clear()
         self.clock.forget()
+        self.account_cache.clear()
 
     # -- outputs ---------------------------------------------------------------
 
@@ -157,13 +159,18 @@ class Evaluator:
     # -- contacts --------------------------------------------------------------
 
     async def apply_to_contact(
-        self, partition: int, contact_id: str, inp: Any, now: datetime, *, was_due: bool = False
+        self, partition: int, contact_id: str, inp: Any, now: datetime, *, was_due: bool = False,
+        stored: bytes | None = None,
     ) -> None:
-        raw = self.contacts.get(contact_id)
+        """``stored``: the contact's state as a scan just read it from the
+        store (backfills), unless the batch has written a newer one."""
+        raw = stored if stored is not None and contact_id not in self.contacts.overlay else (
+            self.contacts.get_in(partition, contact_id))
         state = ContactState.from_bytes(raw) if raw is not None else None
         if state is None and isinstance(inp, Tick | SegmentChanged | AccountChanged):
             return  # erased meanwhile: nothing to re-evaluate
-        accounts = PartitionAccounts(self.accounts, partition)
+        accounts = PartitionAccounts(self.accounts, partition,
+                                     self.account_cache.setdefault(partition, {}))
         transition = apply(state, inp, self.catalogs.get(partition), now, accounts)
         # Changes are acked before the state is written (see handle_batch): a
         # crash in between replays the input against the old state and
@@ -216,9 +223,11 @@ class Evaluator:
         if created:
             contact_ids = sorted(set(contact_ids).union(created))
         previous = None
+        stored = dict(chunk)
         for contact_id in contact_ids:
             await self.apply_to_contact(
-                partition, contact_id, SegmentChanged(job.segment_id, previous), now)
+                partition, contact_id, SegmentChanged(job.segment_id, previous), now,
+                stored=stored.get(contact_id))
         job.scanned += len(contact_ids)
         if contact_ids:
             job.after = contact_ids[-1]
@@ -252,7 +261,8 @@ class Evaluator:
     # -- accounts ------------------------------------------------------------------
 
     async def on_account(self, partition: int, body: dict[str, Any], now: datetime) -> None:
-        accounts = PartitionAccounts(self.accounts, partition)
+        accounts = PartitionAccounts(self.accounts, partition,
+                                     self.account_cache.setdefault(partition, {}))
         if body.get("op") == "delete":
             account_id = AccountDelete.model_validate(body).account_id
             accounts.delete(account_id)

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from faust.types import TableT
 
+from agents.buffered_tables import BufferedTable
 from agents.partition_scan import scan_partition, scan_prefix
 from engine import Catalog, CycleError, Limits
 from models.segments import SegmentDefinition
@@ -76,16 +77,43 @@ class PartitionCatalogs:
 
 
 class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
-    """One partition's replicated accounts (id -> attributes), for the engine."""
+    """One partition's replicated accounts (id -> attributes), for the engine.
 
-    def __init__(self, table: TableT, partition: int) -> None:
-        self._table, self._prefix = table, f"{partition}:"
+    ``cache``: decoded accounts kept across inputs (the evaluator's, the only
+    writer, so its own upserts and deletes keep it true; dropped on
+    rebalance). Without it every contact input decoded its account again."""
+
+    _MISSING: Any = object()
+
+    def __init__(self, table: Any, partition: int,
+                 cache: dict[str, Any] | None = None) -> None:
+        self._table, self._prefix, self._partition = table, f"{partition}:", partition
+        self._cache = cache
+
+    def _load(self, account_id: str) -> Any:
+        cache = self._cache
+        if cache is not None:
+            found = cache.get(account_id, self._MISSING)
+            if found is not self._MISSING:
+                return found
+        if isinstance(self._table, BufferedTable):
+            raw = self._table.get_in(self._partition, self._prefix + account_id)
+        else:
+            raw = self._table.get(self._prefix + account_id)
+        value = orjson.loads(raw) if raw is not None else None
+        if cache is not None:
+            cache[account_id] = value
+        return value
 
     def __getitem__(self, account_id: str) -> Mapping[str, Any]:
-        raw = self._table.get(self._prefix + account_id)
-        if raw is None:
+        value = self._load(account_id)
+        if value is None:
             raise KeyError(account_id)
-        return orjson.loads(raw)
+        return value
+
+    def get(self, account_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        value = self._load(account_id)
+        return default if value is None else value
 
     def __iter__(self) -> Iterator[str]:
         n = len(self._prefix)
@@ -100,9 +128,13 @@ class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
         # In merge mode a null removes the attribute, as for contacts.
         cleaned = {k: v for k, v in current.items() if v is not None}
         self._table[self._prefix + account_id] = orjson.dumps(cleaned)
+        if self._cache is not None:
+            self._cache[account_id] = cleaned
 
     def delete(self, account_id: str) -> None:
         self._table.pop(self._prefix + account_id, None)
+        if self._cache is not None:
+            self._cache[account_id] = None
 
 
 class AccountIndex:

@@ -211,3 +211,41 @@ async def cleanup_policy(settings, topic: str) -> str:
         return next(entry[1] for entry in resource[4] if entry[0] == "cleanup.policy")
     finally:
         await admin.close()
+
+
+async def test_go_live_in_many_chunks_then_account_change(settings, worker_factory, reader):
+    # Chunks of 3 contacts: the backfill resumes 5+ times per partition, each
+    # chunk evaluating the states its scan read (and the accounts it caches).
+    settings = settings.model_copy(update={"backfill_chunk": 3})
+    worker = worker_factory(settings)
+    worker.start()
+    await worker.wait_ready()
+    changes = await reader(settings.topics.membership_changes)
+    industry = {"a1": "Retail", "a2": "Banking"}
+    contacts = {f"c{i:02d}": ("Paris" if i % 3 else "Lyon", f"a{1 + i % 2}") for i in range(25)}
+    async with Publisher(settings) as pub:
+        await pub.send(segment("sentinel", "city exists"))
+        for account_id, name in industry.items():
+            await pub.send(AccountUpsert(account_id=account_id, attributes={"industry": name}))
+        for cid, (city, account_id) in contacts.items():
+            await pub.send(ContactUpsert(contact_id=cid, attributes={"city": city},
+                                         account_id=account_id))
+        await pub.flush()
+        await changes.wait_for(lambda v: len(v) == len(contacts))  # all joined the sentinel
+
+        await pub.send(segment("paris-retail", 'city = "Paris" and account.industry = "Retail"'))
+        await pub.flush()
+        await wait_segment_applied(worker, "paris-retail", 1, settings.partitions)
+        paris = {cid for cid, (city, _) in contacts.items() if city == "Paris"}
+        retail = {cid for cid in paris if industry[contacts[cid][1]] == "Retail"}
+        values = await changes.wait_for(lambda v: len(v) == len(contacts) + len(retail))
+        assert sorted(summary(values[len(contacts):])) == sorted(
+            ("paris-retail", cid, "joined", "definition_change") for cid in retail)
+
+        # The account turns Retail: its Parisian contacts join (fan-out reads
+        # the account as changed, not a stale cached copy).
+        await pub.send(AccountUpsert(account_id="a2", attributes={"industry": "Retail"}))
+        await pub.flush()
+        values = await changes.wait_for(lambda v: len(v) == len(contacts) + len(paris))
+    members = {cid for (seg, cid) in fold(values) if seg == "paris-retail"}
+    assert members == paris
