@@ -195,7 +195,7 @@ def interaction_bytes(models: Iterable[Interaction]) -> list[int]:
 
 
 async def prepare(sc: Scenario, definitions: list[SegmentDefinition], setup: list,
-                  apply_timeout: float = 600) -> dict:
+                  apply_timeout: float = 600, load_timeout: float = 600) -> dict:
     """Start a worker, define segments (+ marker), load the setup inputs,
     wait until they are evaluated, stop the worker. Returns timings."""
     definitions = [*definitions, MARKER]
@@ -211,7 +211,7 @@ async def prepare(sc: Scenario, definitions: list[SegmentDefinition], setup: lis
         t_applied = time.monotonic()
         await pub.send_all(setup + marker_inputs(sc.partitions, datetime.now(UTC), "setup",
                                                  contacts_too=True))
-    await wait_markers(sc.settings, "setup", 2 * sc.partitions)
+    await wait_markers(sc.settings, "setup", 2 * sc.partitions, timeout=load_timeout)
     t_loaded = time.monotonic()
     rss_loaded = sc.worker_rss_bytes()
     sc.stop_worker()
@@ -334,3 +334,70 @@ async def service_run(bootstrap: str, segments: int, contacts: int, events: int,
     finally:
         if not keep:
             sc.cleanup()
+
+
+async def wait_group_settled(workers: list[WorkerProcess], settle: float = 3.0,
+                             timeout: float = 180) -> None:
+    """Every worker ready and no rebalance under way, twice ``settle`` apart
+    (a late joiner triggers one more rebalance)."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        stable = 0
+        while stable < 2:
+            states = []
+            for worker in workers:
+                async with session.get(worker.url + "/ready") as r:
+                    states.append((await r.json()).get("ready", False))
+            stable = stable + 1 if all(states) else 0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers not settled in {timeout} s: {states}")
+            await asyncio.sleep(settle if stable else 0.2)
+
+
+async def measure_live_throughput(sc: Scenario, backlog: list[Interaction], tag: str) -> dict:
+    """With the worker(s) already running: time from the first record produced
+    until every partition's marker (behind ``backlog``) has been evaluated."""
+    t0 = time.monotonic()
+    async with Publisher(sc.settings) as pub:
+        await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), tag))
+    produced = time.monotonic() - t0
+    done_at = await wait_markers(sc.settings, tag, sc.partitions)
+    n = len(backlog) + sc.partitions
+    return {"events": n, "seconds": round(done_at - t0, 2),
+            "produce_seconds": round(produced, 2),
+            "events_per_s": round(n / (done_at - t0), 1)}
+
+
+async def scale_out_run(bootstrap: str, segments: int, contacts: int, events: int,
+                        partitions: int = 4) -> dict:
+    """One worker, then two, on the same topics and contacts: the first half
+    of the interactions with one worker running, the second half after a
+    second worker joined (and recovered its partitions from the changelogs).
+    Both halves are produced while the workers run (a live stream)."""
+    sc = Scenario(bootstrap, partitions=partitions, name=f"x{segments}")
+    second: WorkerProcess | None = None
+    try:
+        setup, backlog = make_workload(contacts, events)
+        prep = await prepare(sc, [m.definition for m in wide_segment_mix(segments)], setup)
+        half = len(backlog) // 2
+        await sc.start_worker()
+        assert sc.worker is not None
+        await wait_group_settled([sc.worker])
+        one = await measure_live_throughput(sc, backlog[:half], "one")
+        _next_port[0] += 1
+        settings = sc.settings.model_copy(update={
+            "web_port": _next_port[0], "data_dir": sc.data / "worker-2"})
+        second = WorkerProcess(settings, sc.data / "worker-2.log")
+        second.start()
+        await second.wait_ready(timeout=180)
+        await wait_group_settled([sc.worker, second])
+        two = await measure_live_throughput(sc, backlog[half:], "two")
+        return {"segments_live": segments + 1, "contacts": contacts, "partitions": partitions,
+                "prepare": prep, "one_worker": one, "two_workers": two,
+                "two_vs_one": round(two["events_per_s"] / one["events_per_s"], 2)}
+    finally:
+        if second is not None:
+            second.stop()
+        sc.cleanup()
