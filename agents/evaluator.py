@@ -20,7 +20,7 @@ import faust
 import orjson
 
 from agents.buffered_tables import BufferedTable, WriteBatch
-from agents.output import OutputProducer, confirm_or_exit
+from agents.output import OutputProducer, confirm_or_exit, flush_faust_producer
 from agents.partition_scan import scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from agents.state_reads import EvaluatorReads
@@ -407,7 +407,7 @@ def register_evaluator(
                 # RocksDB holds, and the partition's next owner restores an
                 # older state and never replays them (the two-worker kill
                 # test caught it).
-                await app.producer.flush()
+                await flush_faust_producer(app.producer)
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
     handle = EvaluatorHandle(app, evaluator)

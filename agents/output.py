@@ -15,12 +15,13 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from app.settings import Settings
 
-__all__ = ["OutputProducer", "confirm_or_exit"]
+__all__ = ["OutputProducer", "confirm_or_exit", "flush_faust_producer"]
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,14 @@ class OutputProducer:
                 raise future.exception()  # type: ignore[misc]
 
     async def flush(self) -> None:
-        """Wait until everything queued so far has been sent and answered."""
+        """Send everything queued so far now and wait until it is answered.
+
+        aiokafka's ``flush`` waits for batches to finish lingering
+        (``linger_ms``) before they are sent; closing the open batches and
+        waking the sender, as its transactional commit does, sends them at
+        once: a batch's records are all queued by the time we confirm."""
         if self._producer is not None:
-            await self._producer.flush()
+            await self._producer._message_accumulator.flush_for_commit()
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -86,3 +92,15 @@ async def confirm_or_exit(producer: OutputProducer, futures: list[asyncio.Future
         log.critical("records not acknowledged; exiting so inputs replay", exc_info=True)
         os._exit(70)
     futures.clear()
+
+
+async def flush_faust_producer(producer: Any) -> None:
+    """``await app.producer.flush()`` without waiting for lingering batches
+    (see ``OutputProducer.flush``): Faust's own buffer is drained into its
+    aiokafka producer, whose open batches are then sent at once."""
+    await producer.buffer.flush()
+    inner = getattr(producer, "_producer", None)
+    if inner is None:
+        await producer.flush()
+        return
+    await inner._message_accumulator.flush_for_commit()

@@ -25,15 +25,24 @@ __all__ = ["AccountIndex", "DueIndex", "PartitionAccounts", "PartitionCatalogs"]
 
 class PartitionCatalogs:
     """The segment catalog of each partition, cached in memory and rebuilt
-    from the segments table after a restart or rebalance."""
+    from the segments table after a restart or rebalance.
+
+    Definitions are broadcast, so every partition usually holds the same
+    ones: catalogs are immutable, and partitions with the same definitions
+    share one (compiled and indexed once, not once per partition)."""
 
     def __init__(self, table: MutableMapping[str, Any], limits: Limits | None = None) -> None:
         self._table = table
         self._limits = limits
         self._cache: dict[int, Catalog] = {}
+        # (catalog before, definition) -> catalog after, for the last put
+        self._last_put: tuple[str, Catalog, Catalog] | None = None
+        self._built: dict[tuple[bytes, ...], Catalog] = {}  # stored definitions -> catalog
 
     def clear(self) -> None:
         self._cache.clear()
+        self._last_put = None
+        self._built.clear()
 
     def get(self, partition: int) -> Catalog:
         catalog = self._cache.get(partition)
@@ -43,11 +52,11 @@ class PartitionCatalogs:
 
     def _rebuild(self, partition: int) -> Catalog:
         prefix = f"{partition}:"
-        pending = [
-            SegmentDefinition.model_validate_json(value)
-            for key, value in self._table.items()
-            if key.startswith(prefix)
-        ]
+        stored = tuple(sorted(
+            value for key, value in self._table.items() if key.startswith(prefix)))
+        if stored in self._built:
+            return self._built[stored]
+        pending = [SegmentDefinition.model_validate_json(value) for value in stored]
         # Each definition was accepted once, so an order exists in which
         # every reference resolves; find it by retrying.
         catalog = Catalog.empty(self._limits)
@@ -61,11 +70,19 @@ class PartitionCatalogs:
             if len(rest) == len(pending):
                 break
             pending = rest
+        self._built[stored] = catalog
         return catalog
 
     def put(self, partition: int, definition: SegmentDefinition) -> Catalog:
-        catalog = self.get(partition).put(definition)  # raises on cycles
-        self._table[f"{partition}:{definition.id}"] = definition.model_dump_json().encode()
+        before = self.get(partition)
+        encoded = definition.model_dump_json()
+        last = self._last_put
+        if last is not None and last[0] == encoded and last[1] is before:
+            catalog = last[2]  # the same broadcast, already compiled for another partition
+        else:
+            catalog = before.put(definition)  # raises on cycles
+            self._last_put = (encoded, before, catalog)
+        self._table[f"{partition}:{definition.id}"] = encoded.encode()
         self._cache[partition] = catalog
         return catalog
 

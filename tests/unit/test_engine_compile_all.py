@@ -27,14 +27,16 @@ json_values = st.one_of(
     props=st.dictionaries(st.sampled_from(["amount", "category", "x"]), json_values, max_size=3))
 def test_valid_trees_compile_and_evaluate(tree: Any, attrs: dict[str, Any],
                                           props: dict[str, Any]) -> None:
-    cat = catalog_of(seg("s", tree))
+    # Longer than any generated reference (max 10 characters): the tree
+    # cannot reference the segment itself.
+    cat = catalog_of(seg("segment-under-test", tree))
     tr = apply(None, ContactUpsert(contact_id="c1", attributes=attrs), cat, NOW, {})
     for etype in ("purchase", "email_opened", "page_visited"):
         tr = apply(tr.state, Interaction(event_id=etype, contact_id="c1", type=etype,  # type: ignore[arg-type]
                                          occurred_at=NOW, properties=props), cat, NOW, {})
     tr = apply(tr.state, Tick(), cat, utc(2027, 1, 1), {})
     assert tr.next_due is None or tr.next_due > utc(2027, 1, 1)
-    str(explain(tr.state, "s", cat, NOW, {}))
+    str(explain(tr.state, "segment-under-test", cat, NOW, {}))
 
 
 def test_segments_from_formula_text() -> None:
