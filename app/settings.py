@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     clock: Literal["wall", "event"] = "wall"
     # How often the leader broadcasts clock ticks (seconds): time-driven
     # joins/leaves are at most about this late.
-    tick_interval: float = Field(default=0.5, gt=0)
+    tick_interval: float = Field(default=0.1, gt=0)
     # Contacts re-evaluated per backfill chunk before yielding to live
     # traffic (a go-live on a big partition is many chunks).
     backfill_chunk: int = Field(default=2000, ge=1)
