@@ -16,12 +16,42 @@ import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+import faust
 from faust.streams import _current_event
 from faust.types import EventT, TableT
+from faust.types.tuples import FutureMessage
 
-__all__ = ["BufferedTable", "WriteBatch"]
+__all__ = ["BufferedTable", "ChangelogTrackingTable", "WriteBatch"]
 
 _DELETED = object()
+
+
+class ChangelogTrackingTable(faust.Table):
+    """A Faust table that keeps the future of every changelog record it
+    sends until :meth:`take_changelog_futures` collects them.
+
+    Faust's ``Table.__setitem__`` sends the changelog record and drops the
+    future. ``app.producer.flush()`` is no substitute for waiting on it:
+    ``ProducerBuffer.flush`` returns as soon as its queue is empty, while the
+    record the buffer task took last may still be on its way into aiokafka
+    (``add_message`` waits when the partition's batch is full), and it gives
+    up after 0.1 s without progress; aiokafka's ``flush`` then waits only for
+    the batches it already holds. A commit could then cover inputs whose
+    state changes were not on the broker yet.
+    """
+
+    _changelog_futures: list[FutureMessage] | None = None
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
+        fut = super().send_changelog(*args, **kwargs)
+        if self._changelog_futures is None:
+            self._changelog_futures = []
+        self._changelog_futures.append(fut)
+        return fut
+
+    def take_changelog_futures(self) -> list[FutureMessage]:
+        futures, self._changelog_futures = self._changelog_futures or [], None
+        return futures
 
 
 class WriteBatch:
@@ -31,8 +61,11 @@ class WriteBatch:
         self.writes: list[tuple[BufferedTable, str, Any, EventT]] = []
         self.event: EventT | None = None  # the event being processed
 
-    def apply(self) -> None:
-        """Write everything to the real tables, each under its own event."""
+    def apply(self) -> list[FutureMessage]:
+        """Write everything to the real tables, each under its own event.
+        Returns the futures of the changelog records these writes sent (of
+        the tables that track them, see :class:`ChangelogTrackingTable`)."""
+        changelog: list[FutureMessage] = []
         token = _current_event.set(None)
         try:
             for table, key, value, event in self.writes:
@@ -45,7 +78,11 @@ class WriteBatch:
             _current_event.reset(token)
             for table in {id(w[0]): w[0] for w in self.writes}.values():
                 table.overlay.clear()
+                take = getattr(table.table, "take_changelog_futures", None)
+                if take is not None:
+                    changelog.extend(take())
             self.writes.clear()
+        return changelog
 
 
 class BufferedTable(MutableMapping[str, Any]):

@@ -20,7 +20,12 @@ import faust
 import orjson
 
 from agents.buffered_tables import BufferedTable, WriteBatch
-from agents.output import OutputProducer, confirm_or_exit, flush_faust_producer
+from agents.output import (
+    OutputProducer,
+    confirm_changelog_or_exit,
+    confirm_or_exit,
+    flush_faust_producer,
+)
 from agents.partition_scan import scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from agents.state_reads import EvaluatorReads
@@ -400,14 +405,18 @@ def register_evaluator(
             if evaluator.pending:
                 await evaluator.confirm_outputs()
             if evaluator.batch.writes:
-                evaluator.batch.apply()
-                # The batch's changelog records must reach the broker before
-                # take_events acks the batch: otherwise a commit can cover
-                # inputs whose state changes only this (killed) worker's
-                # RocksDB holds, and the partition's next owner restores an
-                # older state and never replays them (the two-worker kill
-                # test caught it).
+                changelog = evaluator.batch.apply()
+                # The batch's changelog records must be acked by the broker
+                # before take_events acks the batch: otherwise a commit can
+                # cover inputs whose state changes only this (killed)
+                # worker's RocksDB holds, and the partition's next owner
+                # restores an older state and never replays them (the
+                # two-worker kill test caught it). The flush only sends them
+                # without lingering; the guarantee is each record's own
+                # future (the flush can return before the last records are
+                # even in aiokafka, see ChangelogTrackingTable).
                 await flush_faust_producer(app.producer)
+                await confirm_changelog_or_exit(changelog)
 
     app.agent(topics.evaluator_input, name="evaluator")(evaluate)
     handle = EvaluatorHandle(app, evaluator)

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.settings import Settings
 
-__all__ = ["OutputProducer", "confirm_or_exit", "flush_faust_producer"]
+__all__ = ["OutputProducer", "confirm_changelog_or_exit", "confirm_or_exit", "flush_faust_producer"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,18 @@ async def confirm_or_exit(producer: OutputProducer, futures: list[asyncio.Future
         log.critical("records not acknowledged; exiting so inputs replay", exc_info=True)
         os._exit(70)
     futures.clear()
+
+
+async def confirm_changelog_or_exit(futures: list[asyncio.Future]) -> None:
+    """Wait until the broker acked each of a batch's changelog records (their
+    own futures: ``flush_faust_producer`` can return before the last ones are
+    even in aiokafka). If one failed, stop the process, as for outputs."""
+    try:
+        for future in futures:
+            await future
+    except Exception:
+        log.critical("changelog not acknowledged; exiting so inputs replay", exc_info=True)
+        os._exit(70)
 
 
 async def flush_faust_producer(producer: Any) -> None:

@@ -127,11 +127,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # Broker minimum is 6 s; keep rebalances after a crash short.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # Workers starting together create topics while the other's consumer
+        # subscribes: the group leader skips topics missing from its metadata
+        # and only sees them at the next refresh (default 300 s, during which
+        # those partitions are nobody's). Refresh every 5 s instead.
+        consumer_metadata_max_age_ms=5000,
         table_standby_replicas=1,
         producer_linger_ms=settings.producer_linger_ms,
         topic_allow_declare=True,
         web_in_thread=False,
         web_application_options=web_application_options(settings),
+        # Seeks taken-over partitions before resuming them (see app/recovery.py).
+        TableManager="app.recovery:SeekFirstTableManager",
+        # Tables keep their changelog futures for the evaluator to wait on.
+        Table="agents.buffered_tables:ChangelogTrackingTable",
     )
     topics = _declare_topics(app, settings)
     tables = _declare_tables(app, settings)
