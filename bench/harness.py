@@ -254,6 +254,22 @@ async def measure_throughput(sc: Scenario, backlog: list[Interaction]) -> dict:
             "changes_per_event": round(changes / n, 2)}
 
 
+async def wait_idle(sc: Scenario, quick: float = 0.5, timeout: float = 180) -> float:
+    """Send one marker per partition until they come back within ``quick``
+    seconds (the worker has caught up); returns the seconds waited."""
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < timeout:
+        tag = f"idle{n}-{uuid.uuid4().hex[:4]}"
+        sent = time.monotonic()
+        async with Publisher(sc.settings) as pub:
+            await pub.send_all(marker_inputs(sc.partitions, datetime.now(UTC), tag))
+        if await wait_markers(sc.settings, tag, sc.partitions) - sent < quick:
+            break
+        n += 1
+    return round(time.monotonic() - t0, 1)
+
+
 async def measure_latency(sc: Scenario, rate: float, seconds: float, contacts: int,
                           seed: int = 5) -> dict:
     """Interactions at ``rate``/s for ``seconds``, each with its produce time;
@@ -326,6 +342,9 @@ async def service_run(bootstrap: str, segments: int, contacts: int, events: int,
         result["rss_after_backlog_bytes"] = sc.worker_rss_bytes()
         result["data_dir_bytes"] = sc.data_dir_bytes()
         if latency_seconds > 0:
+            # After the backlog the worker still wakes the contacts whose
+            # windows expired meanwhile: measure steady state, not that.
+            result["idle_wait_seconds"] = await wait_idle(sc)
             result["latency"] = await measure_latency(
                 sc, thr["events_per_s"] / 2, latency_seconds, contacts)
         if keep:
