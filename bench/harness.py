@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 from app.client import Publisher, tail  # noqa: E402
 from app.codec import input_payload  # noqa: E402
-from app.partitioning import partition_for  # noqa: E402
+from app.partitioning import one_key_per_partition  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.wide_mix import wide_segment_mix  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
@@ -147,19 +147,12 @@ def marker_inputs(partitions: int, at: datetime, tag: str,
     marker contact upsert per partition if ``contacts_too``."""
     markers: list[Interaction | ContactUpsert] = []
     for via in ("i", "c") if contacts_too else ("i",):
-        taken: set[int] = set()
-        n = 0
-        while len(taken) < partitions:
-            cid = f"marker-{tag}-{via}{n}"
-            p = partition_for(cid, partitions)
-            if p not in taken:
-                taken.add(p)
-                markers.append(
-                    Interaction(event_id=f"{tag}-{n}", contact_id=cid, type="survey_answered",
-                                occurred_at=at, properties={"marker": tag}) if via == "i"
-                    else ContactUpsert(contact_id=cid, attributes={"bench_marker": tag},
-                                       updated_at=at))
-            n += 1
+        for n, cid in one_key_per_partition(f"marker-{tag}-{via}", partitions):
+            markers.append(
+                Interaction(event_id=f"{tag}-{n}", contact_id=cid, type="survey_answered",
+                            occurred_at=at, properties={"marker": tag}) if via == "i"
+                else ContactUpsert(contact_id=cid, attributes={"bench_marker": tag},
+                                   updated_at=at))
     return markers
 
 

@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 
-from app.partitioning import partition_for
+from app.partitioning import one_key_per_partition
 from app.worker_process import WorkerProcess
 from models.inputs import Interaction
 from models.segments import SegmentDefinition
@@ -88,15 +88,6 @@ def clock_sync_inputs(partitions: int, at) -> list[Interaction]:
     """One input per partition at ``at``: every partition's event clock then
     reaches ``at`` and wakes what is due by then; the contacts join
     ``SYNC_SEGMENT``."""
-    inputs, taken = [], set()
-    n = 0
-    while len(taken) < partitions:
-        contact_id = f"clock-{n}"
-        p = partition_for(contact_id, partitions)
-        if p not in taken:
-            taken.add(p)
-            inputs.append(Interaction(event_id=f"sync-{n}", contact_id=contact_id,
-                                      type="email_sent", occurred_at=at,
-                                      properties={"sync": True}))
-        n += 1
-    return inputs
+    return [Interaction(event_id=f"sync-{n}", contact_id=contact_id, type="email_sent",
+                        occurred_at=at, properties={"sync": True})
+            for n, contact_id in one_key_per_partition("clock-", partitions)]
