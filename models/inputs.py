@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from models.ids import Id
+
 __all__ = [
     "EVENT_TYPES",
     "AccountDelete",
@@ -29,7 +31,6 @@ __all__ = [
 JsonScalar = Union[bool, int, float, str, None]
 JsonValue = Union[JsonScalar, list[Any], dict[str, Any]]
 
-Id = Annotated[str, Field(min_length=1, max_length=200)]
 
 # The interaction types segmentflow understands; anything else is refused
 # (dead-lettered) so that a misspelt type never silently matches nothing.
