@@ -2,17 +2,36 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 KAFKA   := bash deploy/kafka/kafka.sh
+PIP_VERSION := 26.3
+UV_VERSION  := 0.13.8
 
 
-.PHONY: install system-deps demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
+.PHONY: install install-bench lock system-deps demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
 
-.venv/.installed: pyproject.toml
+# Installs exactly what requirements/dev.lock pins (with hashes), then the
+# project itself without resolving anything again. `make lock` refreshes
+# the lock files after a change to pyproject.toml's dependencies.
+.venv/.installed: pyproject.toml requirements/dev.lock
 	python3 -m venv .venv
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q pip==$(PIP_VERSION)
+	$(PIP) install -q --require-hashes -r requirements/dev.lock
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
 install: .venv/.installed
+
+# The benchmark extras (DuckDB, matplotlib, py-spy), pinned the same way.
+install-bench: install
+	$(PIP) install -q --require-hashes -r requirements/bench.lock
+
+lock: install
+	$(PIP) install -q uv==$(UV_VERSION)
+	.venv/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+		--generate-hashes -q -o requirements/runtime.lock
+	.venv/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes -q -o requirements/dev.lock
+	.venv/bin/uv pip compile pyproject.toml --extra dev --extra bench --universal \
+		--python-version 3.11 --generate-hashes -q -o requirements/bench.lock
 
 # Starts the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), a worker,
 # demo segments and real purchase history; prints membership changes live.
@@ -43,7 +62,7 @@ lint: install
 schemas: install
 	$(PY) -m models.schema_export
 
-bench: install
+bench: install-bench
 	$(PY) bench/engine_bench.py
 
 # Java + Maven (local Kafka) and Prometheus/promtool (metrics tests).
