@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from models.ids import ID_MAX_LENGTH, ID_PATTERN
+
 __all__ = ["dead_letter_record", "describe_error"]
 
 
@@ -17,10 +19,23 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         problems = []
         for err in exc.errors(include_url=False):
-            where = ".".join(str(part) for part in err["loc"]) or "(document)"
-            problems.append(f"{where}: {err['msg']}")
+            where = ".".join(_short(str(part)) for part in err["loc"]) or "(document)"
+            problems.append(f"{where}: {_message(err)}")
         return "invalid input: " + "; ".join(problems)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _message(err: Any) -> str:
+    """pydantic's message, except for ids, whose regex says little to people."""
+    ctx = err.get("ctx") or {}
+    if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == ID_PATTERN:
+        return (f"{_short(repr(err['input']), 60)} is not a valid id (a letter or digit, then "
+                f"letters, digits and _ . : @ + -; at most {ID_MAX_LENGTH} characters)")
+    return str(err["msg"])
 
 
 def dead_letter_record(

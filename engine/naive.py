@@ -14,12 +14,13 @@ import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import reduce
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from engine.values import value_key
+from engine.values import add_number, value_key
 from models.conditions import (
     AggregateCondition,
     AllOf,
@@ -259,9 +260,9 @@ class _Eval:
         nums = [v for v, _ in vals if _kind(v) == "n"]
         result: Any = None
         if n.func == "sum" and nums:
-            result = sum(nums)
+            result = reduce(add_number, nums, 0)
         elif n.func == "avg" and nums:
-            result = sum(nums) / len(nums)
+            result = reduce(add_number, nums, 0) / len(nums)
         elif n.func == "min" and nums:
             result = min(nums)
         elif n.func == "max" and nums:

@@ -7,6 +7,7 @@ of the wrong type behaves like a missing one: every comparison on it is false
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,12 @@ import orjson
 from engine.errors import CompileError
 
 __all__ = [
+    "FLOAT_MAX",
+    "INT_MAX",
+    "INT_MIN",
     "NUM",
     "ValueTest",
+    "add_number",
     "interval_test",
     "scalar_kind",
     "scalar_test",
@@ -25,6 +30,27 @@ __all__ = [
 
 NUM = frozenset((int, float))
 ValueTest = Callable[[Any], bool]
+
+# Numbers (docs/engine.md, "Numbers"): inputs hold finite floats and integers
+# in the signed 64-bit range (models/values.py refuses anything else).
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+FLOAT_MAX = sys.float_info.max
+
+
+def add_number(total: int | float, v: int | float) -> int | float:
+    """``total + v`` for sums that must stay storable: an integer sum is exact
+    while it fits 64 bits and becomes a float beyond; a float sum past the
+    largest finite double saturates at ±``FLOAT_MAX`` (never Infinity or NaN,
+    which JSON cannot carry)."""
+    s = total + v
+    if type(s) is int:
+        return s if INT_MIN <= s <= INT_MAX else float(s)
+    if -FLOAT_MAX <= s <= FLOAT_MAX:
+        return s
+    if s != s:  # only reachable from a non-finite operand (not from inputs)
+        return total
+    return FLOAT_MAX if s > 0 else -FLOAT_MAX
 
 
 def scalar_kind(v: Any) -> str | None:
@@ -45,8 +71,8 @@ def value_key(v: Any) -> str | None:
     k = scalar_kind(v)
     if k is None:
         return None
-    if k == "n" and type(v) is float and v.is_integer():
-        v = int(v)
+    if k == "n" and type(v) is float and v.is_integer() and INT_MIN <= v < -INT_MIN:
+        v = int(v)  # floats past 64 bits equal no input integer: stay floats
     return orjson.dumps(v).decode()
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from models.ids import Id
+from models.values import JsonObject, JsonValue
 
 __all__ = [
     "EVENT_TYPES",
@@ -24,12 +25,13 @@ __all__ = [
     "ContactInput",
     "ContactUpsert",
     "Interaction",
+    "JsonObject",
+    "JsonValue",
     "StaticEdit",
 ]
 
-# JSON values an attribute or event property may hold.
-JsonScalar = Union[bool, int, float, str, None]
-JsonValue = Union[JsonScalar, list[Any], dict[str, Any]]
+# JSON values an attribute or event property may hold: models/values.py
+# (finite numbers, 64-bit integers, bounded strings, sizes and nesting).
 
 
 # The interaction types segmentflow understands; anything else is refused
@@ -69,7 +71,7 @@ class ContactUpsert(Contract):
 
     op: Literal["upsert"] = "upsert"
     contact_id: Id
-    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
     account_id: Id | None = Field(default=None)
     consent: dict[str, bool] = Field(default_factory=dict)
     mode: Literal["merge", "replace"] = "merge"
@@ -105,7 +107,7 @@ class AccountUpsert(Contract):
 
     op: Literal["upsert"] = "upsert"
     account_id: Id
-    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
     mode: Literal["merge", "replace"] = "merge"
 
 
@@ -131,7 +133,7 @@ class Interaction(Contract):
     contact_id: Id
     type: EventType
     occurred_at: AwareDatetime
-    properties: dict[str, JsonValue] = Field(default_factory=dict)
+    properties: JsonObject = Field(default_factory=dict)
 
 
 class StaticEdit(Contract):

@@ -18,9 +18,19 @@ from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from models.conditions import Condition, InSegment
 from models.formula import format_condition, parse_formula
+from models.formula.limits import MAX_FORMULA_LENGTH, nesting_problem
 from models.inputs import Contract, Id
 
-__all__ = ["SegmentDefinition", "SegmentDelete", "SegmentKind", "SegmentStatus"]
+__all__ = [
+    "MAX_SEGMENT_VERSION", "SegmentDefinition", "SegmentDelete", "SegmentKind", "SegmentStatus",
+]
+
+# A contact's state packs, per segment, the sequence of its last change (low
+# 32 bits) and the segment version that change carried (the bits above) into
+# one integer that must fit a signed 64-bit integer (orjson, Kafka consumers):
+# versions go up to 2**31 - 1, sequences up to 2**32 - 1 changes per
+# (segment, contact). Both are far beyond any realistic count.
+MAX_SEGMENT_VERSION = 2**31 - 1
 
 SegmentKind = Literal["dynamic", "static", "compound"]
 SegmentStatus = Literal["draft", "live", "stopped"]
@@ -46,10 +56,19 @@ class SegmentDefinition(Contract):
     include: list[Id] = Field(default_factory=list)
     exclude: list[Id] = Field(default_factory=list)
     status: SegmentStatus = "draft"
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, json_schema_extra={"maximum": MAX_SEGMENT_VERSION})
     timezone: str = "UTC"
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _storable_version(cls, value: int) -> int:
+        if value > MAX_SEGMENT_VERSION:
+            raise ValueError(
+                f"version {value} is above {MAX_SEGMENT_VERSION}, the largest version "
+                "segmentflow can store (it shares a 64-bit integer with the sequence number)")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -75,6 +94,8 @@ class SegmentDefinition(Contract):
         """Derive the missing form, or check that both forms agree; then the
         kind rules (static: neither; dynamic/compound: one) and no
         self-reference."""
+        if self.condition is not None and (problem := nesting_problem(self.condition)):
+            raise ValueError(problem)
         if self.formula is not None:
             parsed = parse_formula(self.formula)
             if self.condition is None:
@@ -89,7 +110,12 @@ class SegmentDefinition(Contract):
                         f"the condition reads: {_safe_format(self.condition)}"
                     )
         elif self.condition is not None:
-            self._derive("formula", format_condition(self.condition))
+            formula = format_condition(self.condition)
+            if len(formula) > MAX_FORMULA_LENGTH:
+                raise ValueError(f"the condition reads as a formula of {len(formula)} "
+                                 f"characters; at most {MAX_FORMULA_LENGTH} are allowed "
+                                 "(MAX_FORMULA_LENGTH)")
+            self._derive("formula", formula)
         if self.kind == "static" and self.condition is not None:
             raise ValueError(
                 "a static segment has no formula or condition (its members are "

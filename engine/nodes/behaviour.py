@@ -25,7 +25,7 @@ from engine.nodes.profile import literal_interval, relative_offset, static_value
 from engine.registry import CNode, Env, ValueDue, compile_node, register
 from engine.timeutil import UNIT_US, from_us, midnight_us, to_us
 from engine.trace import Trace
-from engine.values import NUM, value_key
+from engine.values import NUM, add_number, value_key
 from models.conditions import (
     AggregateCondition,
     Condition,
@@ -380,7 +380,7 @@ def fold_value(func: str, acc: Any, v: Any, t: int, cap: int) -> Any:
     """Fold one property value into an aggregate accumulator (pure)."""
     if func in ("sum", "avg"):
         if type(v) in NUM:
-            return [acc[0] + v, acc[1] + 1]
+            return [add_number(acc[0], v), acc[1] + 1]
         return acc
     if func == "min":
         return v if type(v) in NUM and (acc is None or v < acc) else acc
@@ -429,7 +429,7 @@ def _reducer(func: str, get: Callable[[Any], Any], cap: int) -> Callable[[list[l
             for e in evs:
                 v = get(e[2])
                 if type(v) in NUM:
-                    s += v
+                    s = add_number(s, v)
                     n += 1
             if not n:
                 return None
