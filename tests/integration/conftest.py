@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from app.settings import Settings
 from app.worker_process import WorkerProcess
+from tests.integration.caught_up import end_offsets, wait_caught_up
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy/kafka/kafka.sh"
@@ -94,8 +95,11 @@ class TopicReader:
     """Collects every record of a topic (all partitions, from the start) in
     the background, so a test can wait for what it expects."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str) -> None:
         self.records: list[tuple[bytes | None, bytes | None]] = []
+        self._settings, self._topic = settings, topic
+        self._next: dict[int, int] = {}  # partition -> next offset to read
+        bootstrap = settings.bootstrap_servers
         self._consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
             enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
@@ -110,8 +114,10 @@ class TopicReader:
     async def _run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=100)
-            for records in batches.values():
+            for tp, records in batches.items():
                 self.records.extend((r.key, r.value) for r in records)
+                if records:
+                    self._next[tp.partition] = records[-1].offset + 1
 
     def values(self) -> list[Any]:
         return [orjson.loads(v) for _, v in self.records if v is not None]
@@ -127,12 +133,16 @@ class TopicReader:
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out after {timeout} s; have {self.values()!r}")
 
-    async def settle(self, quiet: float = 1.5) -> list[Any]:
-        """Wait until nothing new arrived for ``quiet`` seconds."""
-        count = -1
-        while count != len(self.records):
-            count = len(self.records)
-            await asyncio.sleep(quiet)
+    async def settle(self, timeout: float = 60.0) -> list[Any]:
+        """Every record produced by the worker for inputs sent before this
+        call (the worker is caught up, tests/integration/caught_up.py), read."""
+        deadline = time.monotonic() + timeout
+        await wait_caught_up(self._settings, timeout)
+        ends = await end_offsets(self._settings, [self._topic])
+        while any(self._next.get(tp.partition, 0) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reader of {self._topic} not at {ends}: {self._next}")
+            await asyncio.sleep(0.05)
         return self.values()
 
     async def stop(self) -> None:
@@ -144,11 +154,11 @@ class TopicReader:
 
 
 @pytest.fixture
-async def reader(kafka_bootstrap: str) -> AsyncIterator[Callable[[str], Awaitable[TopicReader]]]:
+async def reader(settings: Settings) -> AsyncIterator[Callable[[str], Awaitable[TopicReader]]]:
     readers: list[TopicReader] = []
 
     async def open_reader(topic: str) -> TopicReader:
-        r = await TopicReader(kafka_bootstrap, topic).start()
+        r = await TopicReader(settings, topic).start()
         readers.append(r)
         return r
 

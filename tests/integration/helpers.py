@@ -59,7 +59,7 @@ async def wait_clock_sync_seen(changes, sync_contacts: set[str], timeout: float 
     has then been processed to its end — and for the stream to go quiet."""
     await changes.wait_for(lambda v: sync_contacts <= {
         c["contact_id"] for c in v if c["segment_id"] == "clock-sync"}, timeout=timeout)
-    return await changes.settle(quiet=3.0)
+    return await changes.settle()
 
 
 def assert_same_members(got: dict, want: dict) -> None:

@@ -164,7 +164,7 @@ async def test_segments_api_end_to_end(settings, worker, reader):
         await wait_segment_applied(worker, "paris", 0, settings.partitions)
         await api.call("GET", "/segments/paris", expect=404, route="/segments/{segment_id}")
         await api.call("DELETE", "/segments/paris", expect=404, headers=AUTH)
-        final = fold(await changes.settle(1.0))
+        final = fold(await changes.settle())
         assert final == {}  # everyone left with the deletions
 
         _, status = await api.call("GET", "/segments/paris/status", expect=200,

@@ -35,4 +35,4 @@ async def test_go_live_sees_contacts_created_in_the_same_batch(settings, worker,
             await wait_segment_applied(worker, f"round{round_}", 1, settings.partitions)
             expected |= {(f"round{round_}", cid) for cid in ids}
     await changes.wait_for(lambda v: len(v) >= len(expected), timeout=20)
-    assert set(fold(await changes.settle(1.0))) == expected
+    assert set(fold(await changes.settle())) == expected

@@ -68,7 +68,7 @@ async def test_go_live_change_stop_delete(settings, worker, reader):
         await pub.send(ContactUpsert(contact_id="c1", attributes={"city": "Oslo"}))
         await pub.flush()
         # c1 still leaves the live sentinel? no: Oslo still has a city.
-        await changes.settle(1.0)
+        await changes.settle()
         assert len(changes.values()) == 20
 
         # Delete: every member leaves.
@@ -189,7 +189,7 @@ async def test_erasure_leaves_everything_and_forgets_the_contact(settings, worke
         # purchase history, no static membership.
         await pub.send(ContactUpsert(contact_id="c1", attributes={"city": "Lyon"}))
         await pub.flush()
-        await changes.settle(1.0)
+        await changes.settle()
     assert len(changes.values()) == 6
     # The snapshot topic ends with tombstones for every former membership.
     last: dict[bytes, bytes | None] = {}
