@@ -44,6 +44,7 @@ from models.conditions import (
 )
 from models.formula import rules
 from models.formula.errors import FormulaError
+from models.formula.limits import MAX_FORMULA_LENGTH, MAX_NESTING, nesting_problem
 from models.inputs import EVENT_TYPES
 
 __all__ = ["parse_formula"]
@@ -65,6 +66,9 @@ def parse_formula(text: str) -> Condition:
         raise TypeError(f"formula must be a string, not {type(text).__name__}")
     if not text.strip():
         raise FormulaError("the formula is empty", 1, 1, ["a condition"])
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise FormulaError(f"the formula is {len(text)} characters long; at most "
+                           f"{MAX_FORMULA_LENGTH} are allowed (MAX_FORMULA_LENGTH)", 1, 1)
     try:
         tree = PARSER.parse(text)
     except UnexpectedInput as exc:
@@ -80,7 +84,10 @@ def parse_formula(text: str) -> Condition:
         raise
     except RecursionError:
         # Thousands of nested "not"s; refuse rather than crash the caller.
-        raise FormulaError("the formula is nested too deeply", 1, 1) from None
+        raise FormulaError(f"the formula is nested too deeply; at most {MAX_NESTING} levels "
+                           "are allowed (MAX_NESTING)", 1, 1) from None
+    if (problem := nesting_problem(result)) is not None:
+        raise FormulaError(problem, 1, 1)
     return result
 
 

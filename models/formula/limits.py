@@ -1,0 +1,49 @@
+"""Size and nesting limits of a segment formula, checked wherever a
+definition is accepted (``parse_formula`` and ``SegmentDefinition``).
+
+- ``MAX_FORMULA_LENGTH`` characters of formula text. Parsing costs about
+  15 µs per character (a 16 KiB formula: about 0.25 s), so the limit bounds
+  the work one definition can ask for; real formulas are a few hundred
+  characters.
+- ``MAX_NESTING`` levels of conditions (``not``, ``and``/``or`` groups,
+  ``where`` clauses: each counts one level). Deeper trees cannot be stored
+  and loaded back safely (JSON depth limits of the decoders, recursion in the
+  formatter and the engine); a handful of levels is what people write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MAX_FORMULA_LENGTH", "MAX_NESTING", "condition_depth", "nesting_problem"]
+
+MAX_FORMULA_LENGTH = 16_384
+MAX_NESTING = 32
+
+
+def condition_depth(cond: Any) -> int:
+    """Levels of conditions in a tree (a single comparison is 1), computed
+    iteratively so any depth is measured without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(cond, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if node is None:
+            continue
+        deepest = max(deepest, depth)
+        for name in ("arg", "where"):
+            child = getattr(node, name, None)
+            if child is not None:
+                stack.append((child, depth + 1))
+        for child in getattr(node, "args", None) or ():
+            stack.append((child, depth + 1))
+    return deepest
+
+
+def nesting_problem(cond: Any) -> str | None:
+    """The error message when ``cond`` nests deeper than ``MAX_NESTING``."""
+    depth = condition_depth(cond)
+    if depth > MAX_NESTING:
+        return (f"the condition nests {depth} levels deep; at most {MAX_NESTING} are "
+                "allowed (MAX_NESTING)")
+    return None
