@@ -8,13 +8,24 @@ partition so each partition sees them in order with its contacts' inputs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownError,
+)
 from pydantic import BaseModel, TypeAdapter
 
 from agents.output import OutputProducer, confirm_or_exit
@@ -125,6 +136,46 @@ def register_ingest(
         _register_one(app, topics, settings, source, decode, route, metrics, producer)
 
 
+# Errors that concern one record, not the broker: the record is dead-lettered
+# and ingest moves on. aiokafka reports the broker's INVALID_RECORD (87) as
+# UnknownError; it is only taken as a record's fault when that record, resent
+# on its own, fails again (``_resend_alone``).
+RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError,
+    CorruptRecordException, InvalidTimestampError, UnknownError,
+)
+
+SOURCE_HEADER = "segmentflow-source"
+
+
+def record_level(exc: BaseException) -> bool:
+    """True when a send failure is the record's fault (dead-letter it); False
+    for the broker's or the network's (exit, so the batch replays)."""
+    return isinstance(exc, RECORD_ERRORS) or not isinstance(exc, KafkaError)
+
+
+def source_header(message: Any) -> list[tuple[str, bytes]]:
+    """``topic:partition:offset`` of the input a forwarded record came from."""
+    return [(SOURCE_HEADER, f"{message.topic}:{message.partition}:{message.offset}".encode())]
+
+
+@dataclass
+class _Item:
+    """One input of a batch: the records it forwards, or why it is refused."""
+
+    event: Any
+    sends: list[tuple[int, asyncio.Future | None]] = field(default_factory=list)
+    value: bytes = b""
+    key: bytes = b""
+    reason: str | None = None
+
+
+def _exit_for(exc: BaseException) -> None:
+    log.critical("ingest cannot reach the broker (%s: %s); exiting so inputs replay",
+                 type(exc).__name__, exc, exc_info=exc)
+    os._exit(70)
+
+
 def _register_one(
     app: faust.App,
     topics: Topics,
@@ -140,45 +191,142 @@ def _register_one(
     accepted = metrics.inputs.labels(short, "accepted")
     refused = metrics.inputs.labels(short, "dead_lettered")
     log_topic = topics.evaluator_input.get_topic_name()
+    dead_letter_topic = topics.dead_letters.get_topic_name()
     every_partition = range(settings.partitions)
+    limit = settings.max_input_bytes
 
-    async def forward(event: faust.EventT, pending: list[Any]) -> None:
-        raw = event.value
-        message = event.message
-        if raw is None or len(raw) > settings.max_input_bytes:
-            reason = ("empty message (null value)" if raw is None else
-                      f"input of {len(raw)} bytes exceeds {settings.max_input_bytes}")
-            refused.inc()
-            await send_dead_letter(topics, settings, message, raw, reason, metrics=metrics)
+    async def forward(item: _Item) -> None:
+        """Validate one input and queue its records; or set why it is refused."""
+        raw = item.event.value
+        if raw is None:
+            item.reason = "empty message (null value)"
+            return
+        if len(raw) > limit:
+            item.reason = f"input of {len(raw)} bytes exceeds {limit}"
             return
         try:
             target = route(decode(raw))
         except Exception as exc:  # any decode failure is the input's fault
-            refused.inc()
-            await send_dead_letter(topics, settings, message, raw, describe_error(exc),
-                                   metrics=metrics)
+            item.reason = describe_error(exc)
             return
         # The validated input travels as upstream wrote it (no re-encoding),
         # with its own record timestamp, so the evaluator measures latency
-        # from when upstream produced it.
+        # from when upstream produced it. The limit is on what is forwarded.
         value = envelope_around(target.kind, raw)
-        stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
-        key = target.key.encode()
+        if len(value) > limit:
+            item.reason = (f"forwarded record of {len(value)} bytes (input of {len(raw)} "
+                           f"bytes in its envelope) exceeds {limit}")
+            return
+        item.value, item.key = value, target.key.encode()
         partitions = (every_partition if target.partition == BROADCAST
                       else (partition_for(target.key, settings.partitions),))
-        for partition in partitions:
-            pending.append(await producer.send(log_topic, key, value, partition,
-                                               timestamp_ms=stamp_ms))
-        accepted.inc()
+        item.sends = [(p, None) for p in partitions]
+        await _send_all(item)
+
+    async def _send_all(item: _Item) -> None:
+        message = item.event.message
+        stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
+        headers = source_header(message)
+        for i, (partition, future) in enumerate(item.sends):
+            if future is not None and not _failed(future):
+                continue  # already delivered (a resend after a record error)
+            try:
+                future = await producer.send(log_topic, item.key, item.value, partition,
+                                             timestamp_ms=stamp_ms, headers=headers)
+            except Exception as exc:
+                if not record_level(exc):
+                    _exit_for(exc)
+                item.reason = f"not forwarded: {type(exc).__name__}: {exc}"
+                return
+            item.sends[i] = (partition, future)
+
+    async def _resend_alone(item: _Item) -> None:
+        """Resend an input's failed records on their own (a broker error fails
+        a whole producer batch, other inputs' records included); what fails
+        again is the input's fault."""
+        await _send_all(item)
+        if item.reason is not None:
+            return
+        await producer.flush()
+        for _, future in item.sends:
+            exc = await _outcome(future)  # type: ignore[arg-type]
+            if exc is not None:
+                if not record_level(exc):
+                    _exit_for(exc)
+                item.reason = f"not forwarded: {type(exc).__name__}: {exc}"
+                return
+
+    async def dead_letter(items: list[_Item]) -> None:
+        """Send the batch's dead letters and wait for the broker's ack."""
+        futures = []
+        for item in items:
+            message, raw = item.event.message, item.event.value
+            record = dumps(dead_letter_record(
+                source_topic=message.topic, partition=message.partition, offset=message.offset,
+                raw=raw, reason=item.reason or "", max_bytes=settings.dead_letter_max_bytes))
+            log.warning("dead-letter %s[%s]@%s: %s", message.topic, message.partition,
+                        message.offset, item.reason)
+            try:
+                futures.append(await producer.send(dead_letter_topic, message.key, record,
+                                                   headers=source_header(message)))
+            except Exception as exc:  # an upstream key too large to copy
+                if not record_level(exc):
+                    _exit_for(exc)
+                futures.append(await producer.send(dead_letter_topic, None, record,
+                                                   headers=source_header(message)))
+        await confirm_or_exit(producer, futures)
+
+    async def handle(events: list[Any]) -> None:
+        items = [_Item(event) for event in events]
+        for item in items:
+            try:
+                await forward(item)
+            except Exception as exc:  # a bug must not skip the batch's other inputs
+                log.exception("ingest failed on %s", item.event.message)
+                item.reason = f"ingest failed: {type(exc).__name__}: {exc}"
+        try:
+            await producer.flush()
+        except Exception as exc:
+            _exit_for(exc)
+        for item in items:
+            if item.reason is not None:
+                continue
+            for _, future in item.sends:
+                exc = await _outcome(future)  # type: ignore[arg-type]
+                if exc is None:
+                    continue
+                if not record_level(exc):
+                    _exit_for(exc)
+                await _resend_alone(item)
+                break
+        refused_items = [item for item in items if item.reason is not None]
+        if refused_items:
+            await dead_letter(refused_items)
+        for item in items:
+            if item.reason is None:
+                accepted.inc()
+            else:
+                refused.inc()
+                metrics.dead_letters.labels(dead_letter_reason(item.reason)).inc()
 
     async def ingest(stream: faust.StreamT) -> None:
-        # Batches: one broker round trip confirms a whole batch's records
-        # before take_events acks (and later commits) its inputs.
-        pending: list[Any] = []
+        # Batches: one broker round trip confirms a whole batch's forwards and
+        # dead letters before take_events acks (and later commits) its inputs;
+        # every input is either forwarded or dead-lettered by then.
         async for events in stream.take_events(settings.batch_max, settings.batch_within):
-            for event in events:
-                await forward(event, pending)
-            if pending:
-                await confirm_or_exit(producer, pending)
+            await handle(events)
 
     app.agent(source, name=name)(ingest)
+
+
+def _failed(future: asyncio.Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is not None
+
+
+async def _outcome(future: asyncio.Future) -> BaseException | None:
+    """The delivery's error, or None once the broker acked it."""
+    try:
+        await future
+    except Exception as exc:
+        return exc
+    return None

@@ -47,13 +47,13 @@ class OutputProducer:
         return self._producer
 
     async def send(
-        self, topic: str, key: bytes, value: bytes | None, partition: int | None = None,
-        timestamp_ms: int | None = None,
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None,
+        timestamp_ms: int | None = None, headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future:
         """Queue one record; the returned future resolves when it is acked."""
         producer = await self._started()
         return await producer.send(topic, value=value, key=key, partition=partition,
-                                   timestamp_ms=timestamp_ms)
+                                   timestamp_ms=timestamp_ms, headers=headers)
 
     async def confirm(self, futures: Iterable[asyncio.Future]) -> None:
         """Wait until the broker acknowledged every record behind ``futures``;

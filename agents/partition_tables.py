@@ -185,16 +185,23 @@ class DueIndex:
     The table (contact_id -> due instant in µs) survives restarts; a heap per
     partition answers "who is due by now" without scanning. Heap entries are
     checked against the table when popped (lazy deletion), so moving a due
-    time is one table write and one push.
+    time is one table write and one push. A moved due time leaves its old
+    entry behind until that instant passes (weeks, for a 30-day window), so
+    a heap that holds more than twice its live entries is compacted against
+    the table: memory stays proportional to contacts, not to inputs.
     """
+
+    _MIN_REBUILD = 1024  # never rebuild a heap smaller than this
 
     def __init__(self, table: TableT, partitions: int) -> None:
         self._table = table
         self._partitions = partitions
         self._heaps: dict[int, list[tuple[int, str]]] = {}
+        self._live: dict[int, int] = {}  # partition -> live entries (approximate)
 
     def clear(self) -> None:
         self._heaps.clear()
+        self._live.clear()
 
     def __len__(self) -> int:
         return sum(len(h) for h in self._heaps.values())
@@ -212,16 +219,44 @@ class DueIndex:
                 after = chunk[-1][0]
             heapq.heapify(heap)
             self._heaps[partition] = heap
+            self._live[partition] = len(heap)
         return heap
+
+    def _count(self, partition: int, delta: int) -> None:
+        """Track live entries; compact a heap mostly made of superseded ones."""
+        live = self._live.get(partition, 0) + delta
+        self._live[partition] = live
+        heap = self._heaps.get(partition)
+        if heap is not None and len(heap) > max(self._MIN_REBUILD, 2 * live):
+            self._compact(partition, heap)
+
+    def _compact(self, partition: int, heap: list[tuple[int, str]]) -> None:
+        """Keep only the entries the table still holds. Reads go through the
+        table (and so see the current batch's unflushed writes), one per
+        contact."""
+        current: dict[str, int | None] = {}
+        kept: list[tuple[int, str]] = []
+        for at, contact_id in heap:
+            if contact_id not in current:
+                stored = self._table.get(contact_id)
+                current[contact_id] = None if stored is None else int(stored)
+            if current[contact_id] == at:
+                kept.append((at, contact_id))
+                current[contact_id] = -1  # one entry per contact
+        heapq.heapify(kept)
+        heap[:] = kept
+        self._live[partition] = len(kept)
 
     def set(self, partition: int, contact_id: str, old_us: int | None, new_us: int | None) -> None:
         if old_us == new_us:
             return
         if new_us is None:
             self._table.pop(contact_id, None)
+            self._count(partition, -1)
             return
         self._table[contact_id] = str(new_us).encode()
         heapq.heappush(self._heap(partition), (new_us, contact_id))
+        self._count(partition, 1 if old_us is None else 0)
 
     def pop_due(self, partition: int, now_us: int, limit: int) -> list[str]:
         """Contacts due by ``now_us``, removed from the index: the caller
@@ -234,6 +269,8 @@ class DueIndex:
             if stored is not None and int(stored) == at:
                 self._table.pop(contact_id, None)
                 due.append(contact_id)
+        if due:
+            self._count(partition, -len(due))
         return due
 
     def earliest(self, partition: int) -> int | None:

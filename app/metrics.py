@@ -5,6 +5,11 @@ cheap call each; label children used per input are resolved once, up front.
 Everything that describes state (segment sizes, due index, go-live progress,
 consumer lag) is computed when Prometheus scrapes, by a collector that reads
 the evaluator's state through ``StateSource`` and never writes it.
+
+``/metrics`` is open, so segment ids appear as label values only with
+``segment_labels`` (``SEGMENTFLOW_METRICS_SEGMENT_LABELS=true``): without it
+per-segment series are aggregated (changes by kind, number of segments,
+segments whose go-live is incomplete).
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ def dead_letter_reason(reason: str) -> str:
     """A bounded label for a free-text dead-letter reason."""
     if reason.startswith("empty message"):
         return "empty"
-    if "exceeds" in reason and reason.startswith("input of"):
+    if "exceeds" in reason and reason.startswith(("input of", "forwarded record of")):
         return "too_large"
+    if reason.startswith("not forwarded"):
+        return "not_forwarded"
+    if reason.startswith("ingest failed"):
+        return "ingest_failed"
     if reason.startswith("segment refused"):
         return "segment_refused"
     if reason.startswith("evaluation failed"):
@@ -48,8 +57,9 @@ class StateSource(Protocol):
 
 
 class _StateCollector(Collector):
-    def __init__(self, source: StateSource | None) -> None:
+    def __init__(self, source: StateSource | None, segment_labels: bool) -> None:
         self.source = source
+        self.segment_labels = segment_labels
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         if self.source is None:
@@ -58,6 +68,32 @@ class _StateCollector(Collector):
         yield _gauge("segmentflow_assigned_partitions",
                      "Evaluator partitions held and readable here "
                      "(0 during a rebalance or recovery).", snap["partitions"])
+        yield from (self._per_segment(snap) if self.segment_labels
+                    else self._aggregated(snap))
+        yield _gauge("segmentflow_due_index_entries",
+                     "Contacts waiting in the due-time index (this worker).", snap["due_entries"])
+        yield _gauge("segmentflow_tick_lag_seconds",
+                     "How far the earliest due contact is overdue (0 when none is).",
+                     snap["tick_lag"])
+        lag = GaugeMetricFamily(
+            "segmentflow_consumer_lag_messages",
+            "Evaluator-input messages not yet read, per partition held here.",
+            labels=["partition"])
+        for partition, value in sorted(snap["consumer_lag"].items()):
+            lag.add_metric([str(partition)], value)
+        yield lag
+
+    @staticmethod
+    def _aggregated(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+        yield _gauge("segmentflow_segments",
+                     "Segments known here (per-segment series: "
+                     "SEGMENTFLOW_METRICS_SEGMENT_LABELS=true).", len(snap["sizes"]))
+        yield _gauge("segmentflow_golive_incomplete_segments",
+                     "Segments whose go-live backfill is incomplete on some partition here.",
+                     sum(1 for _, ratio in snap["golive"].values() if ratio < 1.0))
+
+    @staticmethod
+    def _per_segment(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         sizes = GaugeMetricFamily(
             "segmentflow_segment_members",
             "Exact member count of each segment over this worker's partitions "
@@ -66,11 +102,6 @@ class _StateCollector(Collector):
         for segment, count in sorted(snap["sizes"].items()):
             sizes.add_metric([segment], count)
         yield sizes
-        yield _gauge("segmentflow_due_index_entries",
-                     "Contacts waiting in the due-time index (this worker).", snap["due_entries"])
-        yield _gauge("segmentflow_tick_lag_seconds",
-                     "How far the earliest due contact is overdue (0 when none is).",
-                     snap["tick_lag"])
         scanned = GaugeMetricFamily(
             "segmentflow_golive_contacts_scanned",
             "Contacts re-evaluated by the current go-live backfill of each segment.",
@@ -84,13 +115,6 @@ class _StateCollector(Collector):
             done.add_metric([segment], ratio)
         yield scanned
         yield done
-        lag = GaugeMetricFamily(
-            "segmentflow_consumer_lag_messages",
-            "Evaluator-input messages not yet read, per partition held here.",
-            labels=["partition"])
-        for partition, value in sorted(snap["consumer_lag"].items()):
-            lag.add_metric([str(partition)], value)
-        yield lag
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -102,7 +126,8 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 class Metrics:
     """All metrics of one worker. One instance per app (tests build many)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, segment_labels: bool = False) -> None:
+        self.segment_labels = segment_labels
         self.registry = CollectorRegistry()
         r = self.registry
         self.inputs = Counter(
@@ -124,10 +149,11 @@ class Metrics:
         self.latency_event = self.latency.labels("event")
         self.latency_produce = self.latency.labels("produce")
         self.changes = Counter(
-            "segmentflow_membership_changes", "Joins and leaves emitted, by segment.",
-            ["segment", "change"], registry=r)
+            "segmentflow_membership_changes",
+            "Joins and leaves emitted, by segment (with segment labels) and kind.",
+            ["segment", "change"] if segment_labels else ["change"], registry=r)
         self._change_children: dict[tuple[str, str], Any] = {}
-        self.collector = _StateCollector(None)
+        self.collector = _StateCollector(None, segment_labels)
         r.register(self.collector)
 
     def watch(self, source: StateSource) -> None:
@@ -135,11 +161,12 @@ class Metrics:
 
     def count_changes(self, changes: Iterable[Any]) -> None:
         children = self._change_children
+        per_segment = self.segment_labels
         for change in changes:
-            key = (change.segment_id, change.change)
+            key = (change.segment_id if per_segment else "", change.change)
             child = children.get(key)
             if child is None:
-                child = children[key] = self.changes.labels(*key)
+                child = children[key] = self.changes.labels(*(key if per_segment else key[1:]))
             child.inc()
 
     def observe_latency(self, event_time: float | None, produce_time: float | None) -> None:

@@ -1,0 +1,119 @@
+"""Soak: steady load for many minutes; the worker's memory must plateau.
+
+One worker, the realistic 100-segment catalogue, a loaded contact base, then
+interactions (and a profile change now and then) at a fixed rate. Samples
+the worker's RSS every minute, and counts "producer buffer full" warnings
+in its log. Not a test: a benchmark, its figures in bench/results/.
+
+    .venv/bin/python bench/soak.py                 # 10 minutes at 300 inputs/s
+    .venv/bin/python bench/soak.py --minutes 3 --rate 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.client import Publisher  # noqa: E402
+from app.wide_mix import wide_segment_mix  # noqa: E402
+from app.workload import WIDE, Workload  # noqa: E402
+from bench.harness import (  # noqa: E402
+    RESULTS,
+    Scenario,
+    make_workload,
+    prepare,
+    start_broker,
+    wait_idle,
+)
+from models.inputs import ContactUpsert, Interaction  # noqa: E402
+
+TYPES = ["page_visited", "email_opened", "email_clicked", "purchase", "form_submitted"]
+
+
+def _input(rng: random.Random, workload: Workload, contacts: int, n: int):
+    contact_id = workload.contact_id(rng.randrange(contacts))
+    now = datetime.now(UTC)
+    if n % 20 == 0:  # a profile change now and then
+        return ContactUpsert(contact_id=contact_id, updated_at=now,
+                             attributes={"city": rng.choice(WIDE.cities),
+                                         "score": rng.randrange(100)})
+    return Interaction(
+        event_id=f"soak-{n}", contact_id=contact_id, type=rng.choice(TYPES),
+        occurred_at=now,
+        properties={"amount": round(rng.uniform(5, 400), 2),
+                    "category": rng.choice(WIDE.categories),
+                    "campaign": rng.choice(WIDE.campaigns)})
+
+
+async def run(bootstrap: str, minutes: float, rate: float, contacts: int,
+              partitions: int) -> dict:
+    sc = Scenario(bootstrap, partitions=partitions, name="soak")
+    try:
+        setup, _ = make_workload(contacts, 0)
+        prep = await prepare(sc, [m.definition for m in wide_segment_mix(100)], setup)
+        await sc.start_worker()
+        await wait_idle(sc)
+        rng, workload = random.Random(11), Workload(contacts=contacts)
+        samples = [{"minute": 0, "rss_mb": round(sc.worker_rss_bytes() / 2**20, 1),
+                    "inputs": 0}]
+        n = 0
+        async with Publisher(sc.settings) as pub:
+            start = time.monotonic()
+            next_sample = start + 60
+            while (now := time.monotonic()) - start < minutes * 60:
+                delay = start + n / rate - now
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await pub.send(_input(rng, workload, contacts, n))
+                n += 1
+                if time.monotonic() >= next_sample:
+                    await pub.flush()
+                    samples.append({"minute": len(samples),
+                                    "rss_mb": round(sc.worker_rss_bytes() / 2**20, 1),
+                                    "inputs": n})
+                    print(f"minute {samples[-1]['minute']:>3}: RSS "
+                          f"{samples[-1]['rss_mb']} MB after {n} inputs", flush=True)
+                    next_sample += 60
+            await pub.flush()
+        sent_seconds = time.monotonic() - start
+        log_text = (sc.data / "worker.log").read_text(errors="replace")
+        return {"minutes": minutes, "rate_target": rate,
+                "rate_achieved": round(n / sent_seconds, 1), "inputs": n,
+                "contacts": contacts, "partitions": partitions, "segments_live": 101,
+                "prepare": prep, "rss_per_minute": samples,
+                "producer_buffer_full_warnings": log_text.count("producer buffer full"),
+                "data_dir_bytes": sc.data_dir_bytes()}
+    finally:
+        sc.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--out", default=str(RESULTS / "soak.json"))
+    args = parser.parse_args()
+    result = asyncio.run(run(start_broker(), args.minutes, args.rate, args.contacts,
+                             args.partitions))
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    rss = result["rss_per_minute"]
+    print(f"RSS minute 1: {rss[1]['rss_mb'] if len(rss) > 1 else '-'} MB, "
+          f"minute {rss[-1]['minute']}: {rss[-1]['rss_mb']} MB; "
+          f"producer buffer full: {result['producer_buffer_full_warnings']}; "
+          f"rate {result['rate_achieved']}/s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
