@@ -52,7 +52,8 @@ test-unit: install
 test-integration: install system-deps
 	.venv/bin/pytest tests/integration
 
-# Two workers, one killed (known to stall about 1 run in 8: open bug).
+# Two workers, one killed. Out of `make test` until CI has seen it pass for
+# a while since the stall fix (README, Known issues).
 test-multiworker: install system-deps
 	.venv/bin/pytest -m multiworker tests/integration/test_two_workers.py
 

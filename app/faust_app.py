@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 from faust.types import TableT, TopicT
@@ -78,8 +79,22 @@ def _declare_topics(app: faust.App, settings: Settings) -> Topics:
     )
 
 
+_SMALL_TABLE_BYTES = 2**20  # memtable and cache of the tables that stay small
+
+
+def _store_options(settings: Settings, *, big: bool) -> dict[str, Any] | None:
+    """rocksdict with bounded memory (see Settings.rocksdb_write_buffer_bytes)."""
+    if not settings.store.startswith("rocksdb"):
+        return None
+    write_buffer = settings.rocksdb_write_buffer_bytes if big else _SMALL_TABLE_BYTES
+    cache = settings.rocksdb_block_cache_bytes if big else _SMALL_TABLE_BYTES
+    return {"driver": "rocksdict", "write_buffer_size": write_buffer,
+            "max_write_buffer_number": 2, "block_cache_size": cache,
+            "target_file_size_base": 4 * write_buffer}
+
+
 def _declare_tables(app: faust.App, settings: Settings) -> Tables:
-    def table(name: str) -> TableT:
+    def table(name: str, *, big: bool = False) -> TableT:
         # str keys (JSON-encoded, as Faust does for both the store and the
         # changelog, which recovery relies on), raw bytes values: the engine
         # owns its state encoding. Faust derives serializers from the types,
@@ -89,17 +104,17 @@ def _declare_tables(app: faust.App, settings: Settings) -> Tables:
             key_type=str,
             value_type=bytes,
             partitions=settings.partitions,
-            options={"driver": "rocksdict"} if settings.store.startswith("rocksdb") else None,
+            options=_store_options(settings, big=big),
         )
         created.value_serializer = "raw"
         return created
 
     return Tables(
-        contacts=table("contacts"),
+        contacts=table("contacts", big=True),
         segments=table("segments"),
         accounts=table("accounts"),
-        account_contacts=table("account-contacts"),
-        due=table("due"),
+        account_contacts=table("account-contacts", big=True),
+        due=table("due", big=True),
         backfills=table("backfills"),
         clock=table("clock"),
     )
@@ -142,6 +157,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # Tables keep their changelog futures for the evaluator to wait on.
         Table="agents.buffered_tables:ChangelogTrackingTable",
     )
+    # Table changelog records wait in Faust's producer buffer for its send
+    # task; past 100 (its default) it logs "producer buffer full" and holds
+    # the evaluator until it drains. A batch writes a few records per input:
+    # size the buffer for a whole batch so steady load never meets the limit.
+    app.producer.buffer.max_messages = max(1000, 4 * settings.batch_max)
     topics = _declare_topics(app, settings)
     tables = _declare_tables(app, settings)
     register_topic_setup(app, topics)

@@ -281,6 +281,10 @@ def summary_md(result: dict, command: str) -> str:
                                  for f, pct in prof["inclusive_project_top"][:12])
                     + "\n\nSelf time:\n\n"
                     + "\n".join(f"- {pct}% {f}" for f, pct in prof["self_top"][:10]) + "\n")
+    soak = RESULTS / "soak.json"  # bench/soak.py, a separate 10-minute run
+    if soak.exists():
+        from bench.soak import soak_md
+        prof_md += "\n" + soak_md(json.loads(soak.read_text()))
     return f"""# Benchmark summary
 
 Latest run: {result['when']} ({result['mode']} mode, {result['elapsed_s']:.0f} s),

@@ -97,6 +97,35 @@ async def run(bootstrap: str, minutes: float, rate: float, contacts: int,
         sc.cleanup()
 
 
+def soak_md(result: dict) -> str:
+    """The soak section of bench/results/SUMMARY.md."""
+    rss = result["rss_per_minute"]
+    rows = "\n".join(f"| {r['minute']} | {r['inputs']:,} | {r['rss_mb']} |" for r in rss)
+    return f"""## Soak (`{result.get('command', 'bench/soak.py')}`, a separate run)
+
+{result['minutes']:g} minutes at {result['rate_achieved']:,} inputs/s (target
+{result['rate_target']:g}), {result['contacts']:,} contacts, {result['partitions']}
+partitions, {result['segments_live']} live segments; "producer buffer full"
+warnings: {result['producer_buffer_full_warnings']}.
+
+| minute | inputs sent | worker RSS MB |
+|---:|---:|---:|
+{rows}
+"""
+
+
+def write_summary_section(result: dict) -> None:
+    """Replace (or add) the soak section of SUMMARY.md; bench/run.py keeps
+    it when it rewrites the summary (it reads soak.json)."""
+    path = RESULTS / "SUMMARY.md"
+    text = path.read_text() if path.exists() else "# Benchmark summary\n"
+    start = text.find("## Soak")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    path.write_text(text.rstrip("\n") + "\n\n" + soak_md(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
@@ -107,7 +136,10 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(run(start_broker(), args.minutes, args.rate, args.contacts,
                              args.partitions))
+    result["command"] = "bench/soak.py " + " ".join(sys.argv[1:])
     Path(args.out).write_text(json.dumps(result, indent=2))
+    if Path(args.out) == RESULTS / "soak.json":
+        write_summary_section(result)
     rss = result["rss_per_minute"]
     print(f"RSS minute 1: {rss[1]['rss_mb'] if len(rss) > 1 else '-'} MB, "
           f"minute {rss[-1]['minute']}: {rss[-1]['rss_mb']} MB; "
