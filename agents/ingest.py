@@ -22,6 +22,7 @@ from aiokafka.errors import (
     InvalidTimestampError,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
     RecordListTooLargeError,
     RecordTooLargeError,
     UnknownError,
@@ -126,14 +127,19 @@ def register_ingest(
     app: faust.App, topics: Topics, settings: Settings, metrics: Metrics | None = None
 ) -> None:
     metrics = metrics or Metrics()
-    producer = OutputProducer(settings)
+    # One producer per upstream topic: after a record the broker refused, an
+    # agent replaces its producer (OutputProducer.reset) without failing the
+    # records the other agents have in flight.
+    producers: list[OutputProducer] = []
 
     @app.on_before_shutdown.connect
-    async def _stop_producer(*_: Any, **__: Any) -> None:
-        await producer.stop()
+    async def _stop_producers(*_: Any, **__: Any) -> None:
+        for producer in producers:
+            await producer.stop()
 
     for source, decode, route in _routes(settings, topics):
-        _register_one(app, topics, settings, source, decode, route, metrics, producer)
+        producers.append(OutputProducer(settings))
+        _register_one(app, topics, settings, source, decode, route, metrics, producers[-1])
 
 
 # Errors that concern one record, not the broker: the record is dead-lettered
@@ -144,6 +150,11 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (
     MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError,
     CorruptRecordException, InvalidTimestampError, UnknownError,
 )
+
+# After a refused record, aiokafka's idempotent producer fails the records
+# queued behind it on that partition with OutOfOrderSequenceNumber (and stops):
+# those are resent on a new producer, not dead-lettered.
+POISONED: tuple[type[BaseException], ...] = (OutOfOrderSequenceNumber,)
 
 SOURCE_HEADER = "segmentflow-source"
 
@@ -241,9 +252,10 @@ def _register_one(
             item.sends[i] = (partition, future)
 
     async def _resend_alone(item: _Item) -> None:
-        """Resend an input's failed records on their own (a broker error fails
-        a whole producer batch, other inputs' records included); what fails
-        again is the input's fault."""
+        """Resend an input's failed records on their own, on a producer that
+        has nothing else queued (a broker error fails a whole producer batch,
+        other inputs' records included); what fails again is the input's
+        fault, and the producer is replaced once more."""
         await _send_all(item)
         if item.reason is not None:
             return
@@ -251,9 +263,10 @@ def _register_one(
         for _, future in item.sends:
             exc = await _outcome(future)  # type: ignore[arg-type]
             if exc is not None:
-                if not record_level(exc):
+                if not (record_level(exc) or isinstance(exc, POISONED)):
                     _exit_for(exc)
                 item.reason = f"not forwarded: {type(exc).__name__}: {exc}"
+                await producer.reset()
                 return
 
     async def dead_letter(items: list[_Item]) -> None:
@@ -288,6 +301,7 @@ def _register_one(
             await producer.flush()
         except Exception as exc:
             _exit_for(exc)
+        failed: list[_Item] = []
         for item in items:
             if item.reason is not None:
                 continue
@@ -295,10 +309,14 @@ def _register_one(
                 exc = await _outcome(future)  # type: ignore[arg-type]
                 if exc is None:
                     continue
-                if not record_level(exc):
+                if not (record_level(exc) or isinstance(exc, POISONED)):
                     _exit_for(exc)
-                await _resend_alone(item)
+                failed.append(item)
                 break
+        if failed:
+            await producer.reset()
+            for item in failed:
+                await _resend_alone(item)
         refused_items = [item for item in items if item.reason is not None]
         if refused_items:
             await dead_letter(refused_items)

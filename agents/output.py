@@ -81,6 +81,19 @@ class OutputProducer:
             await self._producer.stop()  # flushes what is queued
             self._producer = None
 
+    async def reset(self) -> None:
+        """Drop the producer for a new one (a new producer id). aiokafka's
+        idempotent producer cannot go on after the broker refused one of its
+        records: its sequence numbers have a gap, every later batch of that
+        partition fails with OutOfOrderSequenceNumber and the sender stops.
+        What was queued on the old producer fails; the caller resends it."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), timeout=10)
+            except Exception:  # it is broken already; only its resources matter
+                log.warning("stopping a failed producer", exc_info=True)
+
 
 async def confirm_or_exit(producer: OutputProducer, futures: list[asyncio.Future]) -> None:
     """Confirm a batch's records, then forget them. If they failed after the

@@ -75,8 +75,13 @@ class Settings(BaseSettings):
     store: str = "rocksdb://"
     # Bad input larger than this is dead-lettered as a preview, not whole.
     dead_letter_max_bytes: int = 65536
-    # Refuse inputs larger than this (bytes) before parsing them.
-    max_input_bytes: int = 1_048_576
+    # Largest record ingest forwards (bytes): the input inside its envelope
+    # for the evaluator's log; larger inputs are dead-lettered (unparsed when
+    # the input alone is larger). 1,000,000 leaves room for the envelope,
+    # key, headers and batch overhead under the default producer
+    # max_request_size (1,048,576) and broker message.max.bytes (1,048,588);
+    # raise those too before raising this.
+    max_input_bytes: int = 1_000_000
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"

@@ -82,6 +82,9 @@ class FakeProducer:
     async def stop(self) -> None:
         pass
 
+    async def reset(self) -> None:
+        self.resets = getattr(self, "resets", 0) + 1
+
 
 class Exited(Exception):
     pass
@@ -133,8 +136,9 @@ class Rig:
             n.replace("-", "_"): FakeTopic(f"{PREFIX}.{n}") for n in NAMES})
         self.producer: FakeProducer | None = None
 
-        def make(settings: Settings) -> FakeProducer:
-            self.producer = FakeProducer(settings)
+        def make(settings: Settings) -> FakeProducer:  # one fake for every agent
+            if self.producer is None:
+                self.producer = FakeProducer(settings)
             return self.producer
 
         monkeypatch.setattr(ingest, "OutputProducer", make)
@@ -195,6 +199,8 @@ async def test_a_record_error_in_delivery_dead_letters_that_record_alone(
     assert sorted(rig.forwarded()) == [0, 2]
     assert list(rig.dead_letters()) == [1]
     assert "MessageSizeTooLargeError" in rig.dead_letters()[1]
+    # a new producer (id) after each refusal: aiokafka's idempotent one stops
+    assert rig.producer.resets == 2
 
 
 async def test_an_unexpected_error_dead_letters_that_record_and_not_the_batch(
