@@ -201,20 +201,32 @@ class EvaluatorReads:
 
         return await paginate(fetch, sorted(self.held_partitions()), cursor, limit)
 
-    async def preview(self, draft: SegmentDefinition, sample_size: int) -> PreviewResult:
+    async def preview(self, draft: SegmentDefinition, sample_size: int,
+                      deadline: float | None = None) -> PreviewResult:
         """Who would be a member if ``draft`` went live now: the engine applies
         ``SegmentChanged`` to a copy of each contact's state, with a catalog
-        holding the draft as live. Nothing is written or emitted."""
+        holding the draft as live. Nothing is written or emitted. Raises
+        ``TimeoutError`` once ``time.monotonic()`` passes ``deadline``
+        (checked between chunks)."""
         result = PreviewResult()
         live = draft.model_copy(update={"status": "live"})
         evaluator = self._evaluator
+        # Partitions holding the same definitions share one catalog: compile
+        # the draft once per distinct catalog.
+        with_draft: dict[int, Catalog] = {}
         for partition in sorted(self.held_partitions()):
-            catalog = evaluator.catalogs.get(partition).put(live)
+            base = evaluator.catalogs.get(partition)
+            catalog = with_draft.get(id(base))
+            if catalog is None:
+                catalog = with_draft[id(base)] = base.put(live)
             accounts = PartitionAccounts(evaluator.accounts, partition)
             now = evaluator.clock.now(partition)
             inp = SegmentChanged(live.id)
             async for key, raw in self._states(partition):
                 result.scanned += 1
+                if deadline is not None and not result.scanned % 256 \
+                        and time.monotonic() > deadline:
+                    raise TimeoutError
                 transition = apply(ContactState.from_bytes(raw), inp, catalog, now, accounts)
                 if transition.state is not None and transition.state.is_member(live.id):
                     result.size += 1

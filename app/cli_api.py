@@ -18,6 +18,7 @@ from typing import Any
 import click
 import yaml
 
+from app.api.limits import StructureError, load_yaml
 from app.api_client import ApiClient, ApiClientError
 
 __all__ = ["load_documents", "register_api_commands", "table"]
@@ -41,8 +42,8 @@ def load_documents(path: str) -> list[dict[str, Any]]:
     document, several YAML documents, a list, or ``{"segments": [...]}``."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
+        docs = [d for d in load_yaml(text, all_documents=True) if d is not None]
+    except (yaml.YAMLError, StructureError) as exc:
         raise click.ClickException(f"{path}: not valid YAML or JSON: {exc}") from exc
     found: list[dict[str, Any]] = []
     for doc in docs:

@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     from app.web import register_web, web_application_options
 
     settings = settings or Settings()
-    metrics = Metrics()
+    metrics = Metrics(segment_labels=settings.metrics_segment_labels)
     app = faust.App(
         settings.topic_prefix,
         broker=_broker_urls(settings.bootstrap_servers),

@@ -9,12 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.limits import Limits
 
-__all__ = ["Settings", "TopicNames"]
+__all__ = ["Settings", "TopicNames", "secret_value"]
+
+
+def secret_value(value: SecretStr | str | None) -> str | None:
+    """The plain text of a token setting (tests may assign a plain str)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 class TopicNames:
@@ -120,17 +125,38 @@ class Settings(BaseSettings):
 
     # HTTP API. Writes need "Authorization: Bearer <api_token>"; with no
     # token configured they are refused (401), unless api_open_writes is set
-    # explicitly (local demos only).
-    api_token: str | None = None
+    # explicitly (local demos only). api_token also grants reads.
+    api_token: SecretStr | None = None
     api_open_writes: bool = False
-    # Reads (lists, members, explain, preview…) carry no secrets beyond
-    # contact ids; open by default, set false to require the token too.
-    api_open_reads: bool = True
-    # Request bodies larger than this are refused (413) unread.
-    api_max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # Reads (segments, members, contacts, explain, preview) name contacts:
+    # personal data. Once any token is configured they need api_read_token
+    # or api_token; with no token at all they stay open (local demos).
+    api_read_token: SecretStr | None = None
+    # true: reads need no token even when tokens are configured (opt-out).
+    api_open_reads: bool = False
+    # Request bodies larger than this are refused (413) unread; a definition
+    # record stays far below the broker's 1 MB message limit.
+    api_max_body_bytes: int = Field(default=262_144, ge=1)
+    # Parsing, validating and previewing request definitions is heavy: it
+    # runs in api_workers worker processes (off the evaluator's event loop;
+    # threads would share its GIL), at most api_max_concurrent requests at a
+    # time (more: 503 + Retry-After), each within api_work_timeout seconds.
+    api_workers: int = Field(default=1, ge=1)
+    api_max_concurrent: int = Field(default=2, ge=1)
+    api_work_timeout: float = Field(default=5.0, gt=0)
+    # A preview scans every contact (on the event loop, in chunks): at most
+    # this many seconds, then 503.
+    api_preview_timeout: float = Field(default=30.0, gt=0)
+    # Each worker validates and compiles every definition it applies on its
+    # event loop: definition writes per second per API worker (more: 503).
+    api_definition_writes_per_second: int = Field(default=20, ge=1)
     # Segment sizes on /metrics come from a scan of the contacts; at most
     # one scan per this many seconds, whatever the scrape rate.
     metrics_sizes_ttl: float = Field(default=10.0, ge=0)
+    # Per-segment series on /metrics (segment ids as label values); off by
+    # default because /metrics is open. Dashboards that chart per segment
+    # (deploy/grafana) need it on.
+    metrics_segment_labels: bool = False
 
     @property
     def limits(self) -> Limits:

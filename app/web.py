@@ -11,6 +11,7 @@ from app.api.cluster import Cluster
 from app.api.contacts import register_contacts
 from app.api.context import ApiContext
 from app.api.errors import json_errors_middleware
+from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
 from app.api.segments import register_segments
 from app.api.writes import DefinitionWriter
@@ -29,8 +30,17 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
 
 def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
                  settings: Settings, metrics: Metrics) -> None:
-    ctx = ApiContext(app, settings, evaluator, DefinitionWriter(evaluator, topics), metrics,
-                     Cluster(app, evaluator.contacts_changelog))
+    work = HeavyWork(settings.api_workers, settings.api_max_concurrent,
+                     settings.api_work_timeout)
+    ctx = ApiContext(app, settings, evaluator, DefinitionWriter(
+        evaluator, topics, work, settings.api_definition_writes_per_second),
+                     metrics, Cluster(app, evaluator.contacts_changelog), work)
+
+    @app.task
+    async def start_api_workers() -> None:
+        # Spawned processes take about a second to import the models.
+        work.warm_up()
+
     register_ops(ctx)
     register_segments(ctx)
     register_contacts(ctx)

@@ -14,7 +14,7 @@ from typing import IO
 
 import aiohttp
 
-from app.settings import Settings
+from app.settings import Settings, secret_value
 
 __all__ = ["WorkerProcess"]
 
@@ -48,11 +48,20 @@ class WorkerProcess:
             "SEGMENTFLOW_API_OPEN_READS": str(s.api_open_reads).lower(),
             "SEGMENTFLOW_API_MAX_BODY_BYTES": str(s.api_max_body_bytes),
             "SEGMENTFLOW_METRICS_SIZES_TTL": str(s.metrics_sizes_ttl),
+            "SEGMENTFLOW_METRICS_SEGMENT_LABELS": str(s.metrics_segment_labels).lower(),
+            "SEGMENTFLOW_API_WORKERS": str(s.api_workers),
+            "SEGMENTFLOW_API_MAX_CONCURRENT": str(s.api_max_concurrent),
+            "SEGMENTFLOW_API_WORK_TIMEOUT": str(s.api_work_timeout),
+            "SEGMENTFLOW_API_PREVIEW_TIMEOUT": str(s.api_preview_timeout),
+            "SEGMENTFLOW_API_DEFINITION_WRITES_PER_SECOND": str(
+                s.api_definition_writes_per_second),
         })
-        if s.api_token is not None:
-            env["SEGMENTFLOW_API_TOKEN"] = s.api_token
-        else:
-            env.pop("SEGMENTFLOW_API_TOKEN", None)
+        for name, value in (("SEGMENTFLOW_API_TOKEN", s.api_token),
+                            ("SEGMENTFLOW_API_READ_TOKEN", s.api_read_token)):
+            if value is not None:
+                env[name] = secret_value(value) or ""
+            else:
+                env.pop(name, None)
         return env
 
     @property

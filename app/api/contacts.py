@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp.web import Response
 from faust.web import Request, View
-from pydantic import ValidationError
 
 from agents.state_reads import ContactView
 from app.api.context import ApiContext, coverage, is_local
-from app.api.errors import ApiError, json_response, validation_error
-from app.api.guard import authorize, int_param, read_body
+from app.api.errors import ApiError, json_response
+from app.api.guard import authorize, check_id, int_param, read_body
+from app.api.limits import clip
+from app.api.offload import Refusal, validate_definition
 from engine import CompileError, CycleError
-from models.segments import SegmentDefinition
 
 __all__ = ["register_contacts", "trace_json"]
 
@@ -42,8 +43,8 @@ def register_contacts(ctx: ApiContext) -> None:
         owner = None if is_local(request) else cluster.peers().get(view.partition)
         if owner is None:
             raise ApiError(503, "partition_not_held",
-                           f"contact {contact_id!r} is in partition {view.partition}, which no "
-                           "worker holds right now (rebalancing?); retry")
+                           f"contact {clip(contact_id)!r} is in partition {view.partition}, "
+                           "which no worker holds right now (rebalancing?); retry")
         status, payload, ctype = await cluster.call(
             request, owner, "GET", request.path,
             {k: v for k, v in request.query.items() if k != "local"})
@@ -54,13 +55,14 @@ def register_contacts(ctx: ApiContext) -> None:
     def held_contact(contact_id: str) -> ContactView:
         view = reads.contact(contact_id)
         if view.state is None:
-            raise ApiError(404, "contact_not_found", f"no contact {contact_id!r}")
+            raise ApiError(404, "contact_not_found", f"no contact {clip(contact_id)!r}")
         return view
 
     @app.page("/contacts/{contact_id}/segments", name="contact-segments")
     class ContactSegments(View):
         async def get(self, request: Request, contact_id: str) -> Response:
             authorize(request, settings, write=False)
+            check_id(contact_id, "contact id")
             if (answer := await forwarded(request, contact_id)) is not None:
                 return answer
             view = held_contact(contact_id)
@@ -72,8 +74,10 @@ def register_contacts(ctx: ApiContext) -> None:
     class Explain(View):
         async def get(self, request: Request, contact_id: str, segment_id: str) -> Response:
             authorize(request, settings, write=False)
+            check_id(contact_id, "contact id")
+            check_id(segment_id)
             if writer.current(segment_id) is None:
-                raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+                raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
             if (answer := await forwarded(request, contact_id)) is not None:
                 return answer
             view = held_contact(contact_id)
@@ -94,7 +98,25 @@ def register_contacts(ctx: ApiContext) -> None:
         async def post(self, request: Request) -> Response:
             authorize(request, settings, write=False)
             sample = int_param(request, "sample", 10, 0, 1000)
-            kind, body = await read_body(request, settings)
+            async with ctx.work.slot() as slot:
+                formula, result = await self.preview(request, slot, sample)
+            size, scanned, found, others = result.size, result.scanned, result.sample, set()
+            if not is_local(request):  # outside the slot: peers have their own
+                for answer in await cluster.gather(request, "POST", "/preview",
+                                                   {"sample": sample}, await request.read()):
+                    size += answer["size"]
+                    scanned += answer["contacts_scanned"]
+                    found = found + answer["sample"][:max(0, sample - len(found))]
+                    others |= set(answer["partitions_answered"])
+            return json_response({"formula": formula, "size": size,
+                                  "contacts_scanned": scanned, "sample": found,
+                                  **coverage(ctx, others)})
+
+        async def preview(self, request: Request, slot: Any, sample: int
+                          ) -> tuple[str | None, Any]:
+            """This worker's share: the draft validated in a worker process,
+            then the scan of the held partitions within the time budget."""
+            kind, body = await read_body(request, settings, ctx.work, slot)
             if kind == "text":
                 body = {"formula": body}
             if not isinstance(body, dict):
@@ -102,26 +124,20 @@ def register_contacts(ctx: ApiContext) -> None:
             values = {"id": "preview", **body}
             values.setdefault("name", values["id"])
             values.pop("version", None)
-            try:
-                draft = SegmentDefinition.model_validate(values)
-            except ValidationError as exc:
-                raise validation_error(exc, "draft") from exc
+            draft = await ctx.work.run(slot, validate_definition, values, "draft")
+            if isinstance(draft, Refusal):
+                raise draft.error()
             if reads.catalog() is None:
                 raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
+            deadline = time.monotonic() + settings.api_preview_timeout
             try:
-                result = await reads.preview(draft, sample)
+                return draft.formula, await reads.preview(draft, sample, deadline)
             except CycleError as exc:
                 raise ApiError(409, "reference_cycle", f"draft refused: {exc}") from exc
             except (CompileError, ValueError) as exc:
                 raise ApiError(422, "invalid", f"draft refused: {exc}") from exc
-            size, scanned, found, others = result.size, result.scanned, result.sample, set()
-            if not is_local(request):
-                for answer in await cluster.gather(request, "POST", "/preview",
-                                                   {"sample": sample}, await request.read()):
-                    size += answer["size"]
-                    scanned += answer["contacts_scanned"]
-                    found = found + answer["sample"][:max(0, sample - len(found))]
-                    others |= set(answer["partitions_answered"])
-            return json_response({"formula": draft.formula, "size": size,
-                                  "contacts_scanned": scanned, "sample": found,
-                                  **coverage(ctx, others)})
+            except TimeoutError:
+                raise ApiError(503, "timeout",
+                               f"the preview took longer than {settings.api_preview_timeout} s "
+                               "(SEGMENTFLOW_API_PREVIEW_TIMEOUT); retry later",
+                               headers={"Retry-After": "5"}) from None

@@ -10,6 +10,7 @@ import faust
 
 from agents.state_reads import EvaluatorReads
 from app.api.cluster import Cluster
+from app.api.offload import HeavyWork
 from app.api.writes import DefinitionWriter
 from app.metrics import Metrics
 from app.settings import Settings
@@ -25,6 +26,7 @@ class ApiContext:
     writer: DefinitionWriter
     metrics: Metrics
     cluster: Cluster
+    work: HeavyWork
 
 
 def is_local(request: Any) -> bool:

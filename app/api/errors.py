@@ -30,14 +30,23 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
           405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
           415: "unsupported_media_type", 422: "invalid", 503: "unavailable"}
 
+# Messages never echo unbounded input: longer ones are cut (ids and values
+# in them are already clipped to ~80 characters where they are formatted).
+_MAX_MESSAGE = 600
+
+
+def _cut(text: str, limit: int = _MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str,
                  details: list[dict[str, Any]] | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = details or []
+        self.status, self.code, self.message = status, code, _cut(message)
+        self.details = [{**d, "message": _cut(str(d.get("message", "")), 300)}
+                        for d in details or []]
         self.headers = headers
 
     def response(self) -> web.Response:
@@ -59,6 +68,7 @@ def json_response(payload: Any, status: int = 200,
 def _loc(parts: tuple[Any, ...]) -> str:
     out = ""
     for part in parts:
+        part = part if isinstance(part, int) else _cut(str(part), 80)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -67,7 +77,7 @@ def validation_error(exc: ValidationError, what: str = "segment definition") -> 
     """422 naming each problem; a formula's message carries line and column."""
     details = [{"loc": _loc(e["loc"]), "message": e["msg"].removeprefix("Value error, "),
                 "type": e["type"]}
-               for e in exc.errors(include_url=False)]
+               for e in exc.errors(include_url=False, include_input=False)[:20]]
     first = details[0] if details else {"loc": "", "message": str(exc)}
     where = f" at {first['loc']}" if first["loc"] else ""
     return ApiError(422, "invalid", f"invalid {what}{where}: {first['message']}", details)
@@ -97,6 +107,10 @@ async def json_errors_middleware(request: web.Request, handler: Handler) -> web.
             message = "request body too large"
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return json_response(error_body(code, message), exc.status, headers)
+    except RecursionError:
+        # Whatever recursed (a deep body or tree), it is the request's shape.
+        return json_response(error_body(
+            "too_deep", "the request nests too deeply to be handled"), 422)
     except Exception:
         log.exception("API request failed: %s %s", request.method, request.path)
         return json_response(

@@ -93,8 +93,14 @@ _CONTACT_ID = {"name": "contact_id", "in": "path", "required": True, "schema": _
 _LOCAL = {"name": "local", "in": "query", "schema": {"enum": ["1"]},
           "description": "1: answer from this worker's partitions only (what workers "
                          "send each other); default: every partition, gathered"}
-_WRITE_ERRORS = {"401": _err("no or missing bearer token"), "403": _err("invalid token"),
-                 "413": _err("body too large")}
+_AUTH_ERRORS = {"401": _err("no or missing bearer token"),
+                "403": _err("invalid token, or a read-only token on a write")}
+_WRITE_ERRORS = {**_AUTH_ERRORS, "413": _err("body or stored definition too large"),
+                 "422": _err("invalid id in the path, or invalid definition"),
+                 "503": _err("busy (Retry-After), out of time, or no partition held yet")}
+_ID_ERROR = {"422": _err("invalid id in the path")}
+# Reads need the read or the write token once any token is configured.
+_READ_SECURITY = [{"bearer": []}, {}]
 _DEFINITION_BODY = {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "description":
                                     "SegmentDefinition fields; version and timestamps are "
@@ -111,7 +117,10 @@ def _write(summary: str, ok: dict[str, Any], *, body: bool = False,
     if body:
         op["requestBody"] = _DEFINITION_BODY
         op["responses"].update({"400": _err("unreadable body"),
-                                "422": _err("invalid definition (names field and position)"),
+                                "415": _err("unsupported content type"),
+                                "422": _err("invalid definition (names field and position), "
+                                            "or a body too deep / with too many values / "
+                                            "with YAML anchors"),
                                 "409": _err("exists, or a reference cycle")})
     if params:
         op["parameters"] = params
@@ -119,8 +128,12 @@ def _write(summary: str, ok: dict[str, Any], *, body: bool = False,
 
 
 def _read(summary: str, ok: dict[str, Any], *, params: list[Any] | None = None,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **(extra or {})}}
+          extra: dict[str, Any] | None = None, open_: bool = False) -> dict[str, Any]:
+    if open_:
+        op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **(extra or {})}}
+    else:
+        op = {"summary": summary, "security": _READ_SECURITY,
+              "responses": {"200": ok, **_AUTH_ERRORS, **_ID_ERROR, **(extra or {})}}
     if params:
         op["parameters"] = params
     return op
@@ -132,14 +145,16 @@ _DEFINITION = _json(_ref("SegmentDefinition"), "accepted (produced to segment-de
 
 def _paths() -> dict[str, Any]:
     return {
-        "/health": {"get": _read("process is up", _json(_ref("Health"), "ok"))},
+        "/health": {"get": _read("process is up", _json(_ref("Health"), "ok"), open_=True)},
         "/ready": {"get": _read("holds partitions, recovered, not rebalancing",
                                 _json(_ref("Ready"), "ready"),
-                                extra={"503": _json(_ref("Ready"), "not ready")})},
-        "/metrics": {"get": _read("Prometheus exposition", {
+                                extra={"503": _json(_ref("Ready"), "not ready")}, open_=True)},
+        "/metrics": {"get": _read("Prometheus exposition (segment ids only with "
+                                  "SEGMENTFLOW_METRICS_SEGMENT_LABELS=true)", {
             "description": "text format 0.0.4",
-            "content": {"text/plain": {"schema": _STR}}})},
-        "/openapi.json": {"get": _read("this document", _json({"type": "object"}, "OpenAPI"))},
+            "content": {"text/plain": {"schema": _STR}}}, open_=True)},
+        "/openapi.json": {"get": _read("this document", _json({"type": "object"}, "OpenAPI"),
+                                       open_=True)},
         "/segments": {
             "get": _read("list segments (with exact member counts)",
                          _json(_ref("SegmentList"), "segments"), params=[_LOCAL]),
@@ -211,9 +226,17 @@ def _paths() -> dict[str, Any]:
                                      "schema": {"type": "integer", "minimum": 0,
                                                 "maximum": 1000}}],
                      "requestBody": _DEFINITION_BODY,
+                     "security": _READ_SECURITY,
                      "responses": {"200": _json(_ref("Preview"), "preview"),
-                                   "400": _err("unreadable body"),
-                                   "422": _err("invalid draft")}}},
+                                   "400": _err("unreadable body or bad parameter"),
+                                   **_AUTH_ERRORS,
+                                   "409": _err("the draft makes a reference cycle"),
+                                   "413": _err("body too large"),
+                                   "415": _err("unsupported content type"),
+                                   "422": _err("invalid draft, or a body too deep / with too "
+                                               "many values / with YAML anchors"),
+                                   "503": _err("busy (Retry-After), out of time, or no "
+                                               "partition held yet")}}},
     }
 
 

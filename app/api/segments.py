@@ -12,7 +12,8 @@ from agents.state_reads import decode_cursor, encode_cursor, paginate
 from app.api.context import ApiContext, coverage, is_local
 from app.api.errors import ApiError, json_response
 from app.api.flow import flow_tree, mermaid, svg
-from app.api.guard import authorize, int_param, read_body
+from app.api.guard import authorize, check_id, int_param, read_body
+from app.api.limits import clip
 from models.segments import SegmentDefinition
 
 __all__ = ["register_segments"]
@@ -44,11 +45,11 @@ def register_segments(ctx: ApiContext) -> None:
     def known(segment_id: str) -> SegmentDefinition:
         defn = writer.current(segment_id)
         if defn is None:
-            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+            raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
         return defn
 
-    async def text_or_json(request: Request) -> Any:
-        kind, body = await read_body(request, settings)
+    async def text_or_json(request: Request, slot: Any) -> Any:
+        kind, body = await read_body(request, settings, ctx.work, slot)
         return {"formula": body} if kind == "text" else body
 
     async def status_everywhere(request: Request, segment_id: str
@@ -104,33 +105,39 @@ def register_segments(ctx: ApiContext) -> None:
 
         async def post(self, request: Request) -> Response:
             authorize(request, settings, write=True)
-            body = await text_or_json(request)
-            segment_id = body.get("id") if isinstance(body, dict) else None
-            if isinstance(segment_id, str) and writer.current(segment_id) is not None:
-                raise ApiError(409, "segment_exists",
-                               f'segment "{segment_id}" exists; use PUT /segments/{segment_id}')
-            defn = writer.build(None, body, existing=None)
+            async with ctx.work.slot() as slot:
+                body = await text_or_json(request, slot)
+                segment_id = body.get("id") if isinstance(body, dict) else None
+                if isinstance(segment_id, str) and writer.current(segment_id) is not None:
+                    raise ApiError(409, "segment_exists",
+                                   f'segment "{segment_id}" exists; use PUT '
+                                   f'/segments/{segment_id}')
+                defn = await writer.build(None, body, existing=None, slot=slot)
             return json_response(_public(await writer.put(defn)), 202)
 
     @app.page("/segments/{segment_id}", name="segment")
     class Segment(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
+            check_id(segment_id)
             return json_response(await summary(request, segment_id))
 
         async def put(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
-            body = await text_or_json(request)
-            existing = writer.current(segment_id)
-            if existing is not None and isinstance(body, dict) and set(body) == {"formula"}:
-                # Formula text alone updates the formula of an existing segment.
-                body = {**_public(existing), "formula": body["formula"]}
-                body.pop("condition", None)
-            defn = writer.build(segment_id, body, existing=existing)
+            check_id(segment_id)
+            async with ctx.work.slot() as slot:
+                body = await text_or_json(request, slot)
+                existing = writer.current(segment_id)
+                if existing is not None and isinstance(body, dict) and set(body) == {"formula"}:
+                    # Formula text alone updates the formula of an existing segment.
+                    body = {**_public(existing), "formula": body["formula"]}
+                    body.pop("condition", None)
+                defn = await writer.build(segment_id, body, existing=existing, slot=slot)
             return json_response(_public(await writer.put(defn)), 202)
 
         async def delete(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
+            check_id(segment_id)
             await writer.delete(segment_id)
             return json_response({"op": "delete", "segment_id": segment_id}, 202)
 
@@ -138,12 +145,14 @@ def register_segments(ctx: ApiContext) -> None:
     class Activate(View):
         async def post(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
+            check_id(segment_id)
             return json_response(_public(await writer.set_status(segment_id, "live")), 202)
 
     @app.page("/segments/{segment_id}/stop", name="segment-stop")
     class Stop(View):
         async def post(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
+            check_id(segment_id)
             return json_response(_public(await writer.set_status(segment_id, "stopped")), 202)
 
     @app.page("/segments/{segment_id}/status", name="segment-status")
@@ -153,6 +162,7 @@ def register_segments(ctx: ApiContext) -> None:
 
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
+            check_id(segment_id)
             status = await status_everywhere(request, segment_id)
             defn = writer.current(segment_id)
             return json_response({
@@ -167,6 +177,7 @@ def register_segments(ctx: ApiContext) -> None:
     class Members(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
+            check_id(segment_id)
             known(segment_id)
             partition_only = request.query.get("partition")
             # A peer asking for one partition fetches one extra member.
@@ -207,11 +218,15 @@ def register_segments(ctx: ApiContext) -> None:
 
         async def put(self, request: Request, segment_id: str, contact_id: str) -> Response:
             authorize(request, settings, write=True)
+            check_id(segment_id)
+            check_id(contact_id, "contact id")
             edit = await writer.static_edit(segment_id, contact_id, "add")
             return json_response(edit.model_dump(mode="json", exclude_none=True), 202)
 
         async def delete(self, request: Request, segment_id: str, contact_id: str) -> Response:
             authorize(request, settings, write=True)
+            check_id(segment_id)
+            check_id(contact_id, "contact id")
             edit = await writer.static_edit(segment_id, contact_id, "remove")
             return json_response(edit.model_dump(mode="json", exclude_none=True), 202)
 
@@ -219,6 +234,7 @@ def register_segments(ctx: ApiContext) -> None:
     class Flow(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
+            check_id(segment_id)
             defn = known(segment_id)
             tree = flow_tree(segment_id, defn.condition)
             fmt = request.query.get("format", "json")

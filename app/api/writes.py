@@ -13,6 +13,8 @@ evaluator, or produced earlier by this worker's API) plus one.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,8 @@ from pydantic import ValidationError
 
 from agents.state_reads import EvaluatorReads
 from app.api.errors import ApiError, validation_error
+from app.api.limits import MAX_DEFINITION_RECORD_BYTES, clip
+from app.api.offload import HeavyWork, Refusal, validate_definition
 from app.faust_app import Topics
 from engine import CompileError, CycleError
 from models.inputs import StaticEdit
@@ -33,10 +37,16 @@ _SERVER_FIELDS = ("version", "created_at", "updated_at")
 
 
 class DefinitionWriter:
-    def __init__(self, reads: EvaluatorReads, topics: Topics) -> None:
-        self._reads, self._topics = reads, topics
+    def __init__(self, reads: EvaluatorReads, topics: Topics, work: HeavyWork,
+                 writes_per_second: int = 20) -> None:
+        self._reads, self._topics, self._work = reads, topics, work
         # segment id -> (version, definition or None once deleted) produced here
         self._produced: dict[str, tuple[int, SegmentDefinition | None]] = {}
+        # Every evaluator validates and compiles each definition it applies on
+        # its event loop (up to ~0.2 s for a maximal formula): definition
+        # writes are rate-limited so a write flood cannot stall evaluation.
+        self._recent: deque[float] = deque()
+        self.writes_per_second = writes_per_second
 
     def current(self, segment_id: str) -> SegmentDefinition | None:
         applied = self._reads.definitions().get(segment_id)
@@ -50,15 +60,28 @@ class DefinitionWriter:
         produced = self._produced.get(segment_id)
         return max(applied.version if applied else 0, produced[0] if produced else 0) + 1
 
-    def build(self, segment_id: str | None, body: Any, *, existing: SegmentDefinition | None
-              ) -> SegmentDefinition:
-        """The definition a create/update body asks for (not produced)."""
+    async def build(self, segment_id: str | None, body: Any, *,
+                    existing: SegmentDefinition | None, slot: Any) -> SegmentDefinition:
+        """The definition a create/update body asks for (not produced):
+        validated in a worker process, references checked here."""
+        result = await self._work.run(slot, validate_definition,
+                                      self.values(segment_id, body, existing=existing),
+                                      "segment definition")
+        if isinstance(result, Refusal):
+            raise result.error()
+        self.check_references(result)
+        return result
+
+    def values(self, segment_id: str | None, body: Any, *, existing: SegmentDefinition | None
+               ) -> dict[str, Any]:
+        """The fields to validate: the body's, plus the server's."""
         if not isinstance(body, dict):
             raise ApiError(422, "invalid", "a segment definition must be a JSON object")
         values = {k: v for k, v in body.items() if k not in _SERVER_FIELDS}
         if segment_id is not None and values.setdefault("id", segment_id) != segment_id:
             raise ApiError(422, "invalid",
-                           f"body id {values['id']!r} differs from the URL's {segment_id!r}",
+                           f"body id {clip(values['id'])!r} differs from the URL's "
+                           f"{clip(segment_id)!r}",
                            [{"loc": "id", "message": "must match the URL",
                              "type": "id_mismatch"}])
         if existing is not None:
@@ -73,12 +96,7 @@ class DefinitionWriter:
         values["created_at"] = (existing.created_at if existing and existing.created_at
                                 else now).isoformat()
         values["updated_at"] = now.isoformat()
-        try:
-            definition = SegmentDefinition.model_validate(values)
-        except ValidationError as exc:
-            raise validation_error(exc) from exc
-        self.check_references(definition)
-        return definition
+        return values
 
     def check_references(self, definition: SegmentDefinition) -> None:
         catalog = self._reads.catalog()
@@ -90,9 +108,25 @@ class DefinitionWriter:
             raise ApiError(409, "reference_cycle", f"segment refused: {exc}") from exc
         except (CompileError, ValueError) as exc:
             raise ApiError(422, "invalid", f"segment refused: {exc}") from exc
+        except RecursionError as exc:
+            raise ApiError(422, "invalid", "segment refused: it nests too deeply") from exc
 
     async def put(self, definition: SegmentDefinition) -> SegmentDefinition:
         value = orjson.dumps(definition.model_dump(mode="json", exclude_none=True))
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.writes_per_second:
+            raise ApiError(503, "busy",
+                           f"at most {self.writes_per_second} definition writes per second "
+                           "here (SEGMENTFLOW_API_DEFINITION_WRITES_PER_SECOND); retry",
+                           headers={"Retry-After": "1"})
+        self._recent.append(now)
+        if len(value) > MAX_DEFINITION_RECORD_BYTES:
+            # The broker refuses records over its limit (1 MB by default).
+            raise ApiError(413, "definition_too_large",
+                           f"the definition is {len(value)} bytes as stored; at most "
+                           f"{MAX_DEFINITION_RECORD_BYTES} are accepted")
         await self._produce(self._topics.segment_definitions, definition.id, value)
         self._produced[definition.id] = (definition.version, definition)
         return definition
@@ -100,14 +134,16 @@ class DefinitionWriter:
     async def set_status(self, segment_id: str, status: str) -> SegmentDefinition:
         existing = self.current(segment_id)
         if existing is None:
-            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+            raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
         body = existing.model_dump(mode="json", exclude_none=True)
         body["status"] = status
-        return await self.put(self.build(segment_id, body, existing=existing))
+        async with self._work.slot() as slot:
+            defn = await self.build(segment_id, body, existing=existing, slot=slot)
+        return await self.put(defn)
 
     async def delete(self, segment_id: str) -> None:
         if self.current(segment_id) is None:
-            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+            raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
         version = self._next_version(segment_id)
         value = orjson.dumps({"op": "delete", "segment_id": segment_id})
         await self._produce(self._topics.segment_definitions, segment_id, value)
@@ -115,7 +151,7 @@ class DefinitionWriter:
 
     async def static_edit(self, segment_id: str, contact_id: str, op: str) -> StaticEdit:
         if self.current(segment_id) is None:
-            raise ApiError(404, "segment_not_found", f'no segment "{segment_id}"')
+            raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
         try:
             edit = StaticEdit(segment_id=segment_id, contact_id=contact_id, op=op,  # type: ignore[arg-type]
                               at=datetime.now(UTC))

@@ -2,9 +2,10 @@
 definition is accepted (``parse_formula`` and ``SegmentDefinition``).
 
 - ``MAX_FORMULA_LENGTH`` characters of formula text. Parsing costs about
-  15 µs per character (a 16 KiB formula: about 0.25 s), so the limit bounds
-  the work one definition can ask for; real formulas are a few hundred
-  characters.
+  15 µs per character, and every worker validates each stored definition
+  again when it applies it (on its event loop), so the limit bounds the
+  work one definition can cause (8 KiB: about 0.1 s per validation); real
+  formulas are a few hundred characters.
 - ``MAX_NESTING`` levels of conditions (``not``, ``and``/``or`` groups,
   ``where`` clauses: each counts one level). Deeper trees cannot be stored
   and loaded back safely (JSON depth limits of the decoders, recursion in the
@@ -17,7 +18,7 @@ from typing import Any
 
 __all__ = ["MAX_FORMULA_LENGTH", "MAX_NESTING", "condition_depth", "nesting_problem"]
 
-MAX_FORMULA_LENGTH = 16_384
+MAX_FORMULA_LENGTH = 8_192
 MAX_NESTING = 32
 
 

@@ -13,13 +13,17 @@ import jsonschema
 
 from app.api.openapi import response_schema
 
-TOKEN = "test-token"
+TOKEN = "test-token"  # the write (admin) token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+READ_TOKEN = "test-read-token"
+READ_AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 class Api:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session, self.url = session, url
+    def __init__(self, session: aiohttp.ClientSession, url: str,
+                 auth: dict[str, str] | None = None) -> None:
+        """``auth``: headers of calls that pass none (e.g. ``READ_AUTH``)."""
+        self.session, self.url, self.auth = session, url, auth
         self.doc: dict[str, Any] | None = None
         self.checked: set[tuple[str, str, int]] = set()
 
@@ -33,6 +37,8 @@ class Api:
                    expect: int | None = None, **kwargs: Any) -> tuple[int, Any]:
         """``route``: the OpenAPI path template; when given, the JSON body is
         validated against the documented response schema for its status."""
+        if self.auth is not None and "headers" not in kwargs:
+            kwargs["headers"] = self.auth
         async with self.session.request(method, self.url + path, **kwargs) as response:
             status = response.status
             ctype = response.content_type

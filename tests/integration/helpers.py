@@ -8,6 +8,7 @@ import time
 import aiohttp
 
 from app.partitioning import one_key_per_partition
+from app.settings import secret_value
 from app.worker_process import WorkerProcess
 from models.inputs import Interaction
 from models.segments import SegmentDefinition
@@ -22,7 +23,9 @@ async def wait_segment_applied(
     deadline = time.monotonic() + timeout
     url = f"{worker.url}/segments/{segment_id}/status"
     seen: dict[str, dict] = {}
-    async with aiohttp.ClientSession() as session:
+    token = secret_value(worker.settings.api_token)  # reads need it once one is set
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
         while time.monotonic() < deadline:
             async with session.get(url) as response:
                 seen = (await response.json())["partitions"]

@@ -13,7 +13,14 @@ import pytest
 
 from app.client import Publisher
 from models.inputs import ContactUpsert
-from tests.integration.api_helpers import AUTH, TOKEN, Api, eventually
+from tests.integration.api_helpers import (
+    AUTH,
+    READ_AUTH,
+    READ_TOKEN,
+    TOKEN,
+    Api,
+    eventually,
+)
 from tests.integration.helpers import fold, wait_segment_applied
 
 pytestmark = pytest.mark.kafka
@@ -25,6 +32,7 @@ PARISIANS = sorted(c for c, city in CITIES.items() if city == "Paris")
 @pytest.fixture
 def settings(settings):
     settings.api_token = TOKEN
+    settings.api_read_token = READ_TOKEN
     settings.api_max_body_bytes = 4096
     return settings
 
@@ -32,13 +40,13 @@ def settings(settings):
 async def test_segments_api_end_to_end(settings, worker, reader):
     changes = await reader(settings.topics.membership_changes)
     async with aiohttp.ClientSession() as session, Publisher(settings) as pub:
-        api = Api(session, worker.url)
+        api = Api(session, worker.url, auth=READ_AUTH)  # reads need a token
         doc = await api.load_openapi()
         assert doc["openapi"].startswith("3.1")
 
         # Security and the error format.
         seg = {"id": "paris", "name": "Parisians", "formula": 'city = "Paris"'}
-        _, body = await api.call("POST", "/segments", json=seg, expect=401)
+        _, body = await api.call("POST", "/segments", json=seg, expect=401, headers={})
         assert body["error"]["code"] == "unauthorized"
         _, body = await api.call("POST", "/segments", json=seg, expect=403,
                                  headers={"Authorization": "Bearer wrong"})
@@ -70,7 +78,8 @@ async def test_segments_api_end_to_end(settings, worker, reader):
 
         # Preview a draft (formula text): exact size, sample, nothing live.
         _, preview = await api.call("POST", "/preview?sample=2", route="/preview", expect=200,
-                                    data='city = "Paris"', headers={"Content-Type": "text/plain"})
+                                    data='city = "Paris"',
+                                    headers={**READ_AUTH, "Content-Type": "text/plain"})
         assert preview["size"] == len(PARISIANS) and preview["contacts_scanned"] == len(CITIES)
         assert len(preview["sample"]) == 2 and set(preview["sample"]) <= set(PARISIANS)
         assert preview["complete"] is True

@@ -10,7 +10,7 @@ import pytest
 from app.client import Publisher
 from app.partitioning import partition_for
 from models.inputs import ContactUpsert
-from tests.integration.api_helpers import AUTH, TOKEN, Api, eventually
+from tests.integration.api_helpers import AUTH, READ_AUTH, READ_TOKEN, TOKEN, Api, eventually
 from tests.integration.conftest import free_port
 from tests.integration.helpers import wait_segment_applied
 
@@ -30,6 +30,7 @@ async def held(session: aiohttp.ClientSession, url: str) -> float | None:
 
 async def test_reads_gather_across_two_workers(settings, worker_factory, tmp_path):
     settings.api_token = TOKEN
+    settings.api_read_token = READ_TOKEN  # peers get the caller's read token
     other = settings.model_copy(update={"web_port": free_port(),
                                         "data_dir": tmp_path / "worker-b-data"})
     a, b = worker_factory(settings), worker_factory(other)
@@ -41,7 +42,7 @@ async def test_reads_gather_across_two_workers(settings, worker_factory, tmp_pat
         # After the rebalance each worker evaluates one of the two partitions.
         for w in (a, b):
             await eventually(lambda w=w: held(session, w.url), lambda n: n == 1.0, timeout=60)
-        api_a, api_b = Api(session, a.url), Api(session, b.url)
+        api_a, api_b = Api(session, a.url, auth=READ_AUTH), Api(session, b.url, auth=READ_AUTH)
         for api in (api_a, api_b):
             await api.load_openapi()
 
@@ -81,7 +82,7 @@ async def test_reads_gather_across_two_workers(settings, worker_factory, tmp_pat
             # Preview gathers sizes and samples.
             _, preview = await api.call("POST", "/preview?sample=50", expect=200,
                                         route="/preview", data="n >= 10",
-                                        headers={"Content-Type": "text/plain"})
+                                        headers={**READ_AUTH, "Content-Type": "text/plain"})
             assert preview["size"] == 10 and preview["contacts_scanned"] == len(CONTACTS)
             assert sorted(preview["sample"]) == sorted(c for c, n in CONTACTS.items() if n >= 10)
 

@@ -23,6 +23,12 @@ from tests.integration.helpers import wait_segment_applied
 pytestmark = pytest.mark.kafka
 
 
+@pytest.fixture
+def settings(settings):
+    settings.metrics_segment_labels = True  # per-segment series (the dashboard's)
+    return settings
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}

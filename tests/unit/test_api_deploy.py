@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,16 +26,35 @@ class FakeState:
                 "golive": {"s": (10, 1.0)}, "consumer_lag": {0: 0, 1: 4}}
 
 
-def exported_series() -> set[str]:
-    metrics = Metrics()
+def exposition(segment_labels: bool) -> str:
+    metrics = Metrics(segment_labels=segment_labels)
     metrics.watch(FakeState())
     metrics.inputs.labels("contacts", "accepted").inc()
     metrics.dead_letters.labels("invalid").inc()
-    metrics.changes.labels("s", "joined").inc()
+    metrics.count_changes([SimpleNamespace(segment_id="s", change="joined")])
     metrics.latency_event.observe(0.1)
     metrics.evaluation_seconds.observe(0.001)
-    text = metrics.exposition().decode()
+    return metrics.exposition().decode()
+
+
+def exported_series() -> set[str]:
+    # The compose worker (the dashboard's) exports per-segment series.
+    compose = yaml.safe_load((ROOT / "docker-compose.kafka.yml").read_text())
+    assert compose["services"]["worker"]["environment"][
+        "SEGMENTFLOW_METRICS_SEGMENT_LABELS"] == "true"
+    text = exposition(segment_labels=True)
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_metrics_name_no_segment_unless_enabled() -> None:
+    """/metrics is open: by default no segment id is a label value."""
+    labels = {k for f in text_string_to_metric_families(exposition(False))
+              for s in f.samples for k in s.labels}
+    assert "segment" not in labels
+    text = exposition(False)
+    assert 'segmentflow_membership_changes_total{change="joined"} 1.0' in text
+    assert "segmentflow_segments 1.0" in text
+    assert 'segment="s"' in exposition(True)
 
 
 def test_dashboard_queries_only_exported_metrics() -> None:

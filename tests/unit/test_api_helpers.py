@@ -42,19 +42,30 @@ def test_validation_error_paths_into_nested_bodies() -> None:
     assert validation_error(caught.value).details[0]["loc"] == "include[1]"
 
 
+R = {"Authorization": "Bearer r3"}
+W = {"Authorization": "Bearer s3"}
+
+
 @pytest.mark.parametrize(("settings", "headers", "write", "outcome"), [
-    (Settings(api_token="s3"), {}, False, None),                       # open reads
+    (Settings(api_token="s3"), {}, False, 401),                        # reads need a token
+    (Settings(api_token="s3"), W, False, None),                        # the write token reads
     (Settings(api_token="s3"), {}, True, 401),                         # no header
     (Settings(api_token="s3"), {"Authorization": "Bearer nope"}, True, 403),
+    (Settings(api_token="s3"), {"Authorization": "Bearer nope"}, False, 403),
     (Settings(api_token="s3"), {"Authorization": "Basic s3"}, True, 401),
-    (Settings(api_token="s3"), {"Authorization": "Bearer s3"}, True, None),
+    (Settings(api_token="s3"), W, True, None),
     (Settings(api_token="s3"), {"Authorization": "bearer  s3 "}, True, None),
     (Settings(), {"Authorization": "Bearer anything"}, True, 401),     # no token: refused
+    (Settings(), {}, False, None),                                     # no token: reads open
     (Settings(api_open_writes=True), {}, True, None),                  # explicit demo mode
-    (Settings(api_token="s3", api_open_reads=False), {}, False, 401),
-    (Settings(api_token="s3", api_open_reads=False), {"Authorization": "Bearer s3"}, False,
-     None),
-    (Settings(api_open_reads=False), {}, False, 401),
+    (Settings(api_token="s3", api_read_token="r3"), R, False, None),   # read token reads
+    (Settings(api_token="s3", api_read_token="r3"), R, True, 403),     # ... but never writes
+    (Settings(api_token="s3", api_read_token="r3"), {}, False, 401),
+    (Settings(api_token="s3", api_read_token="r3"), W, False, None),
+    (Settings(api_read_token="r3"), {}, False, 401),                   # a read token alone
+    (Settings(api_read_token="r3"), R, False, None),
+    (Settings(api_read_token="r3"), R, True, 401),                     # writes disabled
+    (Settings(api_token="s3", api_open_reads=True), {}, False, None),  # explicit opt-out
 ])
 def test_authorize(settings, headers, write, outcome) -> None:
     if outcome is None:
@@ -65,6 +76,12 @@ def test_authorize(settings, headers, write, outcome) -> None:
     assert caught.value.status == outcome
     if outcome == 401:
         assert caught.value.headers == {"WWW-Authenticate": 'Bearer realm="segmentflow"'}
+
+
+def test_tokens_are_secret_in_settings() -> None:
+    settings = Settings(api_token="s3", api_read_token="r3")
+    assert "s3" not in repr(settings) and "r3" not in repr(settings)
+    assert "s3" not in str(settings.model_dump())
 
 
 def test_no_token_message_says_how_to_enable_writes() -> None:
