@@ -26,7 +26,7 @@ from agents.output import (
     confirm_or_exit,
     flush_faust_producer,
 )
-from agents.partition_scan import scan_partition
+from agents.partition_scan import keys_in_chunk, scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from agents.state_reads import EvaluatorReads
 from app.clock import PartitionClock
@@ -214,19 +214,17 @@ class Evaluator:
         chunk = scan_partition(self.raw_contacts, partition, self.settings.partitions,
                                job.after, self.settings.backfill_chunk)
         complete = len(chunk) < self.settings.backfill_chunk
-        contact_ids = [contact_id for contact_id, _ in chunk]
         # Contacts created earlier in this batch are still in the write-behind
         # overlay, not in the store the scan reads: take those in this chunk's
         # key range too, or a go-live right behind their first input misses them.
-        upper = None if complete else contact_ids[-1]
+        # The range is in the store's key order, as the scan's (not str order).
         created = [
             k for k in self.contacts.overlay
-            if (job.after is None or k > job.after) and (upper is None or k <= upper)
-            and partition_for(k, self.settings.partitions) == partition
+            if partition_for(k, self.settings.partitions) == partition
             and self.contacts.get(k) is not None
         ]
-        if created:
-            contact_ids = sorted(set(contact_ids).union(created))
+        contact_ids = keys_in_chunk([contact_id for contact_id, _ in chunk], created,
+                                    job.after, complete)
         previous = None
         stored = dict(chunk)
         for contact_id in contact_ids:

@@ -5,10 +5,17 @@ partition in chunks, resuming where the previous chunk stopped. RocksDB keeps
 one database per partition with sorted keys, so a chunk is a seek plus a
 short iteration. The in-memory store (throwaway runs) mixes partitions in
 one dict, so there the partition is recomputed from the key.
+
+One order everywhere: RocksDB sorts the *encoded* keys bytewise, and that
+is not Python's ``str`` order (JSON escapes ``"``, ``\\`` and control
+characters, and the closing quote sorts after ``' '`` and ``'!'``: ``'a"b' <
+'aA'`` but ``b'"a\\"b"' > b'"aA"'``). So every scan, resume cursor and merge
+with a write-behind overlay compares ``encode_key(key)``, in both stores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -16,7 +23,31 @@ from faust.types import TableT
 
 from app.partitioning import partition_for
 
-__all__ = ["scan_partition", "scan_prefix"]
+__all__ = ["encode_key", "keys_in_chunk", "scan_partition", "scan_prefix"]
+
+
+def encode_key(key: str) -> bytes:
+    """A table key as Faust stores it (its ``json`` key serializer, orjson),
+    and so the key's place in a partition's RocksDB. Sort and compare keys
+    by this, never as ``str``."""
+    return orjson.dumps(key)
+
+
+def keys_in_chunk(scanned: list[str], extra: Iterable[str], after: str | None,
+                  complete: bool) -> list[str]:
+    """The keys one chunk of a resumable scan covers: the ``scanned`` ones
+    (a ``scan_partition`` result) plus the keys of ``extra`` (e.g. written
+    by the current batch, not in the store yet) that fall in the chunk's
+    range: past ``after`` and, unless the scan is complete, up to the last
+    scanned key; in store order, so the last one is the next cursor."""
+    low = encode_key(after) if after is not None else None
+    high = None if complete or not scanned else encode_key(scanned[-1])
+    found = set(scanned)
+    for key in extra:
+        encoded = encode_key(key)
+        if (low is None or encoded > low) and (high is None or encoded <= high):
+            found.add(key)
+    return sorted(found, key=encode_key)
 
 
 def scan_partition(
@@ -39,7 +70,7 @@ def _scan_rocksdb(
 ) -> list[tuple[str, bytes]]:
     db = store._db_for_partition(partition)
     # Keys are stored JSON-encoded; resume from the encoded cursor.
-    cursor = orjson.dumps(after) if after is not None else None
+    cursor = encode_key(after) if after is not None else None
     items = db.items(from_key=cursor) if cursor is not None else db.items()
     found: list[tuple[str, bytes]] = []
     for raw_key, value in items:
@@ -54,15 +85,18 @@ def _scan_rocksdb(
 def _scan_memory(
     table: TableT, partition: int, partitions: int, after: str | None, limit: int
 ) -> list[tuple[str, bytes]]:
+    cursor = encode_key(after) if after is not None else None
     keys = sorted(
-        k for k in table
-        if partition_for(k, partitions) == partition and (after is None or k > after)
+        (k for k in table
+         if partition_for(k, partitions) == partition
+         and (cursor is None or encode_key(k) > cursor)),
+        key=encode_key,
     )[:limit]
     return [(k, table[k]) for k in keys]
 
 
 def scan_prefix(table: Any, partition: int, prefix: str) -> list[str]:
-    """Every key of ``partition`` starting with ``prefix``, sorted, including
+    """Every key of ``partition`` starting with ``prefix``, in store order, including
     the writes of a write-behind table's current batch."""
     from agents.buffered_tables import _DELETED, BufferedTable
 
@@ -73,7 +107,7 @@ def scan_prefix(table: Any, partition: int, prefix: str) -> list[str]:
     store: Any = table.data
     if hasattr(store, "_db_for_partition"):
         db = store._db_for_partition(partition)
-        start = orjson.dumps(prefix)[:-1]  # the encoded key without its closing quote
+        start = encode_key(prefix)[:-1]  # the encoded key without its closing quote
         keys = set()
         for raw_key in db.keys(from_key=start):
             if not raw_key.startswith(start):
@@ -83,4 +117,4 @@ def scan_prefix(table: Any, partition: int, prefix: str) -> list[str]:
         keys = {k for k in table if k.startswith(prefix)}
     keys.update(k for k, v in overlay.items() if v is not _DELETED)
     keys.difference_update(k for k, v in overlay.items() if v is _DELETED)
-    return sorted(keys)
+    return sorted(keys, key=encode_key)
