@@ -105,8 +105,9 @@ class Evaluator:
         self.accounts = BufferedTable(tables.accounts, self.batch)
         self.account_cache: dict[int, dict[str, Any]] = {}  # see PartitionAccounts
         self.backfills = BufferedTable(tables.backfills, self.batch)
-        self.catalogs = PartitionCatalogs(BufferedTable(tables.segments, self.batch),
-                                          settings.limits)
+        self.catalogs = PartitionCatalogs(
+            BufferedTable(tables.segments, self.batch), settings.limits,
+            on_quarantine=lambda *_: self.metrics.segments_quarantined.inc())
         self.account_index = AccountIndex(BufferedTable(tables.account_contacts, self.batch))
         self.due = DueIndex(BufferedTable(tables.due, self.batch), settings.partitions)
         self.clock = PartitionClock(settings.clock, BufferedTable(tables.clock, self.batch))
@@ -326,17 +327,20 @@ class EvaluatorHandle(EvaluatorReads):
                 if tp.topic == self._evaluator.topics.evaluator_input.get_topic_name()}
 
     def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]:
-        """Per partition held here: applied version (0 = unknown/deleted) and
-        backfill progress."""
+        """Per partition held here: applied version (0 = unknown/deleted),
+        backfill progress, and why its stored definition was left out of the
+        catalog if it was (``quarantined``, else None)."""
         status: dict[int, dict[str, Any]] = {}
+        catalogs = self._evaluator.catalogs
         for partition in self.held_partitions():
-            definition = self._evaluator.catalogs.get(partition).get(segment_id)
+            definition = catalogs.get(partition).get(segment_id)
             job = self._evaluator.backfill_progress(partition, segment_id)
             status[partition] = {
                 "version": definition.version if definition is not None else 0,
                 "backfill_version": job.version if job else None,
                 "contacts_scanned": job.scanned if job else 0,
                 "backfill_complete": job.complete if job else False,
+                "quarantined": catalogs.quarantined(partition).get(segment_id),
             }
         return status
 

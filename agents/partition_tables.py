@@ -9,18 +9,22 @@ into every partition (segment definitions, accounts) are keyed
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping, MutableMapping
+import logging
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 from faust.types import TableT
+from pydantic import ValidationError
 
 from agents.buffered_tables import BufferedTable
 from agents.partition_scan import scan_partition, scan_prefix
-from engine import Catalog, CycleError, Limits
+from engine import Catalog, Limits
 from models.segments import SegmentDefinition
 
 __all__ = ["AccountIndex", "DueIndex", "PartitionAccounts", "PartitionCatalogs"]
+
+log = logging.getLogger(__name__)
 
 
 class PartitionCatalogs:
@@ -29,20 +33,33 @@ class PartitionCatalogs:
 
     Definitions are broadcast, so every partition usually holds the same
     ones: catalogs are immutable, and partitions with the same definitions
-    share one (compiled and indexed once, not once per partition)."""
+    share one (compiled and indexed once, not once per partition).
 
-    def __init__(self, table: MutableMapping[str, Any], limits: Limits | None = None) -> None:
+    A stored definition that cannot be loaded or compiled back (one an older
+    version accepted: e.g. 220 nested ``not``, past pydantic's JSON depth
+    limit) is quarantined at the rebuild: left out of the catalog with a
+    reason (``quarantined``), reported once through ``on_quarantine``, and
+    the partition runs with its other segments. A new version or a delete of
+    that segment replaces it."""
+
+    def __init__(self, table: MutableMapping[str, Any], limits: Limits | None = None,
+                 on_quarantine: Callable[[str, str], None] | None = None) -> None:
         self._table = table
         self._limits = limits
+        self._on_quarantine = on_quarantine
         self._cache: dict[int, Catalog] = {}
         # (catalog before, definition) -> catalog after, for the last put
         self._last_put: tuple[str, Catalog, Catalog] | None = None
-        self._built: dict[tuple[bytes, ...], Catalog] = {}  # stored definitions -> catalog
+        # stored definitions -> (catalog, quarantined segment id -> reason)
+        self._built: dict[tuple[bytes, ...], tuple[Catalog, dict[str, str]]] = {}
+        self._quarantined: dict[int, dict[str, str]] = {}
+        self._reported: set[tuple[str, str]] = set()  # kept across rebalances
 
     def clear(self) -> None:
         self._cache.clear()
         self._last_put = None
         self._built.clear()
+        self._quarantined.clear()
 
     def get(self, partition: int) -> Catalog:
         catalog = self._cache.get(partition)
@@ -50,28 +67,62 @@ class PartitionCatalogs:
             catalog = self._cache[partition] = self._rebuild(partition)
         return catalog
 
+    def quarantined(self, partition: int) -> dict[str, str]:
+        """Segment id -> reason, for the stored definitions of ``partition``
+        left out of its catalog."""
+        self.get(partition)
+        return dict(self._quarantined.get(partition, {}))
+
     def _rebuild(self, partition: int) -> Catalog:
         prefix = f"{partition}:"
-        stored = tuple(sorted(
-            value for key, value in self._table.items() if key.startswith(prefix)))
-        if stored in self._built:
-            return self._built[stored]
-        pending = [SegmentDefinition.model_validate_json(value) for value in stored]
+        entries = sorted(
+            (value, key[len(prefix):]) for key, value in self._table.items()
+            if key.startswith(prefix))
+        stored = tuple(value for value, _ in entries)
+        built = self._built.get(stored)
+        if built is None:
+            built = self._built[stored] = self._compile(entries)
+        catalog, quarantined = built
+        if quarantined:
+            self._quarantined[partition] = quarantined
+        else:
+            self._quarantined.pop(partition, None)
+        for segment_id, reason in quarantined.items():
+            if (segment_id, reason) not in self._reported:
+                self._reported.add((segment_id, reason))
+                log.error("segment %r quarantined (partition %d and any other holding the "
+                          "same definition): %s", segment_id, partition, reason)
+                if self._on_quarantine is not None:
+                    self._on_quarantine(segment_id, reason)
+        return catalog
+
+    def _compile(self, entries: list[tuple[bytes, str]]) -> tuple[Catalog, dict[str, str]]:
+        quarantined: dict[str, str] = {}
+        pending: list[SegmentDefinition] = []
+        for raw, segment_id in entries:
+            try:
+                pending.append(SegmentDefinition.model_validate_json(raw))
+            except Exception as exc:  # any failure quarantines it
+                quarantined[segment_id] = f"stored definition cannot be loaded: {_why(exc)}"
         # Each definition was accepted once, so an order exists in which
         # every reference resolves; find it by retrying.
         catalog = Catalog.empty(self._limits)
+        errors: dict[str, str] = {}
         while pending:
             rest = []
             for definition in pending:
                 try:
                     catalog = catalog.put(definition)
-                except (CycleError, ValueError):
+                except Exception as exc:  # CycleError, CompileError, ...
+                    errors[definition.id] = _why(exc)
                     rest.append(definition)
             if len(rest) == len(pending):
+                for definition in rest:
+                    quarantined[definition.id] = (
+                        f"stored definition cannot be compiled: {errors[definition.id]}")
                 break
             pending = rest
-        self._built[stored] = catalog
-        return catalog
+        return catalog, quarantined
 
     def put(self, partition: int, definition: SegmentDefinition) -> Catalog:
         before = self.get(partition)
@@ -84,13 +135,40 @@ class PartitionCatalogs:
             self._last_put = (encoded, before, catalog)
         self._table[f"{partition}:{definition.id}"] = encoded.encode()
         self._cache[partition] = catalog
+        self._release(partition, definition.id)
         return catalog
 
     def remove(self, partition: int, segment_id: str) -> Catalog:
         catalog = self.get(partition).remove(segment_id)
         self._table.pop(f"{partition}:{segment_id}", None)
         self._cache[partition] = catalog
+        self._release(partition, segment_id)
         return catalog
+
+    def _release(self, partition: int, segment_id: str) -> None:
+        """The stored definition of ``segment_id`` was replaced or deleted."""
+        quarantined = self._quarantined.get(partition)
+        if quarantined and segment_id in quarantined:
+            rest = {k: v for k, v in quarantined.items() if k != segment_id}  # may be shared
+            if rest:
+                self._quarantined[partition] = rest
+            else:
+                del self._quarantined[partition]
+
+
+def _why(exc: Exception) -> str:
+    """A short reason: pydantic's first errors without the input they echo."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for error in exc.errors(include_input=False)[:3]:
+            loc = [str(p) for p in error["loc"]]
+            if len(loc) > 4:  # deep trees: where it starts and where it failed
+                loc = [*loc[:2], "…", loc[-1]]
+            parts.append(f"{'.'.join(loc) or 'definition'}: {error['msg']}")
+        text = "; ".join(parts)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class PartitionAccounts(Mapping[str, Mapping[str, Any]]):

@@ -136,6 +136,11 @@ class Metrics:
         self.dead_letters = Counter(
             "segmentflow_dead_letters", "Dead-lettered inputs by reason.",
             ["reason"], registry=r)
+        self.segments_quarantined = Counter(
+            "segmentflow_segments_quarantined",
+            "Stored segment definitions that could not be loaded or compiled back "
+            "(left out of their partitions' catalogs; counted once per definition).",
+            registry=r)
         self.evaluation_seconds = Histogram(
             "segmentflow_evaluation_seconds",
             "Time to evaluate one evaluator input (engine + outputs handed to the producer).",
