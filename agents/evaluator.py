@@ -48,9 +48,13 @@ from models.inputs import (
 )
 from models.segments import SegmentDefinition, SegmentDelete
 
-__all__ = ["EvaluatorHandle", "register_evaluator"]
+__all__ = ["EvaluatorHandle", "StateTooLarge", "register_evaluator"]
 
 log = logging.getLogger(__name__)
+
+
+class StateTooLarge(ValueError):
+    """An input would grow a contact's state past the record size limit."""
 
 
 def _contact_input(kind: str, body: dict[str, Any]) -> Any:
@@ -178,6 +182,19 @@ class Evaluator:
         accounts = PartitionAccounts(self.accounts, partition,
                                      self.account_cache.setdefault(partition, {}))
         transition = apply(state, inp, self.catalogs.get(partition), now, accounts)
+        new = transition.state
+        encoded = new.to_bytes() if new is not None else None
+        # Only inputs that carry data are refused: a re-evaluation (tick,
+        # backfill, account change) adds at most a membership entry, which the
+        # headroom below the producer's 1 MiB limit absorbs.
+        if (encoded is not None and len(encoded) > self.settings.max_contact_state_bytes
+                and not isinstance(inp, Tick | SegmentChanged | AccountChanged)):
+            # Refused before anything is published: the input is dead-lettered
+            # and the contact stays exactly as it was.
+            raise StateTooLarge(
+                f"contact {contact_id!r} would grow to {len(encoded):,} bytes of state "
+                f"(SEGMENTFLOW_MAX_CONTACT_STATE_BYTES: "
+                f"{self.settings.max_contact_state_bytes:,})")
         # Changes are acked before the state is written (see handle_batch): a
         # crash in between replays the input against the old state and
         # re-emits the same sequence numbers, which consumers drop.
@@ -185,13 +202,11 @@ class Evaluator:
         old_account = state.account_id if state is not None else None
         old_due = None if was_due or state is None or state.next_due is None else to_us(
             state.next_due)
-        new = transition.state
-        if new is None:
+        if new is None or encoded is None:
             self.contacts.pop(contact_id, None)
             self.account_index.move(partition, contact_id, old_account, None)
             self.due.set(partition, contact_id, old_due, None)
             return
-        encoded = new.to_bytes()
         if encoded != raw:  # most re-evaluations change nothing: no write
             self.contacts[contact_id] = encoded
         self.account_index.move(partition, contact_id, old_account, new.account_id)

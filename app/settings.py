@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # max_request_size (1,048,576) and broker message.max.bytes (1,048,588);
     # raise those too before raising this.
     max_input_bytes: int = 1_000_000
+    # A contact's encoded state is one changelog record: it must fit the same
+    # limits. An input that would grow a state past this is dead-lettered
+    # (the state and memberships stay as they were) instead of failing the
+    # changelog write, which would stop the worker on every replay.
+    max_contact_state_bytes: int = Field(default=1_000_000, ge=10_000)
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"
