@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _CHUNK = 2000
+# Preview evaluates a draft on the event loop: it yields after this many
+# seconds of work (checked every 16 contacts), not only between chunks.
+_PREVIEW_SLICE = 0.005
 
 
 def encode_cursor(partition: int, after: str) -> str:
@@ -206,14 +209,15 @@ class EvaluatorReads:
         """Who would be a member if ``draft`` went live now: the engine applies
         ``SegmentChanged`` to a copy of each contact's state, with a catalog
         holding the draft as live. Nothing is written or emitted. Raises
-        ``TimeoutError`` once ``time.monotonic()`` passes ``deadline``
-        (checked between chunks)."""
+        ``TimeoutError`` once ``time.monotonic()`` passes ``deadline``.
+        Yields to the event loop every ``_PREVIEW_SLICE`` seconds of work."""
         result = PreviewResult()
         live = draft.model_copy(update={"status": "live"})
         evaluator = self._evaluator
         # Partitions holding the same definitions share one catalog: compile
         # the draft once per distinct catalog.
         with_draft: dict[int, Catalog] = {}
+        slice_start = time.monotonic()
         for partition in sorted(self.held_partitions()):
             base = evaluator.catalogs.get(partition)
             catalog = with_draft.get(id(base))
@@ -224,9 +228,15 @@ class EvaluatorReads:
             inp = SegmentChanged(live.id)
             async for key, raw in self._states(partition):
                 result.scanned += 1
-                if deadline is not None and not result.scanned % 256 \
-                        and time.monotonic() > deadline:
-                    raise TimeoutError
+                if not result.scanned % 16:
+                    clock = time.monotonic()
+                    if deadline is not None and clock > deadline:
+                        raise TimeoutError
+                    if clock - slice_start > _PREVIEW_SLICE:
+                        # A draft can take ~1 ms per contact (a maximal
+                        # formula): let the evaluator run between slices.
+                        await asyncio.sleep(0)
+                        slice_start = time.monotonic()
                 transition = apply(ContactState.from_bytes(raw), inp, catalog, now, accounts)
                 if transition.state is not None and transition.state.is_member(live.id):
                     result.size += 1

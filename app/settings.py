@@ -152,8 +152,10 @@ class Settings(BaseSettings):
     # A preview scans every contact (on the event loop, in chunks): at most
     # this many seconds, then 503.
     api_preview_timeout: float = Field(default=30.0, gt=0)
-    # Each worker validates and compiles every definition it applies on its
-    # event loop: definition writes per second per API worker (more: 503).
+    # Definition writes (create/update/activate/stop) accepted per second by
+    # one worker's API; more are answered 503 + Retry-After: 1 (the CLI
+    # retries). Every worker validates and compiles each accepted definition
+    # on its event loop (ingest, then the evaluator).
     api_definition_writes_per_second: int = Field(default=20, ge=1)
     # Segment sizes on /metrics come from a scan of the contacts; at most
     # one scan per this many seconds, whatever the scrape rate.

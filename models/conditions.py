@@ -12,6 +12,7 @@ Semantics the evaluator implements (documented in docs/formula.md):
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
 
@@ -54,9 +55,17 @@ class Node(BaseModel):
         # The ``node`` / ``window`` tags are defaults, so a node built in code
         # would lose them in ``model_dump(exclude_unset=True)`` (what the
         # codec sends) and the JSON could not be read back. Count them as set.
-        for tag in ("node", "window"):
-            if tag in type(self).model_fields and isinstance(getattr(self, tag), str):
+        values = self.__dict__
+        for tag in _tags(type(self)):
+            if isinstance(values.get(tag), str):
                 self.__pydantic_fields_set__.add(tag)
+
+
+@functools.cache
+def _tags(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The tag fields a node class has (looked up once per class: this runs
+    for every node of every definition validated)."""
+    return tuple(tag for tag in ("node", "window") if tag in cls.model_fields)
 
 
 # --- literal values --------------------------------------------------------

@@ -100,7 +100,10 @@ class SegmentDefinition(Contract):
             parsed = parse_formula(self.formula)
             if self.condition is None:
                 self._derive("condition", parsed)
-            else:
+            elif parsed is not self.condition and (
+                    parsed.model_dump_json() != self.condition.model_dump_json()):
+                # Same JSON: they agree (the common case, cheap). Otherwise
+                # find where; equal values of one type (0.0 / -0.0) agree.
                 mismatch = _first_difference(
                     parsed.model_dump(mode="json"), self.condition.model_dump(mode="json")
                 )
@@ -135,15 +138,21 @@ class SegmentDefinition(Contract):
 
 
 def _referenced_segments(cond: Any) -> set[str]:
-    """Segment ids named by ``in segment`` anywhere in a tree."""
-    if isinstance(cond, InSegment):
-        return {cond.segment_id}
+    """Segment ids named by ``in segment`` anywhere in a tree (iterative;
+    fields read from ``__dict__``, see ``condition_depth``)."""
     found: set[str] = set()
-    for child in [getattr(cond, "arg", None), getattr(cond, "where", None)]:
-        if child is not None:
-            found |= _referenced_segments(child)
-    for child in getattr(cond, "args", []) or []:
-        found |= _referenced_segments(child)
+    stack = [cond]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, InSegment):
+            found.add(node.segment_id)
+            continue
+        fields = getattr(node, "__dict__", None) or {}
+        for name in ("arg", "where"):
+            child = fields.get(name)
+            if child is not None:
+                stack.append(child)
+        stack.extend(fields.get("args") or ())
     return found
 
 

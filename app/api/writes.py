@@ -42,9 +42,11 @@ class DefinitionWriter:
         self._reads, self._topics, self._work = reads, topics, work
         # segment id -> (version, definition or None once deleted) produced here
         self._produced: dict[str, tuple[int, SegmentDefinition | None]] = {}
-        # Every evaluator validates and compiles each definition it applies on
-        # its event loop (up to ~0.2 s for a maximal formula): definition
-        # writes are rate-limited so a write flood cannot stall evaluation.
+        # Every worker validates (ingest, evaluator) and compiles each
+        # definition it applies on its event loop (~30 ms for a maximal one,
+        # formula parses cached): definition writes are rate-limited
+        # (SEGMENTFLOW_API_DEFINITION_WRITES_PER_SECOND, default 20) so a
+        # write flood cannot stall evaluation.
         self._recent: deque[float] = deque()
         self.writes_per_second = writes_per_second
 

@@ -32,11 +32,15 @@ def condition_depth(cond: Any) -> int:
         if node is None:
             continue
         deepest = max(deepest, depth)
+        # The fields, read from __dict__: getattr of a field a node lacks goes
+        # through pydantic's __getattr__ and costs ~10x more (this runs on
+        # every definition the evaluators apply).
+        fields = getattr(node, "__dict__", None) or {}
         for name in ("arg", "where"):
-            child = getattr(node, name, None)
+            child = fields.get(name)
             if child is not None:
                 stack.append((child, depth + 1))
-        for child in getattr(node, "args", None) or ():
+        for child in fields.get("args") or ():
             stack.append((child, depth + 1))
     return deepest
 
