@@ -33,7 +33,7 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     work = HeavyWork(settings.api_workers, settings.api_max_concurrent,
                      settings.api_work_timeout)
     ctx = ApiContext(app, settings, evaluator, DefinitionWriter(
-        evaluator, topics, work, settings.api_definition_writes_per_second),
+        evaluator, topics, work, settings.api_definition_chars_per_second),
                      metrics, Cluster(app, evaluator.contacts_changelog), work)
 
     @app.task

@@ -54,8 +54,8 @@ class WorkerProcess:
             "SEGMENTFLOW_API_MAX_CONCURRENT": str(s.api_max_concurrent),
             "SEGMENTFLOW_API_WORK_TIMEOUT": str(s.api_work_timeout),
             "SEGMENTFLOW_API_PREVIEW_TIMEOUT": str(s.api_preview_timeout),
-            "SEGMENTFLOW_API_DEFINITION_WRITES_PER_SECOND": str(
-                s.api_definition_writes_per_second),
+            "SEGMENTFLOW_API_DEFINITION_CHARS_PER_SECOND": str(
+                s.api_definition_chars_per_second),
         })
         for name, value in (("SEGMENTFLOW_API_TOKEN", s.api_token),
                             ("SEGMENTFLOW_API_READ_TOKEN", s.api_read_token)):

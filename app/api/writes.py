@@ -13,8 +13,7 @@ evaluator, or produced earlier by this worker's API) plus one.
 
 from __future__ import annotations
 
-import time
-from collections import deque
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from agents.state_reads import EvaluatorReads
+from app.api.budget import WriteBudget
 from app.api.errors import ApiError, validation_error
 from app.api.limits import MAX_DEFINITION_RECORD_BYTES, clip
 from app.api.offload import HeavyWork, Refusal, validate_definition
@@ -38,17 +38,13 @@ _SERVER_FIELDS = ("version", "created_at", "updated_at")
 
 class DefinitionWriter:
     def __init__(self, reads: EvaluatorReads, topics: Topics, work: HeavyWork,
-                 writes_per_second: int = 20) -> None:
+                 definition_chars_per_second: int = 16_384) -> None:
         self._reads, self._topics, self._work = reads, topics, work
         # segment id -> (version, definition or None once deleted) produced here
         self._produced: dict[str, tuple[int, SegmentDefinition | None]] = {}
-        # Every worker validates (ingest, evaluator) and compiles each
-        # definition it applies on its event loop (~30 ms for a maximal one,
-        # formula parses cached): definition writes are rate-limited
-        # (SEGMENTFLOW_API_DEFINITION_WRITES_PER_SECOND, default 20) so a
-        # write flood cannot stall evaluation.
-        self._recent: deque[float] = deque()
-        self.writes_per_second = writes_per_second
+        # Definition writes are charged by formula size (app/api/budget.py)
+        # so a write flood cannot stall evaluation on any worker.
+        self._budget = WriteBudget(definition_chars_per_second)
 
     def current(self, segment_id: str) -> SegmentDefinition | None:
         applied = self._reads.definitions().get(segment_id)
@@ -115,15 +111,12 @@ class DefinitionWriter:
 
     async def put(self, definition: SegmentDefinition) -> SegmentDefinition:
         value = orjson.dumps(definition.model_dump(mode="json", exclude_none=True))
-        now = time.monotonic()
-        while self._recent and now - self._recent[0] >= 1.0:
-            self._recent.popleft()
-        if len(self._recent) >= self.writes_per_second:
+        wait = self._budget.take(definition.formula)
+        if wait > 0:
             raise ApiError(503, "busy",
-                           f"at most {self.writes_per_second} definition writes per second "
-                           "here (SEGMENTFLOW_API_DEFINITION_WRITES_PER_SECOND); retry",
-                           headers={"Retry-After": "1"})
-        self._recent.append(now)
+                           f"definition writes here are limited to {self._budget.rate} formula "
+                           "characters per second (SEGMENTFLOW_API_DEFINITION_CHARS_PER_SECOND); "
+                           "retry", headers={"Retry-After": str(max(1, math.ceil(wait)))})
         if len(value) > MAX_DEFINITION_RECORD_BYTES:
             # The broker refuses records over its limit (1 MB by default).
             raise ApiError(413, "definition_too_large",
