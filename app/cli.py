@@ -11,7 +11,7 @@ import click
 from app.cli_api import register_api_commands
 from app.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["format_change", "main"]
 
 
 @click.group()
@@ -45,7 +45,7 @@ def worker(web_port: int | None, data_dir: str | None) -> None:
 def demo(events: int, prefix: str | None) -> None:
     """Start a worker, define demo segments, replay real purchase history and
     show membership changes as they happen."""
-    from app.demo import run_demo
+    from tools.demo import run_demo
 
     sys.exit(asyncio.run(run_demo(events=events, prefix=prefix)))
 
@@ -65,14 +65,14 @@ def produce_demo(events: int, source: str, contacts: int) -> None:
     from models.inputs import Interaction
 
     if source == "retail":
-        from app.retail_dataset import replay_inputs
+        from tools.retail_dataset import replay_inputs
         inputs = replay_inputs(limit=events)
         total = events  # the limit counts interactions; contact upserts come on top
 
         def counted(model: object) -> bool:
             return isinstance(model, Interaction)
     else:
-        from app.workload import Workload
+        from tools.workload import Workload
         workload = Workload(contacts=contacts, events=events)
         inputs = workload.inputs()
         total = workload.accounts + workload.contacts + workload.events  # one input each
@@ -110,7 +110,6 @@ def produce_demo(events: int, source: str, contacts: int) -> None:
 def watch(from_beginning: bool, segments: tuple[str, ...]) -> None:
     """Tail membership changes live (from Kafka)."""
     from app.client import tail
-    from app.demo import format_change
 
     settings = Settings()
 
@@ -122,6 +121,17 @@ def watch(from_beginning: bool, segments: tuple[str, ...]) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+def format_change(raw: bytes) -> str:
+    """One membership change (JSON bytes) as a coloured line."""
+    import orjson
+
+    c = orjson.loads(raw)
+    sign = click.style("+ joined", fg="green") if c["change"] == "joined" else click.style(
+        "- left  ", fg="red")
+    cause = c["cause"]["kind"] + (f" {c['cause']['ref']}" if c["cause"].get("ref") else "")
+    return f"{c['at'][:19]}  {sign}  {c['segment_id']:<24} {c['contact_id']:<8} ({cause})"
 
 
 def _segment_of(value: bytes) -> str | None:

@@ -18,8 +18,8 @@ import time
 from harness import Scenario, make_workload, prepare, wait_applied
 
 from app.client import Publisher
-from app.wide_mix import wide_segment_mix
 from models.segments import SegmentDefinition
+from tools.wide_mix import wide_segment_mix
 
 
 async def run(bootstrap: str, contacts: int = 20_000, partitions: int = 4) -> dict:

@@ -3,14 +3,14 @@ catalogue recomputed with DuckDB SQL over all contacts and interactions, and
 one ``membership(segment_id, contact_id)`` table rebuilt from scratch.
 
 Segments: the same realistic catalogue the service benchmark runs,
-``app.wide_mix.wide_segment_mix(segments)`` (default 100): twenty templates
+``tools.wide_mix.wide_segment_mix(segments)`` (default 100): twenty templates
 (profile, firmographic, behavioural with ``where`` / counts / windows,
 aggregates, recency, most frequent, compound, static), each segment with its
 own parameters. Every template has a hand-written SQL translation
 (``TEMPLATES`` below) fed from ``MixSegment.params``.
 
 Data: generated inside DuckDB with vectorised SQL, the distributions of
-``app.workload.Workload(pools=WIDE)`` with uniform choices: 100 accounts
+``tools.workload.Workload(pools=WIDE)`` with uniform choices: 100 accounts
 (industry out of 20, employees in 10/200/1500/9000), ``contacts`` contacts
 (city out of 40, age 18..79, ``user<i>@<domain>`` out of 10 domains, phone
 for half of them, a uniform account, ``signed_up_at`` 0..29 days before the
@@ -46,7 +46,7 @@ next scheduled run *plus* this time.
 
 ``--check`` builds a small dataset in Python with ``Workload(pools=...)``,
 loads the same rows into DuckDB, recomputes, and compares every segment's
-members with the naive reference evaluator (engine/naive.py, through
+members with the naive reference evaluator (tests/naive.py, through
 tests/integration/oracle.py ``expected_members``) at the same instants
 (the end of the data and 15 days earlier, so later events and sign-ups are
 "in the future"), in both modes, with WIDE and NARROW pools (NARROW fills
@@ -78,8 +78,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.wide_mix import MixSegment, wide_segment_mix  # noqa: E402
-from app.workload import EVENT_MIX, NARROW, WIDE, Pools  # noqa: E402
+from tools.wide_mix import MixSegment, wide_segment_mix  # noqa: E402
+from tools.workload import EVENT_MIX, NARROW, WIDE, Pools  # noqa: E402
 
 SPAN_DAYS = 60
 ACCOUNTS = 100
@@ -478,9 +478,9 @@ def load_inputs(con, inputs: list[Any]) -> dict:
     """Load Workload inputs (final state, as the engine would hold it) into
     the same tables ``load`` generates: contacts and accounts after every
     merge, all interactions, all static edits in input order."""
-    from engine.naive import NaiveContact
     from models.inputs import AccountUpsert, Interaction, StaticEdit
     from tests.integration.oracle import feed
+    from tests.naive import NaiveContact
 
     accounts: dict[str, dict[str, Any]] = {}
     contacts: dict[str, NaiveContact] = {}
@@ -544,8 +544,8 @@ def check(contacts: int = 2000, events_per_contact: int = 20, segments: int = 10
     per template. Returns True when every segment matches exactly."""
     import duckdb
 
-    from app.workload import Workload
     from tests.integration.oracle import expected_members
+    from tools.workload import Workload
 
     pools = {"WIDE": WIDE, "NARROW": NARROW}[pools_name]
     end = default_now()

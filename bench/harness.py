@@ -30,11 +30,11 @@ from app.client import Publisher, tail  # noqa: E402
 from app.codec import input_payload  # noqa: E402
 from app.partitioning import one_key_per_partition  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.wide_mix import wide_segment_mix  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
-from app.workload import WIDE, Workload  # noqa: E402
 from models.inputs import ContactUpsert, Interaction  # noqa: E402
 from models.segments import SegmentDefinition  # noqa: E402
+from tools.wide_mix import wide_segment_mix  # noqa: E402
+from tools.workload import WIDE, Workload  # noqa: E402
 
 RESULTS = ROOT / "bench/results"
 # Markers are placed behind the inputs on every partition of both the

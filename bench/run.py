@@ -4,7 +4,7 @@
 
 Starts or reuses the local broker (deploy/kafka/kafka.sh), then:
 
-1. service: one worker, 4 partitions, synthetic workload (app/workload.py),
+1. service: one worker, 4 partitions, synthetic workload (tools/workload.py),
    sustained events/s with 10 / 100 / 1,000 (/ 10,000 in the full run) live
    segments; latency p50/p99/max at half load with 100 segments; worker RSS
    and RocksDB size; py-spy profiles of the worker draining a backlog, in
@@ -299,8 +299,8 @@ Command: `{command}` — see bench/README.md.
 {table}
 
 Setup: one worker, 4 partitions, Kafka 4.1 on the same host, synthetic workload
-(app/workload.py with the WIDE value pools: 200 campaigns, 40 cities, 40
-categories), segments from app/wide_mix.py (20 templates covering every
+(tools/workload.py with the WIDE value pools: 200 campaigns, 40 cities, 40
+categories), segments from tools/wide_mix.py (20 templates covering every
 condition kind, each segment with its own campaign / city / category and
 thresholds), clock = wall. Throughput = backlog produced before the worker
 starts, time from ready to every partition's marker. The ceiling pipe reads

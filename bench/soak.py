@@ -25,8 +25,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app.client import Publisher  # noqa: E402
-from app.wide_mix import wide_segment_mix  # noqa: E402
-from app.workload import WIDE, Workload  # noqa: E402
 from bench.harness import (  # noqa: E402
     RESULTS,
     Scenario,
@@ -36,6 +34,8 @@ from bench.harness import (  # noqa: E402
     wait_idle,
 )
 from models.inputs import ContactUpsert, Interaction  # noqa: E402
+from tools.wide_mix import wide_segment_mix  # noqa: E402
+from tools.workload import WIDE, Workload  # noqa: E402
 
 TYPES = ["page_visited", "email_opened", "email_clicked", "purchase", "form_submitted"]
 

@@ -1,5 +1,5 @@
 """From-scratch expectations for replay tests: the naive reference evaluator
-(engine.naive) over every input a contact received, at one final instant."""
+(tests/naive.py) over every input a contact received, at one final instant."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from engine.naive import NaiveContact, naive_memberships
 from models.inputs import AccountUpsert, ContactDelete, ContactUpsert, Interaction, StaticEdit
 from models.segments import SegmentDefinition
+from tests.naive import NaiveContact, naive_memberships
 
 
 def feed(contact: NaiveContact, inp: Any) -> None:

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 
 from app.client import Publisher
-from app.workload import Workload, segment_mix
 from tests.integration.helpers import (
     SYNC_SEGMENT,
     assert_same_members,
@@ -21,6 +20,7 @@ from tests.integration.helpers import (
     wait_segment_applied,
 )
 from tests.integration.oracle import expected_members
+from tools.workload import Workload, segment_mix
 
 pytestmark = pytest.mark.kafka
 

@@ -13,9 +13,6 @@ import orjson
 import pytest
 
 from app.client import Publisher
-from app.demo import DEMO_SEGMENTS
-from app.retail_dataset import replay_inputs
-from app.workload import Workload, segment_mix
 from models.inputs import Interaction
 from models.segments import SegmentDefinition
 from tests.integration.helpers import (
@@ -28,6 +25,9 @@ from tests.integration.helpers import (
     wait_segment_applied,
 )
 from tests.integration.oracle import expected_members
+from tools.demo import DEMO_SEGMENTS
+from tools.retail_dataset import replay_inputs
+from tools.workload import Workload, segment_mix
 
 pytestmark = pytest.mark.kafka
 

@@ -37,7 +37,8 @@ async def test_input_that_would_outgrow_the_state_limit_is_dead_lettered(
         await pub.send(ContactUpsert(contact_id="c1",
                                      attributes={**_big("b"), "city": "Paris"}))
         await pub.send(ContactUpsert(contact_id="c2", attributes={"city": "Paris"}))
-        await pub.send(ContactUpsert(contact_id="c1", attributes={**dict.fromkeys(_big("a")), "city": "Paris"}))
+        await pub.send(ContactUpsert(contact_id="c1",
+                                     attributes={**dict.fromkeys(_big("a")), "city": "Paris"}))
         await pub.flush()
     letters = await dead_letters.settle()
     assert len(letters) == 1, letters

@@ -12,7 +12,6 @@ import aiohttp
 import pytest
 
 from app.client import Publisher
-from app.workload import Workload, segment_mix
 from tests.integration.conftest import free_port
 from tests.integration.helpers import (
     SYNC_SEGMENT,
@@ -22,6 +21,7 @@ from tests.integration.helpers import (
     wait_clock_sync_seen,
 )
 from tests.integration.oracle import expected_members
+from tools.workload import Workload, segment_mix
 
 pytestmark = [pytest.mark.kafka, pytest.mark.multiworker]
 

@@ -3,7 +3,7 @@
 Random segment definitions (trees built here, over a small vocabulary so
 conditions actually flip), random inputs and random clock advances. The
 engine is woken only by inputs and by Ticks at the due instants it reports;
-after every step its memberships must equal ``engine.naive`` recomputing
+after every step its memberships must equal ``tests.naive`` recomputing
 every segment from the full, unbounded history — at tick instants and at
 arbitrary probe instants in between (a late due time shows up there) — and
 each step's changes must be exactly the naive before/after difference, with
@@ -20,8 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import AccountChanged, ContactState, Tick, apply
-from engine.naive import NaiveContact, naive_memberships
-from engine.testing import catalog_of
 from models.conditions import (
     AggregateCondition,
     AllOf,
@@ -44,6 +42,8 @@ from models.conditions import (
 )
 from models.inputs import ContactUpsert, Interaction, StaticEdit
 from models.segments import SegmentDefinition
+from tests.engine_helpers import catalog_of
+from tests.naive import NaiveContact, naive_memberships
 
 MAX_EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "400"))
 EXAMPLES_RUN = {"n": 0, "steps": 0, "changes": 0}

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from engine import Catalog, CompileError, ContactState, CycleError, Tick, apply, explain
-from engine.testing import Harness, catalog_of, seg, upsert, utc
 from models.conditions import AllOf, AnyOf, Comparison, Exists, InSegment, Negation
 from models.inputs import ContactDelete, ContactUpsert
+from tests.engine_helpers import Harness, catalog_of, seg, upsert, utc
 
 NOW = utc(2026, 3, 1, 12)
 ADULT = Comparison(field="age", op=">=", value=18)
@@ -165,8 +165,8 @@ def test_changes_equal_validated_models() -> None:
 
 def test_no_input_kind_mutates_the_state_it_is_given() -> None:
     from engine import SegmentChanged
-    from engine.testing import interaction
     from models.conditions import EverWindow, Performed, RelativeWindow
+    from tests.engine_helpers import interaction
 
     ever = Performed(event_type="purchase", window=EverWindow())
     recent = Performed(event_type="purchase", window=RelativeWindow(amount=1, unit="days"))

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from engine import CompileError, Limits, Tick
-from engine.testing import Harness, catalog_of, interaction, seg, utc
 from models.conditions import (
     AggregateCondition,
     Comparison,
@@ -21,6 +20,7 @@ from models.conditions import (
     RelativeTime,
     RelativeWindow,
 )
+from tests.engine_helpers import Harness, catalog_of, interaction, seg, utc
 
 T0 = utc(2026, 5, 1, 12)
 US = timedelta(microseconds=1)

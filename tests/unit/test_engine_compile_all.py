@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Tick, apply, explain
-from engine.testing import Harness, catalog_of, interaction, seg, upsert, utc
 from models.inputs import ContactUpsert, Interaction
+from tests.engine_helpers import Harness, catalog_of, interaction, seg, upsert, utc
 from tests.strategies import condition_trees
 
 NOW = utc(2026, 6, 1, 12)

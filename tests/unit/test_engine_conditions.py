@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from engine import CompileError, apply
-from engine.testing import catalog_of, seg, utc
 from models.conditions import (
     Between,
     Comparison,
@@ -17,6 +16,7 @@ from models.conditions import (
     Negation,
 )
 from models.inputs import ContactUpsert
+from tests.engine_helpers import catalog_of, seg, utc
 
 NOW = utc(2026, 6, 15, 12)
 DAY = DateLiteral.model_validate({"date": "2026-01-01"})

@@ -7,7 +7,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine import Tick
-from engine.testing import Harness, catalog_of, seg, upsert, utc
 from models.conditions import (
     AnniversaryWindow,
     Comparison,
@@ -15,6 +14,7 @@ from models.conditions import (
     RelativeTime,
     RelativeWindow,
 )
+from tests.engine_helpers import Harness, catalog_of, seg, upsert, utc
 
 US = timedelta(microseconds=1)
 PARIS = ZoneInfo("Europe/Paris")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from engine import AccountChanged, SegmentChanged, Tick, explain
-from engine.testing import Harness, catalog_of, interaction, seg, upsert, utc
 from models.conditions import (
     AllOf,
     Comparison,
@@ -15,6 +14,7 @@ from models.conditions import (
     RelativeWindow,
 )
 from models.inputs import ContactUpsert, StaticEdit
+from tests.engine_helpers import Harness, catalog_of, interaction, seg, upsert, utc
 
 NOW = utc(2026, 2, 1)
 AGE = Comparison(field="age", op=">=", value=18)

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from agents.ingest import _adapter
 from app.codec import model_bytes
 from engine import AccountChanged, ContactState, Tick, apply
-from engine.testing import catalog_of, seg, utc
 from models.inputs import AccountInput, ContactInput, Interaction
 from models.values import INT_MAX, INT_MIN, MAX_DEPTH, MAX_STRING_LENGTH
+from tests.engine_helpers import catalog_of, seg, utc
 
 T0 = utc(2026, 5, 1, 12)
 

@@ -14,12 +14,12 @@ from agents.ingest import _adapter
 from app.dead_letters import describe_error
 from engine import ContactState
 from engine.apply import apply
-from engine.testing import Harness, catalog_of, interaction, seg, utc
 from engine.values import FLOAT_MAX, INT_MAX
 from models.conditions import AggregateCondition, EverWindow
 from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
 from models.segments import MAX_SEGMENT_VERSION, SegmentDefinition
 from models.values import INT_MIN, MAX_DEPTH, MAX_ITEMS, MAX_KEY_LENGTH, MAX_STRING_LENGTH
+from tests.engine_helpers import Harness, catalog_of, interaction, seg, utc
 
 T0 = utc(2026, 5, 1, 12)
 

@@ -12,23 +12,16 @@ from pathlib import Path
 import click
 import orjson
 
+from app.cli import format_change
 from app.client import Publisher, tail
-from app.retail_dataset import replay_inputs
 from app.settings import Settings
 from app.worker_process import WorkerProcess
 from models.segments import SegmentDefinition
+from tools.retail_dataset import replay_inputs
 
-__all__ = ["DEMO_SEGMENTS", "format_change", "run_demo"]
+__all__ = ["DEMO_SEGMENTS", "run_demo"]
 
 DEMO_SEGMENTS = Path(__file__).resolve().parent.parent / "deploy/demo/segments.json"
-
-
-def format_change(raw: bytes) -> str:
-    c = orjson.loads(raw)
-    sign = click.style("+ joined", fg="green") if c["change"] == "joined" else click.style(
-        "- left  ", fg="red")
-    cause = c["cause"]["kind"] + (f" {c['cause']['ref']}" if c["cause"].get("ref") else "")
-    return f"{c['at'][:19]}  {sign}  {c['segment_id']:<24} {c['contact_id']:<8} ({cause})"
 
 
 async def run_demo(events: int, prefix: str | None) -> int:

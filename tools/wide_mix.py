@@ -1,6 +1,6 @@
 """A realistic segment catalogue of any size, for benchmarks.
 
-``segment_mix`` (app/workload.py) cycles twenty fixed formulas: at 1,000
+``segment_mix`` (tools/workload.py) cycles twenty fixed formulas: at 1,000
 segments it holds fifty copies of each, so every event changes hundreds of
 memberships, which no real catalogue does. Here every segment is one of
 twenty templates (every condition kind: profile, firmographic, behavioural
@@ -20,8 +20,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from app.workload import WIDE, Pools
 from models.segments import SegmentDefinition
+from tools.workload import WIDE, Pools
 
 __all__ = ["TEMPLATES", "MixSegment", "wide_segment_mix"]
 
