@@ -57,8 +57,10 @@ test-integration: install system-deps
 test-multiworker: install system-deps
 	.venv/bin/pytest -m multiworker tests/integration/test_two_workers.py
 
+# ruff, then the one-way package layers ([tool.importlinter] in pyproject.toml).
 lint: install
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 
 schemas: install
 	$(PY) -m models.schema_export

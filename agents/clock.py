@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import faust
 
-from app.codec import encode_envelope
+from agents.codec import encode_envelope
 from app.faust_app import Topics
 from app.settings import Settings
 

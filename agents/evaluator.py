@@ -20,20 +20,20 @@ import faust
 import orjson
 
 from agents.buffered_tables import BufferedTable, WriteBatch
+from agents.codec import decode_envelope, dumps, encode_envelope, model_bytes
 from agents.output import (
     OutputProducer,
     confirm_changelog_or_exit,
     confirm_or_exit,
     flush_faust_producer,
 )
+from agents.partition_clock import PartitionClock
 from agents.partition_scan import keys_in_chunk, scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
+from agents.partitioning import partition_for
 from agents.state_reads import EvaluatorReads
-from app.clock import PartitionClock
-from app.codec import decode_envelope, dumps, encode_envelope, model_bytes
 from app.faust_app import Tables, Topics
 from app.metrics import Metrics
-from app.partitioning import partition_for
 from app.settings import Settings
 from engine import AccountChanged, ContactState, CycleError, SegmentChanged, Tick, apply
 from engine.timeutil import to_us

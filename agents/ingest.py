@@ -29,12 +29,12 @@ from aiokafka.errors import (
 )
 from pydantic import BaseModel, TypeAdapter
 
+from agents.codec import dumps, envelope_around
+from agents.dead_letters import dead_letter_record, describe_error
 from agents.output import OutputProducer, confirm_or_exit
-from app.codec import dumps, envelope_around
-from app.dead_letters import dead_letter_record, describe_error
+from agents.partitioning import partition_for
 from app.faust_app import Topics
 from app.metrics import Metrics, dead_letter_reason
-from app.partitioning import partition_for
 from app.settings import Settings
 from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
 from models.segments import SegmentDefinition, SegmentDelete

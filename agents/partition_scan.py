@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from faust.types import TableT
 
-from app.partitioning import partition_for
+from agents.partitioning import partition_for
 
 __all__ = ["encode_key", "keys_in_chunk", "scan_partition", "scan_prefix"]
 

@@ -24,7 +24,7 @@ import orjson
 
 from agents.partition_scan import scan_partition
 from agents.partition_tables import PartitionAccounts
-from app.partitioning import partition_for
+from agents.partitioning import partition_for
 from engine import Catalog, ContactState, SegmentChanged, apply, explain
 from engine.timeutil import to_us
 from models.segments import SegmentDefinition

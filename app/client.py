@@ -12,7 +12,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
-from app.codec import input_payload
+from agents.codec import input_payload
 from app.settings import Settings
 from models.inputs import (
     AccountDelete,

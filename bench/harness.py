@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from agents.codec import input_payload  # noqa: E402
+from agents.partitioning import one_key_per_partition  # noqa: E402
 from app.client import Publisher, tail  # noqa: E402
-from app.codec import input_payload  # noqa: E402
-from app.partitioning import one_key_per_partition  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
 from models.inputs import ContactUpsert, Interaction  # noqa: E402

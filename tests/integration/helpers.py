@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 
-from app.partitioning import one_key_per_partition
+from agents.partitioning import one_key_per_partition
 from app.settings import secret_value
 from app.worker_process import WorkerProcess
 from models.inputs import Interaction

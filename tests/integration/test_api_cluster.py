@@ -7,8 +7,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from agents.partitioning import partition_for
 from app.client import Publisher
-from app.partitioning import partition_for
 from models.inputs import ContactUpsert
 from tests.integration.api_helpers import AUTH, READ_AUTH, READ_TOKEN, TOKEN, Api, eventually
 from tests.integration.conftest import free_port

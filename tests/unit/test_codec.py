@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from pydantic import TypeAdapter
 
-from app.codec import decode_envelope, encode_envelope, envelope_around
+from agents.codec import decode_envelope, encode_envelope, envelope_around
 from models.inputs import ContactDelete, ContactInput, ContactUpsert
 
 

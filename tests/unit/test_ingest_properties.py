@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from agents.codec import model_bytes
 from agents.ingest import _adapter
-from app.codec import model_bytes
 from engine import AccountChanged, ContactState, Tick, apply
 from models.inputs import AccountInput, ContactInput, Interaction
 from models.values import INT_MAX, INT_MIN, MAX_DEPTH, MAX_STRING_LENGTH

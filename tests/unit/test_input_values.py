@@ -10,8 +10,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from agents.dead_letters import describe_error
 from agents.ingest import _adapter
-from app.dead_letters import describe_error
 from engine import ContactState
 from engine.apply import apply
 from engine.values import FLOAT_MAX, INT_MAX
