@@ -39,74 +39,133 @@ def _go_live(status: dict[int, dict[str, Any]], version: int) -> dict[str, Any]:
 
 
 def register_segments(ctx: ApiContext) -> None:
-    app, settings, reads, writer, cluster = (ctx.app, ctx.settings, ctx.reads, ctx.writer,
-                                             ctx.cluster)
+    """Every /segments route, in the order they were always registered."""
+    _register_collection(ctx)
+    _register_segment(ctx)
+    _register_status(ctx)
+    _register_members(ctx)
+    _register_flow(ctx)
 
-    def known(segment_id: str) -> SegmentDefinition:
-        defn = writer.current(segment_id)
-        if defn is None:
-            raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
-        return defn
 
-    async def text_or_json(request: Request, slot: Any) -> Any:
-        kind, body = await read_body(request, settings, ctx.work, slot)
-        return {"formula": body} if kind == "text" else body
+# -- helpers shared by the routes ---------------------------------------------
 
-    async def status_everywhere(request: Request, segment_id: str
-                                ) -> dict[int, dict[str, Any]]:
-        """Per-partition status, this worker's and (unless local) its peers'."""
-        status = dict(reads.segment_status(segment_id))
-        if not is_local(request):
-            for answer in await cluster.gather(request, "GET", f"/segments/{segment_id}/status"):
-                for partition, value in answer["partitions"].items():
-                    status.setdefault(int(partition), value)
-        return status
+def _known(ctx: ApiContext, segment_id: str) -> SegmentDefinition:
+    defn = ctx.writer.current(segment_id)
+    if defn is None:
+        raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
+    return defn
 
-    async def summary(request: Request, segment_id: str) -> dict[str, Any]:
-        defn = known(segment_id)
-        status = await status_everywhere(request, segment_id)
-        applied = min((s["version"] for s in status.values()), default=0)
-        count = await reads.member_count(segment_id)
-        others: set[int] = set()
-        if not is_local(request):
-            for answer in await cluster.gather(request, "GET", f"/segments/{segment_id}"):
-                count += answer["member_count"]
-                others |= set(answer["partitions_answered"])
-        return {
-            "id": segment_id,
-            "name": defn.name,
-            "kind": defn.kind,
-            "status": defn.status,
-            "version": defn.version,
-            "applied_version": applied,
-            "formula": defn.formula,
-            "member_count": count,
-            "go_live": _go_live(status, defn.version),
-            "definition": _public(defn),
-            **coverage(ctx, others),
-        }
 
-    @app.page("/segments", name="segments")
+async def _text_or_json(ctx: ApiContext, request: Request, slot: Any) -> Any:
+    kind, body = await read_body(request, ctx.settings, ctx.work, slot)
+    return {"formula": body} if kind == "text" else body
+
+
+async def _status_everywhere(ctx: ApiContext, request: Request, segment_id: str
+                             ) -> dict[int, dict[str, Any]]:
+    """Per-partition status, this worker's and (unless local) its peers'."""
+    status = dict(ctx.reads.segment_status(segment_id))
+    if not is_local(request):
+        for answer in await ctx.cluster.gather(request, "GET", f"/segments/{segment_id}/status"):
+            for partition, value in answer["partitions"].items():
+                status.setdefault(int(partition), value)
+    return status
+
+
+async def _summary(ctx: ApiContext, request: Request, segment_id: str) -> dict[str, Any]:
+    defn = _known(ctx, segment_id)
+    status = await _status_everywhere(ctx, request, segment_id)
+    applied = min((s["version"] for s in status.values()), default=0)
+    count = await ctx.reads.member_count(segment_id)
+    others: set[int] = set()
+    if not is_local(request):
+        for answer in await ctx.cluster.gather(request, "GET", f"/segments/{segment_id}"):
+            count += answer["member_count"]
+            others |= set(answer["partitions_answered"])
+    return {
+        "id": segment_id,
+        "name": defn.name,
+        "kind": defn.kind,
+        "status": defn.status,
+        "version": defn.version,
+        "applied_version": applied,
+        "formula": defn.formula,
+        "member_count": count,
+        "go_live": _go_live(status, defn.version),
+        "definition": _public(defn),
+        **coverage(ctx, others),
+    }
+
+
+async def _list(ctx: ApiContext, request: Request) -> dict[str, Any]:
+    sizes = dict(await ctx.reads.segment_sizes(0.0))
+    others: set[int] = set()
+    if not is_local(request):
+        for answer in await ctx.cluster.gather(request, "GET", "/segments"):
+            others |= set(answer["partitions_answered"])
+            for item in answer["segments"]:
+                sizes[item["id"]] = sizes.get(item["id"], 0) + item["member_count"]
+    items = [{"id": d.id, "name": d.name, "kind": d.kind, "status": d.status,
+              "version": d.version, "formula": d.formula,
+              "member_count": sizes.get(d.id, 0)}
+             for d in sorted(ctx.reads.definitions().values(), key=lambda d: d.id)]
+    return {"segments": items, **coverage(ctx, others)}
+
+
+async def _members(ctx: ApiContext, request: Request, segment_id: str) -> dict[str, Any]:
+    """One page of members across the cluster, or of one partition when a
+    peer asks for it."""
+    reads, cluster = ctx.reads, ctx.cluster
+    partition_only = request.query.get("partition")
+    # A peer asking for one partition fetches one extra member.
+    limit = int_param(request, "limit", 100, 1, 1001 if partition_only else 1000)
+    cursor = request.query.get("cursor") or None
+    held = reads.held_partitions()
+    peers = {} if is_local(request) else cluster.peers()
+
+    async def fetch(partition: int, after: str | None, n: int) -> list[str]:
+        if partition in held:
+            return await reads.partition_members(segment_id, partition, after, n)
+        cursor_there = encode_cursor(partition, after) if after is not None else None
+        _, answer, _ = await cluster.call(
+            request, peers[partition], "GET", f"/segments/{segment_id}/members",
+            {"partition": partition, "cursor": cursor_there, "limit": min(n, 1001)})
+        if not isinstance(answer, dict) or "members" not in answer:
+            return []  # the segment is not (yet) known there
+        return list(answer["members"])
+
+    if partition_only is not None and is_local(request):
+        # A peer asks for one partition (cursor: within it).
+        partition = int_param(request, "partition", 0, 0, ctx.settings.partitions - 1)
+        after = decode_cursor(cursor)[1] if cursor else None
+        members = await fetch(partition, after, limit) if partition in held else []
+        return {"segment_id": segment_id, "members": members,
+                "next_cursor": None, **coverage(ctx)}
+    order = sorted(held | set(peers))
+    try:
+        members, following = await paginate(fetch, order, cursor, limit)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_cursor", f"cursor: {exc}") from exc
+    return {"segment_id": segment_id, "members": members,
+            "next_cursor": following, **coverage(ctx, peers)}
+
+
+# -- routes, one function per job -----------------------------------------------
+
+def _register_collection(ctx: ApiContext) -> None:
+    """GET /segments (list with member counts), POST /segments (create)."""
+    settings, writer = ctx.settings, ctx.writer
+
+    @ctx.app.page("/segments", name="segments")
     class Segments(View):
         async def get(self, request: Request) -> Response:
             authorize(request, settings, write=False)
-            sizes = dict(await reads.segment_sizes(0.0))
-            others: set[int] = set()
-            if not is_local(request):
-                for answer in await cluster.gather(request, "GET", "/segments"):
-                    others |= set(answer["partitions_answered"])
-                    for item in answer["segments"]:
-                        sizes[item["id"]] = sizes.get(item["id"], 0) + item["member_count"]
-            items = [{"id": d.id, "name": d.name, "kind": d.kind, "status": d.status,
-                      "version": d.version, "formula": d.formula,
-                      "member_count": sizes.get(d.id, 0)}
-                     for d in sorted(reads.definitions().values(), key=lambda d: d.id)]
-            return json_response({"segments": items, **coverage(ctx, others)})
+            return json_response(await _list(ctx, request))
 
         async def post(self, request: Request) -> Response:
             authorize(request, settings, write=True)
             async with ctx.work.slot() as slot:
-                body = await text_or_json(request, slot)
+                body = await _text_or_json(ctx, request, slot)
                 segment_id = body.get("id") if isinstance(body, dict) else None
                 if isinstance(segment_id, str) and writer.current(segment_id) is not None:
                     raise ApiError(409, "segment_exists",
@@ -115,18 +174,23 @@ def register_segments(ctx: ApiContext) -> None:
                 defn = await writer.build(None, body, existing=None, slot=slot)
             return json_response(_public(await writer.put(defn)), 202)
 
-    @app.page("/segments/{segment_id}", name="segment")
+
+def _register_segment(ctx: ApiContext) -> None:
+    """One segment: get, put, delete; activate and stop."""
+    settings, writer = ctx.settings, ctx.writer
+
+    @ctx.app.page("/segments/{segment_id}", name="segment")
     class Segment(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
             check_id(segment_id)
-            return json_response(await summary(request, segment_id))
+            return json_response(await _summary(ctx, request, segment_id))
 
         async def put(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
             check_id(segment_id)
             async with ctx.work.slot() as slot:
-                body = await text_or_json(request, slot)
+                body = await _text_or_json(ctx, request, slot)
                 existing = writer.current(segment_id)
                 if existing is not None and isinstance(body, dict) and set(body) == {"formula"}:
                     # Formula text alone updates the formula of an existing segment.
@@ -141,21 +205,25 @@ def register_segments(ctx: ApiContext) -> None:
             await writer.delete(segment_id)
             return json_response({"op": "delete", "segment_id": segment_id}, 202)
 
-    @app.page("/segments/{segment_id}/activate", name="segment-activate")
+    @ctx.app.page("/segments/{segment_id}/activate", name="segment-activate")
     class Activate(View):
         async def post(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
             check_id(segment_id)
             return json_response(_public(await writer.set_status(segment_id, "live")), 202)
 
-    @app.page("/segments/{segment_id}/stop", name="segment-stop")
+    @ctx.app.page("/segments/{segment_id}/stop", name="segment-stop")
     class Stop(View):
         async def post(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)
             check_id(segment_id)
             return json_response(_public(await writer.set_status(segment_id, "stopped")), 202)
 
-    @app.page("/segments/{segment_id}/status", name="segment-status")
+
+def _register_status(ctx: ApiContext) -> None:
+    settings, writer = ctx.settings, ctx.writer
+
+    @ctx.app.page("/segments/{segment_id}/status", name="segment-status")
     class Status(View):
         """Per partition held here: applied version and backfill progress
         (what the integration tests wait on), plus the summary fields."""
@@ -163,7 +231,7 @@ def register_segments(ctx: ApiContext) -> None:
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
             check_id(segment_id)
-            status = await status_everywhere(request, segment_id)
+            status = await _status_everywhere(ctx, request, segment_id)
             defn = writer.current(segment_id)
             return json_response({
                 "segment_id": segment_id,
@@ -173,46 +241,20 @@ def register_segments(ctx: ApiContext) -> None:
                 "partitions": {str(p): v for p, v in sorted(status.items())},
             })
 
-    @app.page("/segments/{segment_id}/members", name="segment-members")
+
+def _register_members(ctx: ApiContext) -> None:
+    """Members (cursor-paginated) and static member add / remove."""
+    settings, writer = ctx.settings, ctx.writer
+
+    @ctx.app.page("/segments/{segment_id}/members", name="segment-members")
     class Members(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
             check_id(segment_id)
-            known(segment_id)
-            partition_only = request.query.get("partition")
-            # A peer asking for one partition fetches one extra member.
-            limit = int_param(request, "limit", 100, 1, 1001 if partition_only else 1000)
-            cursor = request.query.get("cursor") or None
-            held = reads.held_partitions()
-            peers = {} if is_local(request) else cluster.peers()
+            _known(ctx, segment_id)
+            return json_response(await _members(ctx, request, segment_id))
 
-            async def fetch(partition: int, after: str | None, n: int) -> list[str]:
-                if partition in held:
-                    return await reads.partition_members(segment_id, partition, after, n)
-                cursor_there = encode_cursor(partition, after) if after is not None else None
-                _, answer, _ = await cluster.call(
-                    request, peers[partition], "GET", f"/segments/{segment_id}/members",
-                    {"partition": partition, "cursor": cursor_there, "limit": min(n, 1001)})
-                if not isinstance(answer, dict) or "members" not in answer:
-                    return []  # the segment is not (yet) known there
-                return list(answer["members"])
-
-            if partition_only is not None and is_local(request):
-                # A peer asks for one partition (cursor: within it).
-                partition = int_param(request, "partition", 0, 0, settings.partitions - 1)
-                after = decode_cursor(cursor)[1] if cursor else None
-                members = await fetch(partition, after, limit) if partition in held else []
-                return json_response({"segment_id": segment_id, "members": members,
-                                      "next_cursor": None, **coverage(ctx)})
-            order = sorted(held | set(peers))
-            try:
-                members, following = await paginate(fetch, order, cursor, limit)
-            except ValueError as exc:
-                raise ApiError(400, "invalid_cursor", f"cursor: {exc}") from exc
-            return json_response({"segment_id": segment_id, "members": members,
-                                  "next_cursor": following, **coverage(ctx, peers)})
-
-    @app.page("/segments/{segment_id}/members/{contact_id}", name="segment-member")
+    @ctx.app.page("/segments/{segment_id}/members/{contact_id}", name="segment-member")
     class Member(View):
         """Static edits: explicit add / remove (any segment kind)."""
 
@@ -230,12 +272,16 @@ def register_segments(ctx: ApiContext) -> None:
             edit = await writer.static_edit(segment_id, contact_id, "remove")
             return json_response(edit.model_dump(mode="json", exclude_none=True), 202)
 
-    @app.page("/segments/{segment_id}/flow", name="segment-flow")
+
+def _register_flow(ctx: ApiContext) -> None:
+    settings = ctx.settings
+
+    @ctx.app.page("/segments/{segment_id}/flow", name="segment-flow")
     class Flow(View):
         async def get(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=False)
             check_id(segment_id)
-            defn = known(segment_id)
+            defn = _known(ctx, segment_id)
             tree = flow_tree(segment_id, defn.condition)
             fmt = request.query.get("format", "json")
             if fmt == "mermaid":
