@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 
 import click
 
 from app.cli_api import register_api_commands
+from app.cli_apply import register_apply_command
+from app.cli_kafka import format_change, register_kafka_commands, run_kafka
 from app.settings import Settings
 
 __all__ = ["format_change", "main"]
@@ -80,9 +81,11 @@ def produce_demo(events: int, source: str, contacts: int) -> None:
         def counted(model: object) -> bool:
             return True
 
+    settings = Settings()
+
     async def run() -> int:
         count = 0
-        async with Publisher(Settings()) as publisher:
+        async with Publisher(settings) as publisher:
             with click.progressbar(length=total, label="producing", file=sys.stderr) as bar:
                 for model in inputs:
                     await publisher.send(model)
@@ -92,55 +95,13 @@ def produce_demo(events: int, source: str, contacts: int) -> None:
             await publisher.flush()
         return count
 
-    from aiokafka.errors import UnknownTopicOrPartitionError
-
-    try:
-        produced = asyncio.run(run())
-    except UnknownTopicOrPartitionError:
-        click.echo(f"error: the input topics ({Settings().topic_prefix}.*) do not exist yet: "
-                   "start a worker first (it creates them)", err=True)
-        sys.exit(1)
+    produced = run_kafka(settings, run())
     click.echo(f"produced {produced} inputs")
 
 
-@cli.command()
-@click.option("--from-beginning/--latest", default=False)
-@click.option("--segment", "segments", multiple=True,
-              help="Only changes of this segment (repeatable).")
-def watch(from_beginning: bool, segments: tuple[str, ...]) -> None:
-    """Tail membership changes live (from Kafka)."""
-    from app.client import tail
-
-    settings = Settings()
-
-    async def run() -> None:
-        async for _, value in tail(settings, settings.topics.membership_changes,
-                                   from_beginning=from_beginning):
-            if value is not None and (not segments or _segment_of(value) in segments):
-                click.echo(format_change(value))
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-
-
-def format_change(raw: bytes) -> str:
-    """One membership change (JSON bytes) as a coloured line."""
-    import orjson
-
-    c = orjson.loads(raw)
-    sign = click.style("+ joined", fg="green") if c["change"] == "joined" else click.style(
-        "- left  ", fg="red")
-    cause = c["cause"]["kind"] + (f" {c['cause']['ref']}" if c["cause"].get("ref") else "")
-    return f"{c['at'][:19]}  {sign}  {c['segment_id']:<24} {c['contact_id']:<8} ({cause})"
-
-
-def _segment_of(value: bytes) -> str | None:
-    import orjson
-
-    return orjson.loads(value).get("segment_id")
-
-
 register_api_commands(cli)
+register_apply_command(cli)
+register_kafka_commands(cli)
 
 
 def main() -> None:

@@ -37,7 +37,11 @@ class Publisher:
         )
 
     async def __aenter__(self) -> Publisher:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:  # e.g. no broker: close what start opened
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -90,7 +94,11 @@ async def tail(
         enable_auto_commit=False,
         group_id=None,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:  # e.g. no broker: close what start opened
+        await consumer.stop()
+        raise
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=200)
