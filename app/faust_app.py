@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from faust.types import TableT, TopicT
 
+from app.memory import TRIM_INTERVAL, malloc_trim
 from app.settings import Settings
 
 __all__ = ["Tables", "Topics", "create_app"]
@@ -120,6 +121,14 @@ def _declare_tables(app: faust.App, settings: Settings) -> Tables:
     )
 
 
+def register_memory_trim(app: faust.App) -> None:
+    """Return freed heap pages to the OS once a minute (see app.memory)."""
+
+    @app.timer(interval=TRIM_INTERVAL)
+    async def _trim_heap() -> None:
+        malloc_trim()
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     from agents.clock import register_clock
     from agents.evaluator import register_evaluator
@@ -168,5 +177,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     register_ingest(app, topics, settings, metrics)
     evaluator = register_evaluator(app, topics, tables, settings, metrics)
     register_clock(app, topics, settings)
+    register_memory_trim(app)
     register_web(app, evaluator, topics, settings, metrics)
     return app
