@@ -10,7 +10,9 @@ Starts or reuses the local broker (deploy/kafka/kafka.sh), then:
    and RocksDB size; py-spy profiles of the worker draining a backlog, in
    separate scenarios (bench/profile_worker.py);
 2. ceiling: a bare aiokafka consume -> produce pipe over copies of the same
-   interaction records (bench/ceiling.py) -> service/ceiling;
+   interaction records (bench/ceiling.py) -> service/ceiling, and a bare Faust
+   agent pipe over the same copies (bench/faust_ceiling.py) -> service/Faust
+   pipe, so Faust's own cost stays visible;
 3. lateness of time-driven transitions (bench/lateness.py);
 4. batch: DuckDB full recompute at 100k (and 1M) contacts (bench/batch_recompute.py)
    vs the service's produce -> change p50.
@@ -37,6 +39,7 @@ import backfill
 import batch_recompute
 import ceiling
 import charts
+import faust_ceiling
 import lateness
 import profile_worker
 from harness import RESULTS, Scenario, scale_out_run, service_run, start_broker
@@ -44,6 +47,7 @@ from harness import RESULTS, Scenario, scale_out_run, service_run, start_broker
 CONFIG = {
     "quick": {"contacts": 4_000, "events": 4_000, "segments": [10, 100, 1000],
               "latency_seconds": 10.0, "ceiling_count": 100_000,
+              "faust_ceiling_timeout": 180,
               "batch_contacts": [100_000], "lateness": {"contacts": 200, "spread": 8.0,
                                                         "lead": 5.0},
               "profiles": [(1000, 1000, 600, 8)], "scenario_timeout": 300,
@@ -51,6 +55,7 @@ CONFIG = {
               "scale_out": (100, 4_000, 8_000)},
     "full": {"contacts": 10_000, "events": 30_000, "segments": [10, 100, 1000, 10_000],
              "latency_seconds": 20.0, "ceiling_count": 300_000,
+             "faust_ceiling_timeout": 480,
              "batch_contacts": [100_000, 1_000_000],
              "lateness": {"contacts": 500, "spread": 20.0, "lead": 8.0},
              "profiles": [(100, 4000, 12_000, 15), (1000, 2000, 1500, 20)],
@@ -106,6 +111,17 @@ async def run_service(bootstrap: str, cfg: dict, result: dict) -> None:
                     bootstrap, f"{r['topic_prefix']}.interactions", r["partitions"],
                     cfg["ceiling_count"], fanout=fanout)
                 log(f"  {result['ceiling']['events_per_s']} events/s")
+                log("ceiling: bare Faust agent pipe over the same records")
+                try:
+                    result["faust_ceiling"] = await asyncio.wait_for(faust_ceiling.ceiling(
+                        bootstrap, result["ceiling"]["input_topic"], r["partitions"],
+                        cfg["ceiling_count"], timeout=cfg["faust_ceiling_timeout"]),
+                        timeout=2 * cfg["faust_ceiling_timeout"] + 60)
+                    log(f"  {result['faust_ceiling']['events_per_s']} events/s (iterate "
+                        f"only: {result['faust_ceiling']['iterate_only'].get('events_per_s')})")
+                except Exception as exc:  # the service figure stands without it
+                    traceback.print_exc()
+                    result["faust_ceiling"] = {"error": repr(exc)}
         except Exception as exc:  # record and go on: one scenario must not sink the run
             traceback.print_exc()
             result["service"].append({"segments_live": segs + 1, "error": repr(exc)})
@@ -140,7 +156,10 @@ async def run_profiles(bootstrap: str, cfg: dict, result: dict) -> None:
 
 def derive(result: dict) -> None:
     ceil = result.get("ceiling", {}).get("events_per_s")
+    fceil = result.get("faust_ceiling", {}).get("events_per_s")
     for s in result.get("service", []):
+        if fceil and "throughput" in s:
+            s["ratio_to_faust_ceiling"] = round(s["throughput"]["events_per_s"] / fceil, 4)
         if "throughput" in s and "changes_per_event" in s["throughput"]:
             # a change record + a snapshot record per membership change
             s["output_records_per_s"] = round(
@@ -194,6 +213,14 @@ def summary_md(result: dict, command: str) -> str:
         rows.append((f"ceiling with the service's output volume ({same['fanout']} outputs "
                      "per input, as at 100 segments), events/s",
                      fmt(same["events_per_s"]), "—"))
+    fc = result.get("faust_ceiling")
+    if fc is not None:
+        it = fc.get("iterate_only", {}).get("events_per_s")
+        rows.append(("ceiling: bare Faust agent pipe (consume → produce), events/s"
+                     + (" (iterate only, no send)" if it else ""),
+                     (f"{fmt(fc['events_per_s'])}" + (f" ({fmt(it)})" if it else "")
+                      if "events_per_s" in fc else f"failed: {fc.get('error', '')[:60]}"),
+                     "—"))
     for s in result.get("service", []):
         segs = s["segments_live"] - 1
         if "throughput" not in s:
@@ -207,7 +234,9 @@ def summary_md(result: dict, command: str) -> str:
                      f"(service/ceiling; changes per event)",
                      (f"{fmt(s['throughput']['events_per_s'])} ({100 * ratio:.2f}%"
                       + (f"; {100 * s['ratio_to_same_volume_ceiling']:.1f}% of same-volume pipe"
-                         if "ratio_to_same_volume_ceiling" in s else "") + ")"
+                         if "ratio_to_same_volume_ceiling" in s else "")
+                      + (f"; {100 * s['ratio_to_faust_ceiling']:.1f}% of Faust pipe"
+                         if "ratio_to_faust_ceiling" in s else "") + ")"
                       if ratio else fmt(s["throughput"]["events_per_s"]))
                      + (f"; {cpe}" if cpe is not None else ""), goal))
         if "output_records_per_s" in s:
@@ -305,7 +334,9 @@ condition kind, each segment with its own campaign / city / category and
 thresholds), clock = wall. Throughput = backlog produced before the worker
 starts, time from ready to every partition's marker. The ceiling pipe reads
 copies of the same interaction records (same keys and partitions) and produces
-one membership-change-sized record per input. One vs two workers: the same
+one membership-change-sized record per input; the Faust pipe does the same in
+a minimal Faust app (one agent over `stream.events()`, `await topic.send()`,
+memory store), timed from its first input to its last output acked. One vs two workers: the same
 topics and contacts, half the interactions with one worker running, the other
 half after a second worker joined; both produced while the workers run, on
 this 2-core host that also runs the broker. The DuckDB recompute runs the same
