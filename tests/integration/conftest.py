@@ -97,6 +97,7 @@ class TopicReader:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.timestamps: list[int] = []  # each record's Kafka timestamp (ms)
         self._settings, self._topic = settings, topic
         self._next: dict[int, int] = {}  # partition -> next offset to read
         bootstrap = settings.bootstrap_servers
@@ -116,6 +117,7 @@ class TopicReader:
             batches = await self._consumer.getmany(timeout_ms=100)
             for tp, records in batches.items():
                 self.records.extend((r.key, r.value) for r in records)
+                self.timestamps.extend(r.timestamp for r in records)
                 if records:
                     self._next[tp.partition] = records[-1].offset + 1
 
