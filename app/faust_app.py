@@ -166,11 +166,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # Tables keep their changelog futures for the evaluator to wait on.
         Table="agents.buffered_tables:ChangelogTrackingTable",
     )
-    # Table changelog records wait in Faust's producer buffer for its send
-    # task; past 100 (its default) it logs "producer buffer full" and holds
-    # the evaluator until it drains. A batch writes a few records per input:
-    # size the buffer for a whole batch so steady load never meets the limit.
-    app.producer.buffer.max_messages = max(1000, 4 * settings.batch_max)
     topics = _declare_topics(app, settings)
     tables = _declare_tables(app, settings)
     register_topic_setup(app, topics)
