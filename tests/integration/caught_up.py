@@ -25,7 +25,9 @@ from app.settings import Settings
 
 __all__ = ["end_offsets", "wait_caught_up"]
 
-_POLL = 0.05  # seconds between offset probes
+# Seconds between offset probes: committed offsets live on the broker and
+# nothing notifies a change, so this is the one condition polled.
+_POLL = 0.05
 
 
 def _partitions(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:

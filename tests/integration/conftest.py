@@ -106,6 +106,7 @@ class TopicReader:
             enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
         )
         self._task: asyncio.Task[None] | None = None
+        self._read = asyncio.Condition()  # notified whenever records arrive
 
     async def start(self) -> TopicReader:
         await self._consumer.start()
@@ -120,6 +121,17 @@ class TopicReader:
                 self.timestamps.extend(r.timestamp for r in records)
                 if records:
                     self._next[tp.partition] = records[-1].offset + 1
+            if batches:
+                async with self._read:
+                    self._read.notify_all()
+
+    async def until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        """Return once ``done()`` holds, re-checked whenever records arrive."""
+        async with self._read:
+            try:
+                await asyncio.wait_for(self._read.wait_for(done), timeout)
+            except TimeoutError:
+                raise AssertionError(f"{what}: not within {timeout} s") from None
 
     def values(self) -> list[Any]:
         return [orjson.loads(v) for _, v in self.records if v is not None]
@@ -127,13 +139,9 @@ class TopicReader:
     async def wait_for(
         self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0
     ) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            values = self.values()
-            if predicate(values):
-                return values
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s; have {self.values()!r}")
+        await self.until(lambda: predicate(self.values()), timeout,
+                         f"{self._topic}: expected records")
+        return self.values()
 
     async def settle(self, timeout: float = 60.0) -> list[Any]:
         """Every record produced by the worker for inputs sent before this
@@ -141,10 +149,9 @@ class TopicReader:
         deadline = time.monotonic() + timeout
         await wait_caught_up(self._settings, timeout)
         ends = await end_offsets(self._settings, [self._topic])
-        while any(self._next.get(tp.partition, 0) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"reader of {self._topic} not at {ends}: {self._next}")
-            await asyncio.sleep(0.05)
+        await self.until(
+            lambda: all(self._next.get(tp.partition, 0) >= end for tp, end in ends.items()),
+            max(0.0, deadline - time.monotonic()), f"reader of {self._topic} at {ends}")
         return self.values()
 
     async def stop(self) -> None:
