@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     # limits. An input that would grow a state past this is dead-lettered
     # (the state and memberships stay as they were) instead of failing the
     # changelog write, which would stop the worker on every replay.
-    max_contact_state_bytes: int = Field(default=1_000_000, ge=10_000)
+    # 900,000: the changelog record adds the key and record overhead, and
+    # Faust's producer refuses records over its max_request_size, 1,000,000.
+    max_contact_state_bytes: int = Field(default=900_000, ge=10_000)
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"

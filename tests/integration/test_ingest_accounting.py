@@ -274,7 +274,10 @@ async def test_every_fuzzed_input_is_forwarded_or_dead_lettered_exactly_once(
     assert not problems, "\n".join(problems[:30])
     # Nothing forwarded or dead-lettered that was not an input.
     assert set(by_source) | set(dead) <= set(where)
-    assert evaluator_letters == [], evaluator_letters[:5]
+    # The evaluator refuses nothing but an input near the input limit whose
+    # contact state would outgrow SEGMENTFLOW_MAX_CONTACT_STATE_BYTES (it is
+    # dead-lettered there with that reason, so still accounted for).
+    assert all("would grow to" in d["reason"] for d in evaluator_letters), evaluator_letters[:5]
     counts = {"forward": sum(i.expect == "forward" for i in items)}
     print(f"{len(items)} inputs: {counts['forward']} forwarded, "
           f"{len(items) - counts['forward']} dead-lettered")

@@ -30,7 +30,7 @@ async def test_input_that_would_outgrow_the_state_limit_is_dead_lettered(
         await pub.flush()
         await wait_segment_applied(worker, "paris", 1, settings.partitions)
         # Each upsert fits the input limit (1,000,000 bytes); the second would
-        # take the merged profile past the state limit, 1,000,000 bytes by
+        # take the merged profile past the state limit, 900,000 bytes by
         # default, and the broker's 1 MiB record limit with it (it would also
         # have made c1 join).
         await pub.send(ContactUpsert(contact_id="c1", attributes=_big("a")))
