@@ -14,12 +14,20 @@ Layouts inside a keyspace:
   big-endian, so a prefix scan by contact returns its events in time order.
   Contact ids never contain ``\\x00`` (refused here), so one contact's prefix
   never matches another contact's keys.
-- ``DUE``: ``time (8 bytes) + contact_id``: a range scan up to "now" wakes
-  the due contacts in time order.
-- ``META``: replicated partition metadata (goes through the changelog).
+- ``DUE``: ``time (8 bytes, µs) + contact_id``: a range scan up to "now"
+  wakes the due contacts in time order.
+- ``SEGMENTS``: ``segment_id``: the definition (JSON), replicated into every
+  partition by broadcast commands so each partition replays on its own.
+- ``ACCOUNTS``: ``account_id``: the account's attributes (JSON), replicated
+  likewise.
+- ``ACCOUNT_CONTACTS``: ``account_id + b"\\x00" + contact_id``: which of this
+  partition's contacts belong to an account (prefix scan by account).
+- ``BACKFILLS``: ``segment_id``: progress of re-evaluating the partition's
+  contacts for a new, changed or deleted segment.
+- ``META``: partition metadata (the event clock), through the changelog.
 - ``LOCAL``: never in a transaction nor the changelog (the checkpoint).
 
-Times are signed epoch milliseconds stored with the sign bit flipped, so
+Times are signed epoch integers (archive: ms, due: µs) with the sign bit flipped, so
 negative times also sort before positive ones.
 """
 
@@ -30,6 +38,8 @@ from enum import IntEnum
 __all__ = [
     "CHECKPOINT_KEY",
     "Keyspace",
+    "account_contact_key",
+    "account_contact_prefix",
     "archive_key",
     "archive_prefix",
     "contact_key",
@@ -58,6 +68,10 @@ class Keyspace(IntEnum):
     CONTACTS = 2
     ARCHIVE = 3
     DUE = 4
+    SEGMENTS = 5
+    ACCOUNTS = 6
+    ACCOUNT_CONTACTS = 7
+    BACKFILLS = 8
 
 
 CHECKPOINT_KEY = bytes([Keyspace.LOCAL]) + b"changelog-offset"
@@ -133,16 +147,28 @@ def decode_archive_key(key: bytes) -> tuple[str, int, int]:
     return key[:-13].decode("utf-8"), decode_time(key[-12:-4]), int.from_bytes(key[-4:], "big")
 
 
-def due_key(due_ms: int, contact_id: str) -> bytes:
-    """Key of a due entry in ``DUE``; byte order = (time, contact)."""
-    return encode_time(due_ms) + _contact_bytes(contact_id)
+def due_key(due_us: int, contact_id: str) -> bytes:
+    """Key of a due entry in ``DUE``; byte order = (time, contact). Times in
+    microseconds, the engine's unit: a rounded due time would wake a contact
+    before its window actually moves."""
+    return encode_time(due_us) + _contact_bytes(contact_id)
 
 
 def decode_due_key(key: bytes) -> tuple[int, str]:
-    """``(due_ms, contact_id)`` of a ``DUE`` key."""
+    """``(due_us, contact_id)`` of a ``DUE`` key."""
     if len(key) < 9:
         raise ValueError(f"not a due key: {key!r}")
     return decode_time(key[:8]), key[8:].decode("utf-8")
+
+
+def account_contact_prefix(account_id: str) -> bytes:
+    """Prefix of an account's ``ACCOUNT_CONTACTS`` keys."""
+    return _contact_bytes(account_id) + b"\x00"
+
+
+def account_contact_key(account_id: str, contact_id: str) -> bytes:
+    """Key of one (account, contact) pair in ``ACCOUNT_CONTACTS``."""
+    return account_contact_prefix(account_id) + _contact_bytes(contact_id)
 
 
 def encode_offset(offset: int) -> bytes:
