@@ -31,6 +31,7 @@ from agents.partition_clock import PartitionClock
 from agents.partition_scan import keys_in_chunk, scan_partition
 from agents.partition_tables import AccountIndex, DueIndex, PartitionAccounts, PartitionCatalogs
 from agents.partitioning import partition_for
+from agents.refusals import SegmentRefusals
 from agents.state_reads import EvaluatorReads
 from app.faust_app import Tables, Topics
 from app.metrics import Metrics
@@ -112,6 +113,7 @@ class Evaluator:
         self.catalogs = PartitionCatalogs(
             BufferedTable(tables.segments, self.batch), settings.limits,
             on_quarantine=lambda *_: self.metrics.segments_quarantined.inc())
+        self.refusals = SegmentRefusals(BufferedTable(tables.segments, self.batch))
         self.account_index = AccountIndex(BufferedTable(tables.account_contacts, self.batch))
         self.due = DueIndex(BufferedTable(tables.due, self.batch), settings.partitions)
         self.clock = PartitionClock(settings.clock, BufferedTable(tables.clock, self.batch))
@@ -263,11 +265,17 @@ class Evaluator:
 
     async def on_segment(self, partition: int, definition: SegmentDefinition,
                          now: datetime) -> None:
-        self.catalogs.put(partition, definition)
+        try:
+            self.catalogs.put(partition, definition)
+        except Exception as exc:  # refused: the previous version stays in force
+            self.refusals.record(partition, definition, exc)
+            raise
+        self.refusals.clear(partition, definition.id)
         await self.run_backfill_chunk(partition, Backfill(definition.id, definition.version), now)
 
     async def on_segment_delete(self, partition: int, segment_id: str, now: datetime) -> None:
         self.catalogs.remove(partition, segment_id)
+        self.refusals.clear(partition, segment_id)
         await self.run_backfill_chunk(partition, Backfill(segment_id, 0), now)
 
     async def on_backfill(self, partition: int, body: dict[str, Any], now: datetime) -> None:
@@ -343,8 +351,9 @@ class EvaluatorHandle(EvaluatorReads):
 
     def segment_status(self, segment_id: str) -> dict[int, dict[str, Any]]:
         """Per partition held here: applied version (0 = unknown/deleted),
-        backfill progress, and why its stored definition was left out of the
-        catalog if it was (``quarantined``, else None)."""
+        backfill progress, why its stored definition was left out of the
+        catalog if it was (``quarantined``, else None), and the newest
+        definition the partition refused (``refused``: version and reason)."""
         status: dict[int, dict[str, Any]] = {}
         catalogs = self._evaluator.catalogs
         for partition in self.held_partitions():
@@ -356,6 +365,7 @@ class EvaluatorHandle(EvaluatorReads):
                 "contacts_scanned": job.scanned if job else 0,
                 "backfill_complete": job.complete if job else False,
                 "quarantined": catalogs.quarantined(partition).get(segment_id),
+                "refused": self._evaluator.refusals.get(partition, segment_id),
             }
         return status
 

@@ -144,6 +144,17 @@ class EvaluatorReads:
                     found[segment_id] = defn
         return found
 
+    def refusals(self) -> dict[str, dict[str, Any]]:
+        """Segment id -> ``{"version", "reason"}`` of the newest definition a
+        held partition refused (agents/refusals.py), while no later version
+        is applied. Definitions are broadcast: every partition refuses alike."""
+        found: dict[str, dict[str, Any]] = {}
+        for partition in sorted(self.held_partitions()):
+            for segment_id, record in self._evaluator.refusals.of_partition(partition).items():
+                if segment_id not in found or record["version"] > found[segment_id]["version"]:
+                    found[segment_id] = record
+        return found
+
     # -- contacts --------------------------------------------------------------------
 
     def contact(self, contact_id: str) -> ContactView:
@@ -282,6 +293,7 @@ class EvaluatorReads:
             "due_entries": len(evaluator.due),
             "tick_lag": max(0.0, (now_us - min(earliest)) / 1e6) if earliest else 0.0,
             "golive": golive,
+            "refused": len(self.refusals()),
             "consumer_lag": self._consumer_lag(),
         }
 

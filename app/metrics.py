@@ -70,6 +70,10 @@ class _StateCollector(Collector):
                      "(0 during a rebalance or recovery).", snap["partitions"])
         yield from (self._per_segment(snap) if self.segment_labels
                     else self._aggregated(snap))
+        yield _gauge("segmentflow_segments_refused",
+                     "Segments whose newest definition the evaluator refused (a reference "
+                     "cycle, a compile error): the previous version stays in force.",
+                     snap.get("refused", 0))
         yield _gauge("segmentflow_due_index_entries",
                      "Contacts waiting in the due-time index (this worker).", snap["due_entries"])
         yield _gauge("segmentflow_tick_lag_seconds",

@@ -281,4 +281,4 @@ async def test_unloadable_stored_definition_is_quarantined_not_poisoning_its_par
     assert w.joined("deep") == {"c1"}
     assert reads.segment_status("deep")[0] == {
         "version": 2, "backfill_version": 2, "contacts_scanned": 1,
-        "backfill_complete": True, "quarantined": None}
+        "backfill_complete": True, "quarantined": None, "refused": None}
