@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import click
@@ -41,14 +42,29 @@ def worker(web_port: int | None, data_dir: str | None) -> None:
 
 @cli.command()
 @click.option("--events", type=int, default=20_000, show_default=True,
-              help="Interactions to replay from the Online Retail history.")
+              help="Lines of the Online Retail history to replay (20,000: 12 days).")
 @click.option("--prefix", default=None, help="Topic prefix (default: a fresh demo-<time>).")
-def demo(events: int, prefix: str | None) -> None:
-    """Start a worker, define demo segments, replay real purchase history and
-    show membership changes as they happen."""
+@click.option("--web-port", type=int, default=None,
+              help="API port of the demo's worker (default: SEGMENTFLOW_WEB_PORT, 6066).")
+@click.option("--once", is_flag=True, help="Stop after the replay (no synthetic trickle).")
+@click.option("--trickle-days", type=click.IntRange(0), default=None,
+              help="Stop after this many synthetic days (default: run until Ctrl-C).")
+@click.option("--pace", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds between synthetic days.")
+def demo(events: int, prefix: str | None, web_port: int | None, once: bool,
+         trickle_days: int | None, pace: float) -> None:
+    """Start a worker on the event clock, define the demo segments, replay
+    real purchase history day by day, then a trickle of synthetic purchases
+    so windows expire; membership changes scroll, segment sizes stay in
+    view. The same output every run. Ctrl-C stops it."""
     from tools.demo import run_demo
 
-    sys.exit(asyncio.run(run_demo(events=events, prefix=prefix)))
+    settings = Settings()
+    # Ctrl-C (and SIGTERM) end the demo: it stops its worker and prints the sizes.
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit(run_kafka(settings, run_demo(
+            events=events, prefix=prefix, web_port=web_port,
+            trickle=0 if once else trickle_days, pace=pace)))
 
 
 @cli.command("produce-demo")
