@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 UV_VERSION  := 0.13.8
 
 
-.PHONY: install install-bench lock system-deps demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
+.PHONY: install install-bench lock system-deps system-deps-kafka demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
 
 # Installs exactly what requirements/dev.lock pins (with hashes), then the
 # project itself without resolving anything again. `make lock` refreshes
@@ -33,8 +33,10 @@ lock: install
 	.venv/bin/uv pip compile pyproject.toml --extra dev --extra bench --universal \
 		--python-version 3.11 --generate-hashes -q -o requirements/bench.lock
 
-# Starts the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), a worker,
-# demo segments and real purchase history; prints membership changes live.
+# Starts the local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), a worker on
+# the event clock, demo segments and real purchase history, then a trickle of
+# synthetic purchases; prints membership changes live until Ctrl-C. Needs
+# Java and Python only (Maven once, to fetch the Kafka jars).
 demo: install kafka-start
 	KAFKA_BOOTSTRAP_SERVERS=$$($(KAFKA) bootstrap) .venv/bin/segmentflow demo
 
@@ -68,11 +70,17 @@ schemas: install
 bench: install-bench
 	$(PY) bench/engine_bench.py
 
-# Java + Maven (local Kafka) and Prometheus/promtool (metrics tests).
+# Everything the tests need: Java + Maven (local Kafka) and Prometheus/promtool
+# (metrics tests).
 system-deps:
-	@bash deploy/install-system-deps.sh
+	@bash deploy/install-system-deps.sh all
 
-kafka-start: system-deps
+# Only what the local broker needs (demo, worker): Java, and Maven until the
+# Kafka jars are fetched; nothing when KAFKA_BOOTSTRAP_SERVERS is set.
+system-deps-kafka:
+	@bash deploy/install-system-deps.sh kafka
+
+kafka-start: system-deps-kafka
 	@$(KAFKA) start >/dev/null
 
 kafka-stop:
