@@ -144,6 +144,15 @@ class EvaluatorReads:
                     found[segment_id] = defn
         return found
 
+    def refusal(self, segment_id: str) -> dict[str, Any] | None:
+        """``refusals()`` of one segment (point reads, no scan)."""
+        found = None
+        for partition in self.held_partitions():
+            record = self._evaluator.refusals.get(partition, segment_id)
+            if record is not None and (found is None or record["version"] > found["version"]):
+                found = record
+        return found
+
     def refusals(self) -> dict[str, dict[str, Any]]:
         """Segment id -> ``{"version", "reason"}`` of the newest definition a
         held partition refused (agents/refusals.py), while no later version

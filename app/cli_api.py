@@ -39,6 +39,14 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def refused_line(s: dict[str, Any]) -> str | None:
+    """A segment's refused definition, if any, with what stays in force."""
+    if s.get("refused_version") is None:
+        return None
+    kept = f"v{s['version']} stays in force" if s["version"] else "nothing in force"
+    return f"v{s['refused_version']} refused: {s['refused_reason']} ({kept})"
+
+
 def read_segment_items(path: str) -> list[Any]:
     """Every item of a YAML or JSON file (``-``: stdin): one document,
     several YAML documents, a list, or ``{"segments": [...]}``."""
@@ -108,12 +116,14 @@ def _pages(client: ApiClient, segment_id: str, limit: int, cursor: str | None, e
 def register_api_commands(cli: click.Group) -> None:
     @api_command(cli, "list")
     def list_(client: ApiClient, as_json: bool) -> None:
-        """List segments with their exact member counts."""
+        """List segments with their exact member counts (and refused definitions)."""
         payload = client.get("/segments")
         rows = payload["segments"]
         for row in rows:
             row["members"] = row["member_count"]
         human = table(rows, ["id", "status", "version", "members", "kind", "formula"])
+        human += "".join(f"\nsegment/{row['id']} {line}" for row in rows
+                         if (line := refused_line(row)) is not None)
         if not payload["complete"]:
             human += "\n(partial: other workers hold some partitions)"
         emit(as_json, payload, human)
@@ -121,16 +131,19 @@ def register_api_commands(cli: click.Group) -> None:
     @api_command(cli)
     @click.argument("segment_id")
     def show(client: ApiClient, as_json: bool, segment_id: str) -> None:
-        """Status, version, formula, member count and go-live progress."""
+        """Status, version, formula, member count and go-live progress; a
+        refused definition with its reason (the version in force is shown)."""
         s = client.get(f"/segments/{segment_id}")
         g = s["go_live"]
         progress = (f"complete ({g['contacts_scanned']} contacts)" if g["complete"] else
                     f"{g['partitions_complete']}/{g['partitions']} partitions, "
                     f"{g['contacts_scanned']} contacts scanned")
+        refused = refused_line(s)
         human = "\n".join([
-            f"id:        {s['id']}", f"name:      {s['name']}", f"kind:      {s['kind']}",
-            f"status:    {s['status']}",
+            f"id:        {s['id']}", f"name:      {s['name'] or '-'}",
+            f"kind:      {s['kind'] or '-'}", f"status:    {s['status']}",
             f"version:   {s['version']} (applied: {s['applied_version']})",
+            *([f"refused:   {refused}"] if refused else []),
             f"formula:   {s['formula'] or '-'}", f"members:   {s['member_count']}",
             f"go-live:   {progress}"])
         emit(as_json, s, human)

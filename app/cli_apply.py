@@ -85,13 +85,15 @@ def _known_catalog(listing: list[dict[str, Any]]) -> Catalog:
     return catalog
 
 
-def _current(client: ApiClient, segment_id: str) -> dict[str, Any] | None:
+def _current(client: ApiClient, segment_id: str) -> tuple[dict[str, Any] | None, bool]:
+    """The definition in force (None: new) and whether a newer one was refused."""
     try:
-        return client.get(f"/segments/{segment_id}")["definition"]
+        summary = client.get(f"/segments/{segment_id}")
     except ApiClientError as exc:
         if exc.status in (400, 404, 422):  # new, or an id the model check refuses
-            return None
+            return None, False
         raise
+    return summary["definition"], summary.get("refused_version") is not None
 
 
 def check(client: ApiClient, docs: list[Any]) -> list[Item]:
@@ -110,7 +112,7 @@ def check(client: ApiClient, docs: list[Any]) -> list[Item]:
             item.reason = f"id also in document {seen[item.id]}"
             continue
         seen[item.id] = item.index
-        item.current = _current(client, item.id)
+        item.current, refused = _current(client, item.id)
         try:
             defn = SegmentDefinition.model_validate(_values(doc, item.current))
             catalog = catalog.put(defn)
@@ -124,7 +126,8 @@ def check(client: ApiClient, docs: list[Any]) -> list[Item]:
         except ValueError as exc:  # CycleError, CompileError
             item.result, item.reason = "refused", str(exc)
             continue
-        if item.current is not None and _unchanged(doc, item.current):
+        # A refused newer version: writing the file again replaces it.
+        if item.current is not None and not refused and _unchanged(doc, item.current):
             item.result, item.version = "unchanged", item.current["version"]
     return items
 

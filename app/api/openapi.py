@@ -33,6 +33,15 @@ _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 _NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+# The newest definition the evaluators refused (null when none): the previous
+# version stays in force; status "refused" when no version is in force at all.
+_REFUSED = {
+    "refused_version": {**_NULLABLE_INT, "description":
+                        "the newest version the evaluators refused, if newer than the one "
+                        "in force (which stays in force)"},
+    "refused_reason": {**_NULLABLE_STR, "description": "why it was refused"},
+}
 _COVERAGE = {
     "partitions_answered": {"type": "array", "items": _INT},
     "partitions_total": _INT,
@@ -46,16 +55,21 @@ _SCHEMAS: dict[str, Any] = {
         "details": {"type": "array", "items": {"type": "object"}}})}),
     "GoLive": _obj({"version": _INT, "partitions": _INT, "partitions_complete": _INT,
                     "contacts_scanned": _INT, "complete": _BOOL}),
-    "SegmentListItem": _obj({"id": _STR, "name": _STR, "kind": _STR, "status": _STR,
-                             "version": _INT, "formula": _NULLABLE_STR,
-                             "member_count": _INT}),
+    "SegmentListItem": _obj({"id": _STR, "name": _NULLABLE_STR, "kind": _NULLABLE_STR,
+                             "status": _STR, "version": _INT, "formula": _NULLABLE_STR,
+                             **_REFUSED, "member_count": _INT}),
     "SegmentList": _obj({"segments": {"type": "array", "items": _ref("SegmentListItem")},
                          **_COVERAGE}),
     "SegmentSummary": _obj({
-        "id": _STR, "name": _STR, "kind": _STR, "status": _STR, "version": _INT,
-        "applied_version": _INT, "formula": _NULLABLE_STR,
+        "id": _STR, "name": _NULLABLE_STR, "kind": _NULLABLE_STR,
+        "status": {"type": "string", "description":
+                   "of the definition in force; 'refused' when none is (its only "
+                   "definition was refused)"},
+        "version": _INT, "applied_version": _INT, "formula": _NULLABLE_STR, **_REFUSED,
         "member_count": {"type": "integer", "description": "exact (a scan of the contacts)"},
-        "go_live": _ref("GoLive"), "definition": _ref("SegmentDefinition"), **_COVERAGE}),
+        "go_live": _ref("GoLive"),
+        "definition": {"anyOf": [_ref("SegmentDefinition"), {"type": "null"}]},
+        **_COVERAGE}),
     "SegmentStatus": _obj({"segment_id": _STR, "version": _INT, "status": _STR,
                            "go_live": _ref("GoLive"),
                            "partitions": {"type": "object", "additionalProperties": _obj({
@@ -121,7 +135,8 @@ def _write(summary: str, ok: dict[str, Any], *, body: bool = False,
                                 "422": _err("invalid definition (names field and position), "
                                             "or a body too deep / with too many values / "
                                             "with YAML anchors"),
-                                "409": _err("exists, or a reference cycle")})
+                                "409": _err("exists, or a reference cycle (with the applied "
+                                            "segments or ones accepted, not yet applied)")})
     if params:
         op["parameters"] = params
     return op

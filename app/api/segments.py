@@ -23,6 +23,14 @@ def _public(defn: SegmentDefinition) -> dict[str, Any]:
     return defn.model_dump(mode="json", exclude_none=True)
 
 
+def _refused_fields(refused: dict[str, Any] | None, in_force: int) -> dict[str, Any]:
+    """The newest definition the evaluators refused, if newer than the one
+    shown (which stays in force)."""
+    if refused is None or refused["version"] <= in_force:
+        return {"refused_version": None, "refused_reason": None}
+    return {"refused_version": refused["version"], "refused_reason": refused["reason"]}
+
+
 def _go_live(status: dict[int, dict[str, Any]], version: int) -> dict[str, Any]:
     parts = status.values()
     done = sum(1 for s in parts
@@ -73,7 +81,13 @@ async def _status_everywhere(ctx: ApiContext, request: Request, segment_id: str
 
 
 async def _summary(ctx: ApiContext, request: Request, segment_id: str) -> dict[str, Any]:
-    defn = _known(ctx, segment_id)
+    """The definition in force (or accepted here, pending), and the newest
+    refused one if any: a segment whose only definition was refused has
+    status ``refused`` and nothing in force (version 0)."""
+    defn = ctx.writer.current(segment_id)
+    refused = _refused_fields(ctx.writer.refusal(segment_id), defn.version if defn else 0)
+    if defn is None and refused["refused_version"] is None:
+        raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
     status = await _status_everywhere(ctx, request, segment_id)
     applied = min((s["version"] for s in status.values()), default=0)
     count = await ctx.reads.member_count(segment_id)
@@ -82,17 +96,19 @@ async def _summary(ctx: ApiContext, request: Request, segment_id: str) -> dict[s
         for answer in await ctx.cluster.gather(request, "GET", f"/segments/{segment_id}"):
             count += answer["member_count"]
             others |= set(answer["partitions_answered"])
+    version = defn.version if defn else 0
     return {
         "id": segment_id,
-        "name": defn.name,
-        "kind": defn.kind,
-        "status": defn.status,
-        "version": defn.version,
+        "name": defn.name if defn else None,
+        "kind": defn.kind if defn else None,
+        "status": defn.status if defn else "refused",
+        "version": version,
         "applied_version": applied,
-        "formula": defn.formula,
+        "formula": defn.formula if defn else None,
+        **refused,
         "member_count": count,
-        "go_live": _go_live(status, defn.version),
-        "definition": _public(defn),
+        "go_live": _go_live(status, version),
+        "definition": _public(defn) if defn else None,
         **coverage(ctx, others),
     }
 
@@ -105,10 +121,17 @@ async def _list(ctx: ApiContext, request: Request) -> dict[str, Any]:
             others |= set(answer["partitions_answered"])
             for item in answer["segments"]:
                 sizes[item["id"]] = sizes.get(item["id"], 0) + item["member_count"]
-    items = [{"id": d.id, "name": d.name, "kind": d.kind, "status": d.status,
-              "version": d.version, "formula": d.formula,
-              "member_count": sizes.get(d.id, 0)}
-             for d in sorted(ctx.reads.definitions().values(), key=lambda d: d.id)]
+    applied = ctx.reads.definitions()
+    refusals = ctx.reads.refusals()
+    items = []
+    for segment_id in sorted(applied.keys() | refusals.keys()):
+        d = applied.get(segment_id)
+        version = d.version if d else 0
+        items.append({"id": segment_id, "name": d.name if d else None,
+                      "kind": d.kind if d else None, "status": d.status if d else "refused",
+                      "version": version, "formula": d.formula if d else None,
+                      **_refused_fields(refusals.get(segment_id), version),
+                      "member_count": sizes.get(segment_id, 0)})
     return {"segments": items, **coverage(ctx, others)}
 
 

@@ -3,9 +3,16 @@
 The segment-definitions topic is the truth; the evaluator applies what
 arrives there (in every partition). A write here checks the definition with
 the pydantic model and, for references between segments, with an
-``engine.Catalog`` built from the current catalog plus the new definition,
-then produces it and returns it as accepted (202): it is live once the
-evaluators have applied it (``GET /segments/{id}`` shows the progress).
+``engine.Catalog`` built from the applied catalog, every definition this
+API accepted that the evaluators have not applied yet (the pending set),
+and the new definition; then produces it and returns it as accepted (202):
+it is live once the evaluators have applied it (``GET /segments/{id}`` shows
+the progress). The check and the produce are serialised (one definition
+write at a time on a worker), so two quick writes that reference each other
+cannot both pass: the second gets a 409 at once. A definition the
+evaluators refuse anyway (written through another worker at the same
+instant, or straight to the topic) is shown as refused (agents/refusals.py),
+and the version in force stays the previous one.
 
 Versions: each write is the newest version known here (applied by the
 evaluator, or produced earlier by this worker's API) plus one.
@@ -13,6 +20,7 @@ evaluator, or produced earlier by this worker's API) plus one.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -45,18 +53,49 @@ class DefinitionWriter:
         # Definition writes are charged by formula size (app/api/budget.py)
         # so a write flood cannot stall evaluation on any worker.
         self._budget = WriteBudget(definition_chars_per_second)
+        # Check + produce of definition writes, one at a time (the pending set).
+        self._writing = asyncio.Lock()
+
+    def refusal(self, segment_id: str) -> dict[str, Any] | None:
+        """``{"version", "reason"}`` of the segment's newest definition the
+        evaluators refused, while no later version is applied; else None."""
+        return self._reads.refusal(segment_id)
+
+    def _is_pending(self, segment_id: str, version: int, applied: SegmentDefinition | None,
+                    refused: dict[str, Any] | None) -> bool:
+        """Produced here at ``version`` and neither applied nor refused yet."""
+        if applied is not None and applied.version >= version:
+            return False
+        return refused is None or refused["version"] < version
 
     def current(self, segment_id: str) -> SegmentDefinition | None:
+        """The definition in force, or a newer one produced here that the
+        evaluators have not applied yet (never one they refused)."""
         applied = self._reads.definitions().get(segment_id)
         produced = self._produced.get(segment_id)
-        if produced is not None and (applied is None or produced[0] > applied.version):
+        if produced is not None and self._is_pending(
+                segment_id, produced[0], applied, self.refusal(segment_id)):
             return produced[1]
         return applied
+
+    def pending(self) -> dict[str, SegmentDefinition | None]:
+        """Definitions (None: deletes) accepted here, not yet applied or refused."""
+        applied = self._reads.definitions()
+        found: dict[str, SegmentDefinition | None] = {}
+        for segment_id, (version, definition) in self._produced.items():
+            before = applied.get(segment_id)
+            if definition is None and before is None:
+                continue  # a delete of what is not there (any more)
+            if self._is_pending(segment_id, version, before, self.refusal(segment_id)):
+                found[segment_id] = definition
+        return found
 
     def _next_version(self, segment_id: str) -> int:
         applied = self._reads.definitions().get(segment_id)
         produced = self._produced.get(segment_id)
-        return max(applied.version if applied else 0, produced[0] if produced else 0) + 1
+        refused = self.refusal(segment_id)
+        return max(applied.version if applied else 0, produced[0] if produced else 0,
+                   refused["version"] if refused else 0) + 1
 
     async def build(self, segment_id: str | None, body: Any, *,
                     existing: SegmentDefinition | None, slot: Any) -> SegmentDefinition:
@@ -67,7 +106,6 @@ class DefinitionWriter:
                                       "segment definition")
         if isinstance(result, Refusal):
             raise result.error()
-        self.check_references(result)
         return result
 
     def values(self, segment_id: str | None, body: Any, *, existing: SegmentDefinition | None
@@ -97,19 +135,40 @@ class DefinitionWriter:
         return values
 
     def check_references(self, definition: SegmentDefinition) -> None:
+        """Refuse ``definition`` if it cannot join the applied catalog plus
+        the pending set: what the evaluators will hold once they applied
+        everything accepted so far."""
         catalog = self._reads.catalog()
         if catalog is None:
             raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
+        pending = self.pending()
+        for segment_id, accepted in pending.items():
+            if segment_id == definition.id:
+                continue
+            try:
+                catalog = (catalog.remove(segment_id) if accepted is None
+                           else catalog.put(accepted))
+            except (ValueError, RecursionError):
+                continue  # the evaluators will refuse it (and show why)
         try:
             catalog.put(definition)
         except CycleError as exc:
-            raise ApiError(409, "reference_cycle", f"segment refused: {exc}") from exc
+            waiting = sorted({s for s in exc.cycle if s in pending and s != definition.id})
+            note = (f" ({', '.join(waiting)}: accepted, not yet applied)" if waiting else "")
+            raise ApiError(409, "reference_cycle", f"segment refused: {exc}{note}") from exc
         except (CompileError, ValueError) as exc:
             raise ApiError(422, "invalid", f"segment refused: {exc}") from exc
         except RecursionError as exc:
             raise ApiError(422, "invalid", "segment refused: it nests too deeply") from exc
 
     async def put(self, definition: SegmentDefinition) -> SegmentDefinition:
+        """Check the references (against the pending set too) and produce,
+        one definition write at a time."""
+        async with self._writing:
+            self.check_references(definition)
+            return await self._put(definition)
+
+    async def _put(self, definition: SegmentDefinition) -> SegmentDefinition:
         value = orjson.dumps(definition.model_dump(mode="json", exclude_none=True))
         wait = self._budget.take(definition.formula)
         if wait > 0:
@@ -137,12 +196,13 @@ class DefinitionWriter:
         return await self.put(defn)
 
     async def delete(self, segment_id: str) -> None:
-        if self.current(segment_id) is None:
-            raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
-        version = self._next_version(segment_id)
-        value = orjson.dumps({"op": "delete", "segment_id": segment_id})
-        await self._produce(self._topics.segment_definitions, segment_id, value)
-        self._produced[segment_id] = (version, None)
+        async with self._writing:
+            if self.current(segment_id) is None and self.refusal(segment_id) is None:
+                raise ApiError(404, "segment_not_found", f'no segment "{clip(segment_id)}"')
+            version = self._next_version(segment_id)
+            value = orjson.dumps({"op": "delete", "segment_id": segment_id})
+            await self._produce(self._topics.segment_definitions, segment_id, value)
+            self._produced[segment_id] = (version, None)
 
     async def static_edit(self, segment_id: str, contact_id: str, op: str) -> StaticEdit:
         if self.current(segment_id) is None:
