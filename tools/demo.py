@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import signal
 import socket
 import sys
@@ -314,8 +315,20 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _cli_command() -> str:
+    """How to call the CLI from here: ``segmentflow`` when it is on the PATH,
+    else the path of the one next to this Python (``.venv/bin/segmentflow``)."""
+    if shutil.which("segmentflow"):
+        return "segmentflow"
+    beside = Path(sys.executable).parent / "segmentflow"
+    with contextlib.suppress(ValueError):
+        return str(beside.relative_to(Path.cwd()))
+    return str(beside)
+
+
 def _api_help(settings: Settings, url: str, open_writes: bool) -> str:
-    cli = f"SEGMENTFLOW_API_URL={url} segmentflow"
+    segmentflow = _cli_command()
+    cli = f"SEGMENTFLOW_API_URL={url} {segmentflow}"
     auth = ("reads and writes open, a local demo" if open_writes
             else "writes need the token of SEGMENTFLOW_API_TOKEN")
     return "\n".join([
@@ -327,7 +340,7 @@ def _api_help(settings: Settings, url: str, open_writes: bool) -> str:
         f"  {cli} members frequent-buyers --limit 5",
         f"  {cli} explain c12748 frequent-buyers",
         f"  KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers} "
-        f"SEGMENTFLOW_TOPIC_PREFIX={settings.topic_prefix} segmentflow watch",
+        f"SEGMENTFLOW_TOPIC_PREFIX={settings.topic_prefix} {segmentflow} watch --from-beginning",
         f"OpenAPI document: {url}/openapi.json. Ctrl-C stops the demo.",
     ])
 
