@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -20,6 +21,8 @@ from app.metrics import Metrics
 from app.settings import Settings
 
 __all__ = ["readiness", "register_web", "web_application_options"]
+
+log = logging.getLogger(__name__)
 
 
 def web_application_options(settings: Settings) -> dict[str, Any]:
@@ -40,6 +43,8 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     async def start_api_workers() -> None:
         # Spawned processes take about a second to import the models.
         work.warm_up()
+        url = f"http://{settings.web_host}:{settings.web_port}"
+        log.info("API at %s (OpenAPI document: %s/openapi.json)", url, url)
 
     register_ops(ctx)
     register_segments(ctx)

@@ -17,7 +17,11 @@ from app.topic_setup import topics_ready
 __all__ = ["readiness", "register_ops"]
 
 
-def readiness(app: faust.App) -> dict[str, Any]:
+def readiness(app: faust.App, evaluator_topic: str) -> dict[str, Any]:
+    """``assigned_partitions`` counts the evaluator-input partitions assigned
+    here, as ``segmentflow_assigned_partitions`` does (the consumer's whole
+    assignment also holds every input topic's and changelog's partitions:
+    105 where the metric said 8)."""
     assignment = app.consumer.assignment() if app.consumer is not None else set()
     recovered = app.tables.recovery.completed.is_set()
     declared = topics_ready(app)
@@ -25,7 +29,7 @@ def readiness(app: faust.App) -> dict[str, Any]:
     return {
         "ready": ready,
         "topics_declared": declared,
-        "assigned_partitions": len(assignment),
+        "assigned_partitions": sum(1 for tp in assignment if tp.topic == evaluator_topic),
         "rebalancing": bool(app.rebalancing),
         "tables_recovered": recovered,
     }
@@ -46,7 +50,7 @@ def register_ops(ctx: ApiContext) -> None:
         has recovered its tables: what a load balancer or a test waits for."""
 
         async def get(self, request: Request) -> Response:
-            state = readiness(app)
+            state = readiness(app, settings.topics.evaluator_input)
             return json_response(state, 200 if state["ready"] else 503)
 
     @app.page("/metrics", name="metrics")
