@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 from faust.types import TableT
-from pydantic import ValidationError
 
 from agents.buffered_tables import BufferedTable
 from agents.partition_scan import scan_partition, scan_prefix
 from engine import Catalog, Limits
 from models.segments import SegmentDefinition
+from runtime.catalogs import compile_stored
 
 __all__ = ["AccountIndex", "DueIndex", "PartitionAccounts", "PartitionCatalogs"]
 
@@ -97,32 +97,7 @@ class PartitionCatalogs:
         return catalog
 
     def _compile(self, entries: list[tuple[bytes, str]]) -> tuple[Catalog, dict[str, str]]:
-        quarantined: dict[str, str] = {}
-        pending: list[SegmentDefinition] = []
-        for raw, segment_id in entries:
-            try:
-                pending.append(SegmentDefinition.model_validate_json(raw))
-            except Exception as exc:  # any failure quarantines it
-                quarantined[segment_id] = f"stored definition cannot be loaded: {_why(exc)}"
-        # Each definition was accepted once, so an order exists in which
-        # every reference resolves; find it by retrying.
-        catalog = Catalog.empty(self._limits)
-        errors: dict[str, str] = {}
-        while pending:
-            rest = []
-            for definition in pending:
-                try:
-                    catalog = catalog.put(definition)
-                except Exception as exc:  # CycleError, CompileError, ...
-                    errors[definition.id] = _why(exc)
-                    rest.append(definition)
-            if len(rest) == len(pending):
-                for definition in rest:
-                    quarantined[definition.id] = (
-                        f"stored definition cannot be compiled: {errors[definition.id]}")
-                break
-            pending = rest
-        return catalog, quarantined
+        return compile_stored([(segment_id, raw) for raw, segment_id in entries], self._limits)
 
     def put(self, partition: int, definition: SegmentDefinition) -> Catalog:
         before = self.get(partition)
@@ -154,21 +129,6 @@ class PartitionCatalogs:
                 self._quarantined[partition] = rest
             else:
                 del self._quarantined[partition]
-
-
-def _why(exc: Exception) -> str:
-    """A short reason: pydantic's first errors without the input they echo."""
-    if isinstance(exc, ValidationError):
-        parts = []
-        for error in exc.errors(include_input=False)[:3]:
-            loc = [str(p) for p in error["loc"]]
-            if len(loc) > 4:  # deep trees: where it starts and where it failed
-                loc = [*loc[:2], "…", loc[-1]]
-            parts.append(f"{'.'.join(loc) or 'definition'}: {error['msg']}")
-        text = "; ".join(parts)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class PartitionAccounts(Mapping[str, Mapping[str, Any]]):
