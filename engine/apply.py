@@ -313,13 +313,17 @@ def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> Routed:
 def _erase(state: ContactState | None, catalog: Catalog, now: datetime) -> Transition:
     if state is None:
         return Transition(None, [], None)
+    # Every pair with a sequence gets a `left` (cause erasure), former
+    # members too (at the next even number: a gap, odd still = joined): the
+    # contact may come back under the same id with sequences from 1, and a
+    # consumer resets a pair's mark only on an erasure it sees.
     changes: list[MembershipChange] = []
     for sid, packed in state.members.items():
-        if packed & 1:
-            seq = packed & SEQ_MASK
-            defn = catalog.get(sid)
-            version = defn.version if defn is not None else packed >> 32
-            changes.append(
-                membership_change(sid, state.contact_id, False, now, _ERASURE, version, seq + 1)
-            )
+        seq = packed & SEQ_MASK
+        defn = catalog.get(sid)
+        version = defn.version if defn is not None else packed >> 32
+        left_seq = seq + 1 if seq & 1 else seq + 2
+        changes.append(
+            membership_change(sid, state.contact_id, False, now, _ERASURE, version, left_seq)
+        )
     return Transition(None, changes, None)

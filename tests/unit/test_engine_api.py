@@ -72,6 +72,20 @@ def test_delete_leaves_every_segment_and_erases_state() -> None:
     assert apply(None, ContactDelete(contact_id="zz"), h.catalog, NOW, {}).changes == []
 
 
+def test_delete_tells_former_members_too() -> None:
+    """A contact erased after it left a segment gets a `left` (erasure) there
+    too, at the next even sequence: consumers reset the pair's mark on it,
+    so the same id re-created later (sequences from 1 again) is not dropped
+    by their sequence filter."""
+    h = Harness(catalog_of(seg("adults", ADULT)))
+    h(upsert(age=70), NOW)
+    h(upsert(age=3), NOW)
+    assert h.state is not None and h.state.membership("adults") == (False, 2, 1)
+    tr = apply(h.state, ContactDelete(contact_id="c1"), h.catalog, NOW, {})
+    assert [(c.segment_id, c.change, c.sequence, c.cause.kind) for c in tr.changes] == [
+        ("adults", "left", 4, "erasure")]
+
+
 def test_state_round_trips_through_bytes() -> None:
     h = Harness(catalog_of(seg("adults", ADULT)))
     h(ContactUpsert(contact_id="c1", attributes={"age": 20, "tags": ["a"], "x": {"y": 1.5}},

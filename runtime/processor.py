@@ -1,0 +1,356 @@
+"""One partition's evaluation, batch by batch, over a transaction.
+
+The only writer of a partition's state. ``process(inputs)`` opens a
+transaction on the partition's :class:`~runtime.staged.StagedStore`,
+applies the inputs in log order with the pure engine, wakes due contacts,
+advances running backfills by one chunk each, prepares, and stages the
+batch: the changes to publish and one changelog record per changed key.
+Nothing here talks to Kafka or Faust; the commit protocol (agents) sends
+the batch and commits it once acknowledged, and a broker-free driver
+(:mod:`runtime.driver`) does the same in tests.
+
+Inputs are envelopes already decoded to ``(kind, body)``: contact inputs
+(``contact``, ``interaction``, ``static_edit``) and the commands every
+partition receives (``segment``, ``segment_delete``, ``account``).
+Backfills continue inside later batches (no records sent to itself) and
+due contacts are woken here, from the wall clock or the partition's event
+time (no broadcast ticks): ``tick`` and ``backfill`` envelopes written by
+older versions are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from engine import (
+    AccountChanged,
+    ContactState,
+    CycleError,
+    SegmentChanged,
+    Tick,
+    apply,
+)
+from engine.timeutil import from_us, to_us
+from models.changes import MembershipChange
+from models.inputs import (
+    AccountDelete,
+    AccountUpsert,
+    ContactDelete,
+    ContactUpsert,
+    Interaction,
+    StaticEdit,
+)
+from models.segments import SegmentDefinition, SegmentDelete
+from runtime.catalogs import CatalogCache, short_reason
+from runtime.keys import Keyspace, contact_key, decode_offset, encode_offset, stored_key
+from runtime.staged import StagedStore
+from runtime.transaction import PartitionTransaction
+from runtime.types import ChangelogRecord
+from runtime.views import AccountIndex, Accounts, Backfill, DueQueue, EventClock, first_items
+
+__all__ = [
+    "INPUT_OFFSET_KEY", "Batch", "PartitionProcessor", "ProcessorConfig", "Refusal",
+    "StateTooLarge",
+]
+
+log = logging.getLogger(__name__)
+
+_REFUSED = b"refused\x00"  # META prefix: segment id -> newest refused definition
+#: META key: offset of the last input log record the state includes. The
+#: batch's last changelog record, so a restored store that holds it holds
+#: the whole batch, and a replay after a crash skips what it already applied.
+INPUT_OFFSET_KEY = b"input-offset"
+_CONTACT_KINDS = frozenset(("contact", "interaction", "static_edit"))
+_LEGACY_KINDS = frozenset(("tick", "backfill"))
+
+
+class StateTooLarge(ValueError):
+    """An input would grow a contact's state past the record size limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    partitions: int
+    clock: Literal["wall", "event"] = "wall"
+    backfill_chunk: int = 2000
+    due_batch: int = 20000
+    max_contact_state_bytes: int = 900_000
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An input that changed nothing, and why (it goes to dead letters)."""
+
+    index: int  # position in the batch
+    reason: str
+    report: bool = True  # False: a broadcast that partition 0 reports
+
+
+@dataclass(slots=True)
+class Batch:
+    """A processed, staged batch: what to send before it may be committed."""
+
+    seq: int  # the staged batch number (StagedStore.commit)
+    changes: list[MembershipChange] = field(default_factory=list)
+    changelog: Sequence[ChangelogRecord] = ()
+    refused: list[Refusal] = field(default_factory=list)
+    emitted_by: list[int] = field(default_factory=list)  # inputs that changed membership
+
+
+def _contact_input(kind: str, body: dict[str, Any]) -> Any:
+    if kind == "contact":
+        return ContactDelete(**body) if body.get("op") == "delete" else ContactUpsert(**body)
+    if kind == "interaction":
+        return Interaction.model_validate(body)
+    return StaticEdit.model_validate(body)
+
+
+def _event_time(inp: Any) -> datetime | None:
+    if isinstance(inp, Interaction):
+        return inp.occurred_at
+    return getattr(inp, "updated_at", None) or getattr(inp, "at", None)
+
+
+def _marker_last(records: list[ChangelogRecord]) -> list[ChangelogRecord]:
+    """The input offset record moved to the end of the batch's records."""
+    marker = stored_key(Keyspace.META, INPUT_OFFSET_KEY)
+    rest = [r for r in records if r[0] != marker]
+    return rest if len(rest) == len(records) else [*rest, (marker, dict(records)[marker])]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PartitionProcessor:
+    """Evaluates one assigned partition; caches live as long as the assignment."""
+
+    def __init__(self, store: StagedStore, config: ProcessorConfig, catalogs: CatalogCache,
+                 wall: Callable[[], datetime] = _utc_now) -> None:
+        self.store, self.config, self.catalogs, self.wall = store, config, catalogs, wall
+        self.partition = store.partition
+        self._accounts_cache: dict[str, Any] = {}
+        self._earliest_due: list[int | None] = [DueQueue._UNKNOWN]
+        self._decoded: dict[str, tuple[bytes, ContactState]] = {}  # this batch's states
+        txn = store.begin()
+        try:
+            stored = [(k.decode(), v) for k, v in txn.scan_range(Keyspace.SEGMENTS)]
+            self.catalog, self.quarantined = catalogs.build(stored)
+            self.refused: dict[str, dict[str, Any]] = {
+                k[len(_REFUSED):].decode(): orjson.loads(v)
+                for k, v in txn.scan_prefix(Keyspace.META, _REFUSED)}
+            self.backfills = {
+                job.segment_id: job for job in
+                (Backfill.from_bytes(v) for _, v in txn.scan_range(Keyspace.BACKFILLS))
+                if not job.complete}
+            self.event_clock = EventClock.load(txn)
+            raw = txn.get(Keyspace.META, INPUT_OFFSET_KEY)
+            #: offset of the last input the state includes (None: none yet)
+            self.applied_offset: int | None = decode_offset(raw) if raw is not None else None
+        finally:
+            txn.close()
+
+    # -- the batch ------------------------------------------------------------
+
+    def process(self, inputs: Sequence[tuple[str, dict[str, Any]]],
+                last_offset: int | None = None) -> Batch:
+        """Apply ``inputs`` (log order) and the partition's timers; stage.
+        ``last_offset``: the input log offset of the last input (recorded
+        with the state, see :data:`INPUT_OFFSET_KEY`)."""
+        txn = self.store.begin()
+        self._txn = txn
+        self._changes: list[MembershipChange] = []
+        self._decoded.clear()
+        refused: list[Refusal] = []
+        emitted_by: list[int] = []
+        try:
+            for index, (kind, body) in enumerate(inputs):
+                before = len(self._changes)
+                try:
+                    self._handle(kind, body)
+                except CycleError as exc:  # a broadcast: every partition refuses it
+                    refused.append(Refusal(index, f"segment refused: {exc}",
+                                           report=self.partition == 0))
+                except Exception as exc:  # never let one input stop the partition
+                    log.exception("evaluation failed on partition %d", self.partition)
+                    refused.append(Refusal(
+                        index, f"evaluation failed: {type(exc).__name__}: {exc}"))
+                if len(self._changes) != before:
+                    emitted_by.append(index)
+            if self.config.clock == "wall":
+                self._wake_due(self.wall())
+            for job in list(self.backfills.values()):
+                self._run_backfill_chunk(job, self._now(None))
+            if last_offset is not None:
+                txn.put(Keyspace.META, INPUT_OFFSET_KEY, encode_offset(last_offset))
+                self.applied_offset = last_offset
+            records = _marker_last(txn.prepare())
+            seq = self.store.stage(records)
+            return Batch(seq, self._changes, records, refused, emitted_by)
+        finally:
+            txn.close()
+            self._decoded.clear()
+
+    def _handle(self, kind: str, body: dict[str, Any]) -> None:
+        if kind in _CONTACT_KINDS:
+            inp = _contact_input(kind, body)
+            now = self._now(_event_time(inp))
+            self._apply(inp.contact_id, inp, now, data=True)
+        elif kind in _LEGACY_KINDS:
+            return
+        elif kind == "segment":
+            self._on_segment(SegmentDefinition.model_validate(body))
+        elif kind == "segment_delete":
+            self._on_segment_delete(SegmentDelete.model_validate(body).segment_id)
+        elif kind == "account":
+            self._on_account(body)
+        else:
+            raise ValueError(f"unknown evaluator command {kind!r}")
+        if self.config.clock == "event":
+            # Replays: time moves with the events, and so do due contacts.
+            self._wake_due(self._now(None))
+
+    # -- time ----------------------------------------------------------------------
+
+    def _now(self, event_time: datetime | None) -> datetime:
+        if self.config.clock == "wall":
+            return self.wall()
+        if event_time is not None:
+            at = to_us(event_time)
+            if self.event_clock is None or at > self.event_clock:
+                self.event_clock = at
+                EventClock.store(self._txn, at)
+        # Before any event time is known, fall back to the wall clock.
+        return from_us(self.event_clock) if self.event_clock is not None else self.wall()
+
+    def _wake_due(self, now: datetime) -> None:
+        due = DueQueue(self._txn, self._earliest_due)
+        for contact_id in due.pop_due(to_us(now), self.config.due_batch):
+            self._apply(contact_id, Tick(), now, was_due=True)
+
+    # -- contacts ----------------------------------------------------------------------
+
+    def _apply(self, contact_id: str, inp: Any, now: datetime, *, data: bool = False,
+               was_due: bool = False, stored: bytes | None = None) -> None:
+        """Apply one input to one contact. ``data``: the input carries data
+        (refused if the state would outgrow the limit); re-evaluations add at
+        most a membership entry, which the headroom below the producer's
+        record limit absorbs. ``stored``: the state bytes a scan just read."""
+        txn = self._txn
+        key = contact_key(contact_id)
+        raw = stored if stored is not None else txn.get(Keyspace.CONTACTS, key)
+        state: ContactState | None = None
+        if raw is not None:
+            cached = self._decoded.get(contact_id)
+            state = cached[1] if cached is not None and cached[0] is raw else (
+                ContactState.from_bytes(raw))
+        elif not data:
+            return  # erased meanwhile: nothing to re-evaluate
+        transition = apply(state, inp, self.catalog, now, Accounts(txn, self._accounts_cache))
+        new = transition.state
+        encoded = new.to_bytes() if new is not None else None
+        if data and encoded is not None and len(encoded) > self.config.max_contact_state_bytes:
+            # Refused before anything is published: the contact stays as it was.
+            raise StateTooLarge(
+                f"contact {contact_id!r} would grow to {len(encoded):,} bytes of state "
+                f"(SEGMENTFLOW_MAX_CONTACT_STATE_BYTES: "
+                f"{self.config.max_contact_state_bytes:,})")
+        self._changes.extend(transition.changes)
+        old_account = state.account_id if state is not None else None
+        old_due = None if was_due or state is None else state.next_due_us()
+        index, due = AccountIndex(txn), DueQueue(txn, self._earliest_due)
+        if new is None or encoded is None:
+            if raw is not None:
+                txn.delete(Keyspace.CONTACTS, key)
+            self._decoded.pop(contact_id, None)
+            index.move(contact_id, old_account, None)
+            due.set(contact_id, old_due, None)
+            return
+        if encoded != raw:  # most re-evaluations change nothing: no write
+            txn.put(Keyspace.CONTACTS, key, encoded)
+            self._decoded[contact_id] = (encoded, new)
+        index.move(contact_id, old_account, new.account_id)
+        due.set(contact_id, old_due, new.next_due_us())
+
+    # -- segments and backfills ---------------------------------------------------------
+
+    def _on_segment(self, definition: SegmentDefinition) -> None:
+        encoded = definition.model_dump_json().encode()
+        try:
+            self.catalog = self.catalogs.put(self.catalog, definition, encoded)
+        except Exception as exc:  # CycleError, CompileError, RecursionError
+            self._refuse(definition, exc)
+            raise
+        self._txn.put(Keyspace.SEGMENTS, definition.id.encode(), encoded)
+        self._release(definition.id)
+        self._start_backfill(Backfill(definition.id, definition.version))
+
+    def _on_segment_delete(self, segment_id: str) -> None:
+        self.catalog = self.catalog.remove(segment_id)
+        self._txn.delete(Keyspace.SEGMENTS, segment_id.encode())
+        self._release(segment_id)
+        self._start_backfill(Backfill(segment_id, 0))
+
+    def _refuse(self, definition: SegmentDefinition, exc: Exception) -> None:
+        """Record the refusal; the version in force stays as it was."""
+        record = {"version": definition.version, "reason": short_reason(exc)}
+        self.refused[definition.id] = record
+        self._txn.put(Keyspace.META, _REFUSED + definition.id.encode(), orjson.dumps(record))
+
+    def _release(self, segment_id: str) -> None:
+        """A newer version or a delete replaces a refused or quarantined one."""
+        if self.refused.pop(segment_id, None) is not None:
+            self._txn.delete(Keyspace.META, _REFUSED + segment_id.encode())
+        if segment_id in self.quarantined:
+            self.quarantined = {k: v for k, v in self.quarantined.items() if k != segment_id}
+
+    def _start_backfill(self, job: Backfill) -> None:
+        """Re-evaluate the partition's contacts for the segment: the first
+        chunk now, the rest in the next batches (behind live traffic)."""
+        self.backfills[job.segment_id] = job  # replaces an older version's job
+        self._run_backfill_chunk(job, self._now(None))
+
+    def _run_backfill_chunk(self, job: Backfill, now: datetime) -> None:
+        after = job.after.encode() if job.after is not None else None
+        chunk = first_items(self._txn, Keyspace.CONTACTS, after, self.config.backfill_chunk)
+        changed = SegmentChanged(job.segment_id, None)
+        for key, raw in chunk:
+            self._apply(key.decode(), changed, now, stored=raw)
+        job.scanned += len(chunk)
+        if chunk:
+            job.after = chunk[-1][0].decode()
+        job.complete = len(chunk) < self.config.backfill_chunk
+        self._txn.put(Keyspace.BACKFILLS, job.segment_id.encode(), job.to_bytes())
+        if job.complete:
+            self.backfills.pop(job.segment_id, None)
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def _on_account(self, body: dict[str, Any]) -> None:
+        accounts = Accounts(self._txn, self._accounts_cache)
+        if body.get("op") == "delete":
+            account_id = AccountDelete.model_validate(body).account_id
+            accounts.delete(account_id)
+        else:
+            upsert = AccountUpsert.model_validate(body)
+            account_id = upsert.account_id
+            accounts.upsert(account_id, dict(upsert.attributes), upsert.mode == "merge")
+        now = self._now(None)
+        for contact_id in AccountIndex(self._txn).contacts(account_id):
+            self._apply(contact_id, AccountChanged(account_id), now)
+
+    # -- reads for the API -------------------------------------------------------------------
+
+    def backfill_progress(self, segment_id: str) -> Backfill | None:
+        txn: PartitionTransaction = self.store.begin()
+        try:
+            raw = txn.get(Keyspace.BACKFILLS, segment_id.encode())
+        finally:
+            txn.close()
+        return Backfill.from_bytes(raw) if raw is not None else None

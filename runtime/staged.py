@@ -1,0 +1,125 @@
+"""A partition store seen through the writes of batches still in flight.
+
+Pipelining: batch N+1 is evaluated while batch N's outputs and changelog
+records are on their way to the broker. Batch N's writes may reach RocksDB
+only once those are acknowledged (state is never durable ahead of the
+changes it implies), yet batch N+1 must read them. So a prepared batch is
+*staged*: its writes sit in memory over the store, tagged with the batch's
+number, until :meth:`StagedStore.commit` writes them (and the changelog
+checkpoint) in one RocksDB write batch and drops the entries no later batch
+has overwritten.
+
+Transactions begin on this object (it is a :class:`StorePartition`); they
+never flush themselves here: the commit protocol stages and commits.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
+
+from runtime.transaction import PartitionTransaction
+from runtime.types import ChangelogRecord, StorePartition, Updates
+
+__all__ = ["StagedStore"]
+
+
+class StagedStore:
+    """``base`` overlaid by staged (prepared, unacknowledged) batches."""
+
+    def __init__(self, base: StorePartition) -> None:
+        self.base = base
+        self._staged: dict[bytes, tuple[int, bytes | None]] = {}
+        self._sorted: list[bytes] = []  # keys of _staged, byte order
+        self._batches: dict[int, Sequence[ChangelogRecord]] = {}
+        self._next = 0
+
+    # -- StorePartition ------------------------------------------------------
+
+    @property
+    def partition(self) -> int:
+        return self.base.partition
+
+    @property
+    def closed(self) -> bool:
+        return self.base.closed
+
+    def get(self, key: bytes) -> bytes | None:
+        staged = self._staged.get(key)
+        if staged is not None:
+            return staged[1]
+        return self.base.get(key)
+
+    def iter_range(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        begin = bisect_left(self._sorted, lower)
+        end = len(self._sorted) if upper is None else bisect_left(self._sorted, upper)
+        overlay = [(k, self._staged[k][1]) for k in self._sorted[begin:end]]
+        return _merge(self.base.iter_range(lower, upper), overlay)
+
+    def write(self, updates: Updates, checkpoint: int | None) -> None:
+        raise TypeError("a staged store is written by commit(), not by a transaction's flush")
+
+    def checkpoint(self) -> int | None:
+        return self.base.checkpoint()
+
+    def begin(self) -> PartitionTransaction:
+        return PartitionTransaction(self)
+
+    def close(self) -> None:
+        self._staged.clear()
+        self._sorted.clear()
+        self._batches.clear()
+        self.base.close()
+
+    # -- the commit protocol ------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Batches staged and not yet committed."""
+        return len(self._batches)
+
+    def stage(self, records: Sequence[ChangelogRecord]) -> int:
+        """Stage a prepared transaction's writes; returns the batch number."""
+        batch = self._next
+        self._next += 1
+        self._batches[batch] = records
+        for key, value in records:
+            if key not in self._staged:
+                insort(self._sorted, key)
+            self._staged[key] = (batch, value)
+        return batch
+
+    def commit(self, batch: int, changelog_offset: int | None) -> None:
+        """Write ``batch`` (the oldest staged one) to the store with the
+        changelog checkpoint, in one write batch."""
+        if not self._batches or batch != min(self._batches):
+            raise ValueError(f"batch {batch} is not the oldest staged batch")
+        records = self._batches.pop(batch)
+        self.base.write(dict(records), changelog_offset)
+        for key, _ in records:
+            staged = self._staged.get(key)
+            if staged is not None and staged[0] == batch:  # no later batch wrote it
+                del self._staged[key]
+                del self._sorted[bisect_left(self._sorted, key)]
+
+
+def _merge(stored: Iterator[tuple[bytes, bytes]],
+           overlay: list[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
+    """Stored items overlaid by staged writes (``None``: deleted), byte order."""
+    i = 0
+    for key, value in stored:
+        while i < len(overlay) and overlay[i][0] < key:
+            o_key, o_value = overlay[i]
+            i += 1
+            if o_value is not None:
+                yield o_key, o_value
+        if i < len(overlay) and overlay[i][0] == key:
+            o_value = overlay[i][1]
+            i += 1
+            if o_value is not None:
+                yield key, o_value
+            continue
+        yield key, value
+    for o_key, o_value in overlay[i:]:
+        if o_value is not None:
+            yield o_key, o_value
