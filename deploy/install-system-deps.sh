@@ -7,8 +7,10 @@
 #                                  Maven only until the Kafka jars are fetched into
 #                                  deploy/kafka/lib; nothing when KAFKA_BOOTSTRAP_SERVERS
 #                                  names a broker of your own
-#   install-system-deps.sh [all]   the tests (make test, .ci/run): Java, Maven, and
-#                                  Prometheus' promtool and server (the metrics tests)
+#   install-system-deps.sh [all]   the tests (make test, .ci/run): Java, Maven,
+#                                  Prometheus' promtool and server (the metrics tests),
+#                                  and headless Chromium with its WebDriver (the web
+#                                  console's browser tests: chromium, chromium-driver)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 scope="${1:-all}"
@@ -25,6 +27,8 @@ case "$scope" in
     command -v mvn >/dev/null || missing+=(maven)
     { command -v promtool >/dev/null && command -v prometheus >/dev/null; } \
       || missing+=(prometheus)
+    { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } \
+      || missing+=(chromium chromium-driver)
     ;;
   *)
     echo "usage: $0 [kafka|all]" >&2
@@ -42,6 +46,7 @@ if command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     "${missing[@]}"
 else
-  echo "please install: ${missing[*]} (Java 17+, Maven, Prometheus with promtool)" >&2
+  echo "please install: ${missing[*]} (Java 17+, Maven, Prometheus with promtool," \
+    "Chromium with chromedriver)" >&2
   exit 1
 fi

@@ -1,7 +1,7 @@
 """deploy/install-system-deps.sh installs only what is needed: the demo and a
 worker need Java (and Maven until the Kafka jars are fetched), never
-Prometheus; the tests get Prometheus too. Run against a fake apt-get on a
-PATH without any of the tools."""
+Prometheus; the tests get Prometheus and Chromium (the console's browser
+tests) too. Run against a fake apt-get on a PATH without any of the tools."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def test_kafka_scope_installs_nothing_for_an_external_broker(tmp_path):
 
 
 @pytest.mark.parametrize("args", [(), ("all",)])
-def test_tests_scope_adds_prometheus(tmp_path, args):
-    assert installs(tmp_path, *args) == ["openjdk-17-jre-headless", "maven", "prometheus"]
+def test_tests_scope_adds_prometheus_and_chromium(tmp_path, args):
+    assert installs(tmp_path, *args) == ["openjdk-17-jre-headless", "maven", "prometheus",
+                                         "chromium", "chromium-driver"]
 
 
 @pytest.mark.parametrize(("target", "scope"), [
