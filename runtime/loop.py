@@ -1,0 +1,398 @@
+"""The evaluator's batch loop on aiokafka, with pipelined commits.
+
+Faust's per-event stream path tops out near 4-5k records/s consume ->
+produce here, while a bare aiokafka ``getmany`` -> ``send`` pipe does
+tens of thousands; so the hot path is this loop, owned by the worker (the
+Faust app keeps the lifecycle, web server and light agents).
+
+Per fetched batch and partition: decode the envelopes (a bad one is
+dead-lettered), ``PartitionProcessor.process`` (one transaction, staged),
+then send the changes, snapshot records, dead letters and changelog records
+without waiting. The acker settles batches in order, one at a time:
+
+1. every record of the batch is acknowledged by the broker (changes first
+   in the send order, then the state's changelog records);
+2. the batch's writes and the changelog checkpoint go to RocksDB in one
+   write batch (``StagedStore.commit``);
+3. the next input offset becomes committable; offsets are committed every
+   ``commit_interval`` seconds (Kafka Streams' ``commit.interval.ms``).
+
+Meanwhile the loop evaluates the next batches against the staged state. So
+a change is never lost (its input's offset is committed only after it is
+acknowledged) and state is never durable ahead of the changes it implies;
+a crash replays from the committed offset, and the processor skips inputs
+its restored state already holds (the input offset recorded in the batch's
+last changelog record). If a record cannot be delivered after the
+producer's retries, the process exits so that a restart replays.
+
+Rebalances: revoked partitions are drained (everything in flight settled,
+offsets committed) and closed; assigned ones are opened, restored from
+their changelog tail (the local checkpoint says where it starts), and
+consumption resumes after whatever the state already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from engine import Limits
+from runtime.catalogs import CatalogCache
+from runtime.dead_letters import dead_letter_record
+from runtime.outputs import change_record, snapshot_record
+from runtime.processor import Batch, PartitionProcessor, ProcessorConfig
+from runtime.restore import apply_changelog
+from runtime.staged import StagedStore
+from runtime.store import MIB, Store
+from runtime.types import OffsetRecord
+
+__all__ = ["BatchEvaluator", "LoopSettings", "LoopTopics"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTopics:
+    input: str  # the evaluator's ordered log
+    changes: str
+    snapshot: str
+    changelog: str  # compacted, one partition per input partition
+    dead_letters: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    bootstrap: str
+    group_id: str
+    data_dir: Path
+    processor: ProcessorConfig
+    limits: Limits | None = None
+    batch_max: int = 500
+    commit_interval: float = 0.1
+    punctuate_interval: float = 0.5  # idle wake-ups: due contacts, backfills
+    max_in_flight: int = 16  # staged batches not yet settled, all partitions
+    linger_ms: int = 5
+    dead_letter_max_bytes: int = 1_000_000
+    cache_bytes: int = 8 * MIB
+    write_buffer_bytes: int = 4 * MIB
+
+
+@dataclass(slots=True)
+class _InFlight:
+    partition: int
+    batch: Batch
+    outputs: list[asyncio.Future[Any]]
+    changelog: list[asyncio.Future[Any]]
+    next_offset: int | None  # input offset to commit once settled
+
+
+@dataclass
+class Stats:
+    inputs: int = 0
+    batches: int = 0
+    changes: int = 0
+    dead_letters: int = 0
+    committed: dict[int, int] = field(default_factory=dict)  # partition -> next offset
+
+
+def _exit_process(exc: BaseException) -> None:
+    log.critical("records not acknowledged; exiting so inputs replay", exc_info=exc)
+    os._exit(70)
+
+
+class BatchEvaluator:
+    """Consumes ``topics.input`` in a consumer group and evaluates it."""
+
+    def __init__(
+        self,
+        settings: LoopSettings,
+        topics: LoopTopics,
+        *,
+        on_batch: Callable[[int, Batch, list[Any]], None] | None = None,
+        on_fatal: Callable[[BaseException], None] = _exit_process,
+    ) -> None:
+        self.settings, self.topics = settings, topics
+        self.on_batch, self.on_fatal = on_batch, on_fatal
+        self.processors: dict[int, PartitionProcessor] = {}
+        self.catalogs = CatalogCache(settings.limits)
+        self.stats = Stats()
+        self._store = Store(settings.data_dir, cache_bytes=settings.cache_bytes,
+                            write_buffer_bytes=settings.write_buffer_bytes)
+        self._queue: asyncio.Queue[_InFlight] = asyncio.Queue(settings.max_in_flight)
+        self._lock = asyncio.Lock()  # the loop's batch vs rebalance callbacks
+        self._committable: dict[TopicPartition, int] = {}
+        self._last_commit = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.ready = asyncio.Event()  # set after the first assignment is restored
+        self.progress = asyncio.Condition()  # notified after each offset commit
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True,
+            linger_ms=s.linger_ms, max_request_size=1_048_576)
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap, group_id=s.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=s.batch_max,
+            isolation_level="read_uncommitted")
+        self.consumer.subscribe([self.topics.input], listener=_Listener(self))
+        await self.consumer.start()
+        self._tasks = [asyncio.create_task(self._run(), name="evaluator-loop"),
+                       asyncio.create_task(self._ack(), name="evaluator-acker")]
+
+    async def stop(self, *, settle: bool = True) -> None:
+        """Stop consuming; ``settle``: wait for what is in flight and commit
+        (a clean stop); without it, drop it (what kill -9 leaves behind)."""
+        loop_task = self._tasks[0] if self._tasks else None
+        if loop_task is not None:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        if settle and self._tasks:
+            await self._queue.join()
+            await self._commit_offsets(force=True)
+        for task in self._tasks[1:]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.consumer is not None:
+            if not settle:
+                self.consumer.unsubscribe()  # no revoke callback: nothing settles
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        self.processors.clear()
+        self._store.close()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        last_punctuation = time.monotonic()
+        while True:
+            fetched = await consumer.getmany(
+                timeout_ms=int(self.settings.punctuate_interval * 1000),
+                max_records=self.settings.batch_max)
+            async with self._lock:
+                for tp, records in fetched.items():
+                    processor = self.processors.get(tp.partition)
+                    if processor is None or not records:
+                        continue  # revoked meanwhile
+                    await self._evaluate(processor, tp.partition, records)
+                now = time.monotonic()
+                if now - last_punctuation >= self.settings.punctuate_interval:
+                    last_punctuation = now
+                    for partition, processor in list(self.processors.items()):
+                        tp = TopicPartition(self.topics.input, partition)
+                        if tp not in fetched:
+                            await self._evaluate(processor, partition, [])
+
+    async def _evaluate(self, processor: PartitionProcessor, partition: int,
+                        records: list[Any]) -> None:
+        inputs: list[tuple[str, dict[str, Any]]] = []
+        kept: list[Any] = []
+        undecodable: list[tuple[Any, str]] = []
+        applied = processor.applied_offset
+        for record in records:
+            if applied is not None and record.offset <= applied:
+                continue  # the restored state holds it already
+            try:
+                envelope = orjson.loads(record.value)
+                inputs.append((envelope["kind"], envelope["body"]))
+                kept.append(record)
+            except Exception as exc:
+                undecodable.append((record, f"undecodable envelope: {type(exc).__name__}: {exc}"))
+        last = records[-1].offset if records else None
+        batch = processor.process(inputs, last)
+        outputs = await self._send_outputs(partition, batch)
+        for refusal in batch.refused:
+            if refusal.report:
+                outputs.append(await self._dead_letter(kept[refusal.index], refusal.reason))
+        for record, reason in undecodable:
+            outputs.append(await self._dead_letter(record, reason))
+        changelog = await self._send_changelog(partition, batch)
+        self.stats.inputs += len(records)
+        self.stats.batches += 1
+        self.stats.changes += len(batch.changes)
+        if self.on_batch is not None:
+            self.on_batch(partition, batch, kept)
+        await self._queue.put(_InFlight(partition, batch, outputs, changelog,
+                                        last + 1 if last is not None else None))
+
+    async def _send_outputs(self, partition: int, batch: Batch) -> list[asyncio.Future[Any]]:
+        producer = self.producer
+        assert producer is not None
+        futures = []
+        partitions = self.settings.processor.partitions
+        for change in batch.changes:
+            key, value = change_record(change)
+            futures.append(await producer.send(self.topics.changes, value=value, key=key,
+                                               partition=partition))
+            s_key, s_value, s_partition = snapshot_record(change, partitions)
+            futures.append(await producer.send(self.topics.snapshot, value=s_value, key=s_key,
+                                               partition=s_partition))
+        return futures
+
+    async def _send_changelog(self, partition: int, batch: Batch) -> list[asyncio.Future[Any]]:
+        producer = self.producer
+        assert producer is not None
+        return [await producer.send(self.topics.changelog, key=key, value=value,
+                                    partition=partition)
+                for key, value in batch.changelog]
+
+    async def _dead_letter(self, record: Any, reason: str) -> asyncio.Future[Any]:
+        producer = self.producer
+        assert producer is not None
+        self.stats.dead_letters += 1
+        value = orjson.dumps(dead_letter_record(
+            source_topic=record.topic, partition=record.partition, offset=record.offset,
+            raw=record.value, reason=reason, max_bytes=self.settings.dead_letter_max_bytes))
+        return await producer.send(self.topics.dead_letters, value=value, key=record.key)
+
+    # -- settling ---------------------------------------------------------------------------
+
+    async def _ack(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._settle(item)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                self.on_fatal(exc)
+                raise
+            finally:
+                self._queue.task_done()
+            if self._queue.empty() or (
+                    time.monotonic() - self._last_commit >= self.settings.commit_interval):
+                await self._commit_offsets()
+
+    async def _settle(self, item: _InFlight) -> None:
+        for future in item.outputs:
+            await future
+        last_offset = None
+        for future in item.changelog:
+            last_offset = (await future).offset
+        processor = self.processors.get(item.partition)
+        if processor is None:
+            return  # revoked and closed: its successor restores from the changelog
+        processor.store.commit(item.batch.seq, last_offset)
+        if item.next_offset is not None:
+            self._committable[TopicPartition(self.topics.input, item.partition)] = (
+                item.next_offset)
+
+    async def _commit_offsets(self, *, force: bool = False) -> None:
+        if not self._committable or self.consumer is None:
+            return
+        if not force and time.monotonic() - self._last_commit < self.settings.commit_interval:
+            return
+        offsets, self._committable = self._committable, {}
+        self._last_commit = time.monotonic()
+        try:
+            await self.consumer.commit(offsets)
+        except Exception:  # a rebalance is under way: the revoke commits after draining
+            log.warning("offset commit failed; retried at the next commit", exc_info=True)
+            for tp, offset in offsets.items():
+                self._committable.setdefault(tp, offset)
+        for tp, offset in offsets.items():
+            self.stats.committed[tp.partition] = offset
+        async with self.progress:
+            self.progress.notify_all()
+
+    async def wait_committed(self, ends: dict[int, int], timeout: float) -> None:
+        """Until the committed input offsets reach ``ends`` (partition ->
+        end offset): every input before them is evaluated, its changes and
+        state acknowledged ("caught up")."""
+        def done() -> bool:
+            return all(self.stats.committed.get(p, 0) >= end for p, end in ends.items() if end)
+
+        async with self.progress:
+            await asyncio.wait_for(self.progress.wait_for(done), timeout)
+
+    # -- rebalances ---------------------------------------------------------------------------
+
+    async def revoke(self, partitions: set[TopicPartition]) -> None:
+        async with self._lock:
+            await self._queue.join()  # everything in flight settles first
+            await self._commit_offsets(force=True)
+            for tp in partitions:
+                if tp.topic == self.topics.input:
+                    self.processors.pop(tp.partition, None)
+                    self._store.revoke(tp.partition)
+
+    async def assign(self, partitions: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        async with self._lock:
+            for tp in sorted(partitions):
+                if tp.topic != self.topics.input or tp.partition in self.processors:
+                    continue
+                base = self._store.assign(tp.partition)
+                await self._restore(base, tp.partition)
+                processor = PartitionProcessor(
+                    StagedStore(base), self.settings.processor, self.catalogs)
+                self.processors[tp.partition] = processor
+                if processor.applied_offset is not None:
+                    committed = await consumer.committed(tp)
+                    if committed is None or committed <= processor.applied_offset:
+                        consumer.seek(tp, processor.applied_offset + 1)
+        self.ready.set()
+
+    async def _restore(self, base: Any, partition: int) -> None:
+        """Apply the changelog after the local checkpoint (Kafka Streams'
+        .checkpoint): the whole log for a new store, the tail otherwise."""
+        tp = TopicPartition(self.topics.changelog, partition)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
+                                  enable_auto_commit=False, group_id=None)
+        await reader.start()
+        try:
+            reader.assign([tp])
+            end = (await reader.end_offsets([tp]))[tp]
+            checkpoint = base.checkpoint()
+            start = 0 if checkpoint is None else checkpoint + 1
+            if start >= end:
+                return
+            reader.seek(tp, start)
+            records: list[OffsetRecord] = []
+            while True:
+                fetched = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
+                for record in fetched.get(tp, []):
+                    records.append((record.offset, record.key, record.value))
+                if records and (records[-1][0] >= end - 1 or len(records) >= 50_000):
+                    apply_changelog(base, records)
+                    records = []
+                if await reader.position(tp) >= end:
+                    break
+            if records:
+                apply_changelog(base, records)
+        finally:
+            await reader.stop()
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, owner: BatchEvaluator) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner.revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner.assign(set(assigned))
+

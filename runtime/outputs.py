@@ -1,0 +1,34 @@
+"""The records a membership change becomes on the output topics."""
+
+from __future__ import annotations
+
+import orjson
+
+from models.changes import MembershipChange
+from runtime.partitioning import partition_for
+
+__all__ = ["change_record", "snapshot_record"]
+
+
+def change_record(change: MembershipChange) -> tuple[bytes, bytes]:
+    """Key and value on the membership-changes topic (the contact's
+    partition: same key, same partition count as the input log)."""
+    return change.contact_id.encode(), change.__pydantic_serializer__.to_json(change)
+
+
+def snapshot_record(change: MembershipChange, partitions: int) -> tuple[bytes, bytes | None, int]:
+    """Key, value and partition on the compacted memberships topic: the
+    membership while it lasts, a tombstone once the contact leaves (so
+    compaction forgets former members)."""
+    snapshot_id = f"{change.segment_id}/{change.contact_id}"
+    value = None
+    if change.change == "joined":
+        value = orjson.dumps({
+            "segment_id": change.segment_id,
+            "contact_id": change.contact_id,
+            "member": True,
+            "since": change.at.isoformat(),
+            "segment_version": change.segment_version,
+            "sequence": change.sequence,
+        })
+    return snapshot_id.encode(), value, partition_for(snapshot_id, partitions)
