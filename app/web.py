@@ -16,6 +16,7 @@ from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
 from app.api.segments import register_segments
 from app.api.writes import DefinitionWriter
+from app.console import register_console
 from app.faust_app import Topics
 from app.metrics import Metrics
 from app.settings import Settings
@@ -45,7 +46,9 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
         work.warm_up()
         url = f"http://{settings.web_host}:{settings.web_port}"
         log.info("API at %s (OpenAPI document: %s/openapi.json)", url, url)
+        log.info("Web console at %s/ui", url)
 
     register_ops(ctx)
     register_segments(ctx)
     register_contacts(ctx)
+    register_console(ctx)  # the web console at /ui (app/console)

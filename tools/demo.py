@@ -341,7 +341,8 @@ def _api_help(settings: Settings, url: str, open_writes: bool) -> str:
         f"  {cli} explain c12748 frequent-buyers",
         f"  KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers} "
         f"SEGMENTFLOW_TOPIC_PREFIX={settings.topic_prefix} {segmentflow} watch --from-beginning",
-        f"OpenAPI document: {url}/openapi.json. Ctrl-C stops the demo.",
+        f"Web console: {url}/ui. OpenAPI document: {url}/openapi.json. "
+        "Ctrl-C stops the demo.",
     ])
 
 

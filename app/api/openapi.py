@@ -57,6 +57,8 @@ _SCHEMAS: dict[str, Any] = {
                     "contacts_scanned": _INT, "complete": _BOOL}),
     "SegmentListItem": _obj({"id": _STR, "name": _NULLABLE_STR, "kind": _NULLABLE_STR,
                              "status": _STR, "version": _INT, "formula": _NULLABLE_STR,
+                             "updated_at": {**_NULLABLE_STR, "description":
+                                            "when the definition in force was written"},
                              **_REFUSED, "member_count": _INT}),
     "SegmentList": _obj({"segments": {"type": "array", "items": _ref("SegmentListItem")},
                          **_COVERAGE}),

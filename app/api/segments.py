@@ -130,6 +130,7 @@ async def _list(ctx: ApiContext, request: Request) -> dict[str, Any]:
         items.append({"id": segment_id, "name": d.name if d else None,
                       "kind": d.kind if d else None, "status": d.status if d else "refused",
                       "version": version, "formula": d.formula if d else None,
+                      "updated_at": d.updated_at.isoformat() if d and d.updated_at else None,
                       **_refused_fields(refusals.get(segment_id), version),
                       "member_count": sizes.get(segment_id, 0)})
     return {"segments": items, **coverage(ctx, others)}
