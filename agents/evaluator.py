@@ -36,7 +36,15 @@ from agents.state_reads import EvaluatorReads
 from app.faust_app import Tables, Topics
 from app.metrics import Metrics
 from app.settings import Settings
-from engine import AccountChanged, ContactState, CycleError, SegmentChanged, Tick, apply
+from engine import (
+    AccountChanged,
+    Catalog,
+    ContactState,
+    CycleError,
+    SegmentChanged,
+    Tick,
+    apply,
+)
 from engine.timeutil import to_us
 from models.changes import MembershipChange
 from models.inputs import (
@@ -371,6 +379,67 @@ class EvaluatorHandle(EvaluatorReads):
 
     def segment_versions(self, segment_id: str) -> dict[int, int]:
         return {p: s["version"] for p, s in self.segment_status(segment_id).items()}
+
+    # -- the read hooks of EvaluatorReads, over the Faust tables ------------------
+
+    @property
+    def contacts_changelog(self) -> str:
+        return str(self._evaluator.tables.contacts.changelog_topic.get_topic_name())
+
+    @property
+    def partitions(self) -> int:
+        return self._evaluator.settings.partitions
+
+    def _catalog(self, partition: int) -> Catalog:
+        return self._evaluator.catalogs.get(partition)
+
+    def _refusals(self, partition: int) -> dict[str, dict[str, Any]]:
+        return self._evaluator.refusals.of_partition(partition)
+
+    def _contact_raw(self, partition: int, contact_id: str) -> bytes | None:
+        raw: bytes | None = self._evaluator.contacts.get(contact_id)
+        return raw
+
+    def _scan_contacts(self, partition: int, after: str | None,
+                       limit: int) -> list[tuple[str, bytes]]:
+        return scan_partition(self._evaluator.raw_contacts, partition,
+                              self._evaluator.settings.partitions, after, limit)
+
+    def _accounts(self, partition: int) -> PartitionAccounts:
+        return PartitionAccounts(self._evaluator.accounts, partition)
+
+    def _now(self, partition: int) -> datetime:
+        return self._evaluator.clock.now(partition)
+
+    def _backfill(self, partition: int, segment_id: str) -> Backfill | None:
+        return self._evaluator.backfill_progress(partition, segment_id)
+
+    def _due(self) -> tuple[int, list[int]]:
+        due = self._evaluator.due
+        held = self.held_partitions()
+        return len(due), [e for p in held if (e := due.earliest(p)) is not None]
+
+    def _consumer_lag(self) -> dict[int, int]:
+        consumer = self._app.consumer
+        topic = self._evaluator.topics.evaluator_input.get_topic_name()
+        lag: dict[int, int] = {}
+        try:
+            # Faust keeps the last offset read (and committed) per partition;
+            # aiokafka's highwater is the offset the next record will get.
+            read, committed = consumer._read_offset, consumer._committed_offset
+            for tp in consumer.assignment():
+                if tp.topic != topic:
+                    continue
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                position = read.get(tp)
+                if position is None:
+                    position = committed.get(tp)
+                lag[tp.partition] = max(0, high - (position + 1 if position is not None else 0))
+        except Exception:  # not obtainable right now (rebalancing): report none
+            return {}
+        return lag
 
 
 def register_evaluator(

@@ -16,23 +16,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import orjson
 
-from agents.partition_scan import scan_partition
-from agents.partition_tables import PartitionAccounts
 from agents.partitioning import partition_for
 from engine import Catalog, ContactState, SegmentChanged, apply, explain
 from engine.timeutil import to_us
 from models.segments import SegmentDefinition
-
-if TYPE_CHECKING:
-    import faust
-
-    from agents.evaluator import Evaluator
 
 __all__ = [
     "ContactView",
@@ -104,10 +98,11 @@ class PreviewResult:
 
 
 class EvaluatorReads:
-    """Mixed into ``agents.evaluator.EvaluatorHandle``."""
+    """Mixed into the evaluator handles (``agents.evaluator.EvaluatorHandle``
+    over Faust tables, ``agents.batch_evaluator.BatchEvaluatorHandle`` over
+    the runtime's partition stores): they implement the hooks below, which
+    read one held partition; everything here is built on them."""
 
-    _app: faust.App
-    _evaluator: Evaluator
     _sizes_cache: tuple[float, dict[str, int]] | None = None
 
     def held_partitions(self) -> set[int]:  # defined by the handle
@@ -118,11 +113,45 @@ class EvaluatorReads:
 
     @property
     def contacts_changelog(self) -> str:
-        return str(self._evaluator.tables.contacts.changelog_topic.get_topic_name())
+        raise NotImplementedError
 
     @property
     def partitions(self) -> int:
-        return self._evaluator.settings.partitions
+        raise NotImplementedError
+
+    # -- hooks: one held partition ---------------------------------------------------
+
+    def _catalog(self, partition: int) -> Catalog:
+        raise NotImplementedError
+
+    def _refusals(self, partition: int) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _contact_raw(self, partition: int, contact_id: str) -> bytes | None:
+        raise NotImplementedError
+
+    def _scan_contacts(self, partition: int, after: str | None,
+                       limit: int) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` (contact id, state) with id > ``after``, key order."""
+        raise NotImplementedError
+
+    def _accounts(self, partition: int) -> Mapping[str, Mapping[str, Any]]:
+        raise NotImplementedError
+
+    def _now(self, partition: int) -> datetime:
+        raise NotImplementedError
+
+    def _backfill(self, partition: int, segment_id: str) -> Any:
+        """The partition's backfill progress of the segment (``.scanned``,
+        ``.complete``, ``.version``) or None."""
+        raise NotImplementedError
+
+    def _due(self) -> tuple[int, list[int]]:
+        """(due entries, earliest due µs of each held partition that has one)."""
+        raise NotImplementedError
+
+    def _consumer_lag(self) -> dict[int, int]:
+        raise NotImplementedError
 
     # -- catalog -------------------------------------------------------------------
 
@@ -130,13 +159,13 @@ class EvaluatorReads:
         """The catalog of the lowest partition held here (every partition gets
         every definition, in the same order), or None when none is held."""
         held = self.held_partitions()
-        return self._evaluator.catalogs.get(min(held)) if held else None
+        return self._catalog(min(held)) if held else None
 
     def definitions(self) -> dict[str, SegmentDefinition]:
         """Every segment known to a held partition, newest version seen."""
         found: dict[str, SegmentDefinition] = {}
         for partition in sorted(self.held_partitions()):
-            catalog = self._evaluator.catalogs.get(partition)
+            catalog = self._catalog(partition)
             for segment_id in catalog:
                 defn = catalog.get(segment_id)
                 if defn is not None and (segment_id not in found
@@ -148,7 +177,7 @@ class EvaluatorReads:
         """``refusals()`` of one segment (point reads, no scan)."""
         found = None
         for partition in self.held_partitions():
-            record = self._evaluator.refusals.get(partition, segment_id)
+            record = self._refusals(partition).get(segment_id)
             if record is not None and (found is None or record["version"] > found["version"]):
                 found = record
         return found
@@ -159,7 +188,7 @@ class EvaluatorReads:
         is applied. Definitions are broadcast: every partition refuses alike."""
         found: dict[str, dict[str, Any]] = {}
         for partition in sorted(self.held_partitions()):
-            for segment_id, record in self._evaluator.refusals.of_partition(partition).items():
+            for segment_id, record in self._refusals(partition).items():
                 if segment_id not in found or record["version"] > found[segment_id]["version"]:
                     found[segment_id] = record
         return found
@@ -170,22 +199,19 @@ class EvaluatorReads:
         partition = partition_for(contact_id, self.partitions)
         if partition not in self.held_partitions():
             return ContactView(contact_id, partition, False, None)
-        raw = self._evaluator.contacts.get(contact_id)
+        raw = self._contact_raw(partition, contact_id)
         state = ContactState.from_bytes(raw) if raw is not None else None
         return ContactView(contact_id, partition, True, state)
 
     def explain(self, view: ContactView, segment_id: str) -> Any:
         """An ``engine.explain`` trace (``str()`` reads as an indented report)."""
-        evaluator = self._evaluator
-        return explain(view.state, segment_id, evaluator.catalogs.get(view.partition),
-                       evaluator.clock.now(view.partition),
-                       PartitionAccounts(evaluator.accounts, view.partition))
+        return explain(view.state, segment_id, self._catalog(view.partition),
+                       self._now(view.partition), self._accounts(view.partition))
 
     async def _states(self, partition: int, after: str | None = None):  # type: ignore[no-untyped-def]
         """(contact_id, raw state) of one held partition, in key order."""
         while True:
-            chunk = scan_partition(self._evaluator.raw_contacts, partition, self.partitions,
-                                   after, _CHUNK)
+            chunk = self._scan_contacts(partition, after, _CHUNK)
             for key, raw in chunk:
                 yield key, raw
             if len(chunk) < _CHUNK:
@@ -233,18 +259,17 @@ class EvaluatorReads:
         Yields to the event loop every ``_PREVIEW_SLICE`` seconds of work."""
         result = PreviewResult()
         live = draft.model_copy(update={"status": "live"})
-        evaluator = self._evaluator
         # Partitions holding the same definitions share one catalog: compile
         # the draft once per distinct catalog.
         with_draft: dict[int, Catalog] = {}
         slice_start = time.monotonic()
         for partition in sorted(self.held_partitions()):
-            base = evaluator.catalogs.get(partition)
+            base = self._catalog(partition)
             catalog = with_draft.get(id(base))
             if catalog is None:
                 catalog = with_draft[id(base)] = base.put(live)
-            accounts = PartitionAccounts(evaluator.accounts, partition)
-            now = evaluator.clock.now(partition)
+            accounts = self._accounts(partition)
+            now = self._now(partition)
             inp = SegmentChanged(live.id)
             async for key, raw in self._states(partition):
                 result.scanned += 1
@@ -286,44 +311,21 @@ class EvaluatorReads:
         return self._sizes_cache[1] if self._sizes_cache is not None else {}
 
     def metrics_snapshot(self) -> dict[str, Any]:
-        evaluator = self._evaluator
         held = self.held_partitions()
-        now_us = to_us(evaluator.clock.now(min(held))) if held else 0
-        earliest = [e for p in held if (e := evaluator.due.earliest(p)) is not None]
+        now_us = to_us(self._now(min(held))) if held else 0
+        due_entries, earliest = self._due()
         golive: dict[str, tuple[int, float]] = {}
         for segment_id in self.definitions():
-            jobs = [evaluator.backfill_progress(p, segment_id) for p in held]
+            jobs = [self._backfill(p, segment_id) for p in held]
             scanned = sum(j.scanned for j in jobs if j is not None)
             complete = sum(1 for j in jobs if j is not None and j.complete)
             golive[segment_id] = (scanned, complete / len(held) if held else 0.0)
         return {
             "partitions": len(held),
             "sizes": self.cached_sizes(),
-            "due_entries": len(evaluator.due),
+            "due_entries": due_entries,
             "tick_lag": max(0.0, (now_us - min(earliest)) / 1e6) if earliest else 0.0,
             "golive": golive,
             "refused": len(self.refusals()),
             "consumer_lag": self._consumer_lag(),
         }
-
-    def _consumer_lag(self) -> dict[int, int]:
-        consumer = self._app.consumer
-        topic = self._evaluator.topics.evaluator_input.get_topic_name()
-        lag: dict[int, int] = {}
-        try:
-            # Faust keeps the last offset read (and committed) per partition;
-            # aiokafka's highwater is the offset the next record will get.
-            read, committed = consumer._read_offset, consumer._committed_offset
-            for tp in consumer.assignment():
-                if tp.topic != topic:
-                    continue
-                high = consumer.highwater(tp)
-                if high is None:
-                    continue
-                position = read.get(tp)
-                if position is None:
-                    position = committed.get(tp)
-                lag[tp.partition] = max(0, high - (position + 1 if position is not None else 0))
-        except Exception:  # not obtainable right now (rebalancing): report none
-            return {}
-        return lag

@@ -25,6 +25,7 @@ class Topics:
     membership_changes: TopicT
     memberships: TopicT
     dead_letters: TopicT
+    evaluator_state: TopicT  # the batch evaluator's changelog (compacted)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> Topics:
         membership_changes=topic(names.membership_changes),
         memberships=topic(names.memberships, compacted=True),
         dead_letters=topic(names.dead_letters),
+        evaluator_state=topic(names.evaluator_state, compacted=True),
     )
 
 
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     from agents.clock import register_clock
     from agents.evaluator import register_evaluator
     from agents.ingest import register_ingest
+    from app.batch_evaluator import register_batch_evaluator
     from app.metrics import Metrics
     from app.topic_setup import register_topic_setup
     from app.web import register_web, web_application_options
@@ -167,11 +170,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
         Table="agents.buffered_tables:ChangelogTrackingTable",
     )
     topics = _declare_topics(app, settings)
-    tables = _declare_tables(app, settings)
     register_topic_setup(app, topics)
     register_ingest(app, topics, settings, metrics)
-    evaluator = register_evaluator(app, topics, tables, settings, metrics)
-    register_clock(app, topics, settings)
+    evaluator: Any
+    if settings.evaluator == "batch":
+        # The runtime's batch loop: its own stores, no Faust tables, no ticks.
+        evaluator = register_batch_evaluator(app, topics, settings, metrics)
+    else:
+        tables = _declare_tables(app, settings)
+        evaluator = register_evaluator(app, topics, tables, settings, metrics)
+        register_clock(app, topics, settings)
     register_memory_trim(app)
     register_web(app, evaluator, topics, settings, metrics)
     return app

@@ -41,6 +41,8 @@ class TopicNames:
         self.membership_changes = f"{prefix}.membership-changes"
         self.memberships = f"{prefix}.memberships"
         self.dead_letters = f"{prefix}.dead-letters"
+        # The batch evaluator's state changelog (SEGMENTFLOW_EVALUATOR=batch).
+        self.evaluator_state = f"{prefix}.evaluator-state"
 
 
 class Settings(BaseSettings):
@@ -94,6 +96,13 @@ class Settings(BaseSettings):
     # 900,000: the changelog record adds the key and record overhead, and
     # Faust's producer refuses records over its max_request_size, 1,000,000.
     max_contact_state_bytes: int = Field(default=900_000, ge=10_000)
+    # "faust": the evaluator is a Faust agent over Faust tables. "batch": the
+    # runtime's batch loop on aiokafka over its own partition stores
+    # (runtime/loop.py; pipelined commits, local timers, no clock ticks).
+    evaluator: Literal["faust", "batch"] = "faust"
+    # Batch evaluator: how often input offsets of settled batches are
+    # committed (Kafka Streams' commit.interval.ms).
+    commit_interval: float = Field(default=0.1, gt=0)
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"

@@ -92,7 +92,7 @@ class _InFlight:
     partition: int
     batch: Batch
     outputs: list[asyncio.Future[Any]]
-    changelog: list[asyncio.Future[Any]]
+    changelog: list[tuple[asyncio.Future[Any], int]]  # (producer batch, records in it)
     next_offset: int | None  # input offset to commit once settled
 
 
@@ -118,7 +118,8 @@ class BatchEvaluator:
         settings: LoopSettings,
         topics: LoopTopics,
         *,
-        on_batch: Callable[[int, Batch, list[Any]], None] | None = None,
+        on_batch: Callable[[int, Batch, list[Any], list[tuple[str, dict[str, Any]]], float],
+                           None] | None = None,
         on_fatal: Callable[[BaseException], None] = _exit_process,
     ) -> None:
         self.settings, self.topics = settings, topics
@@ -144,7 +145,7 @@ class BatchEvaluator:
         s = self.settings
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=s.linger_ms, max_request_size=1_048_576)
+            linger_ms=s.linger_ms, max_request_size=1_048_576, max_batch_size=1_048_576)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap, group_id=s.group_id, enable_auto_commit=False,
@@ -220,7 +221,9 @@ class BatchEvaluator:
             except Exception as exc:
                 undecodable.append((record, f"undecodable envelope: {type(exc).__name__}: {exc}"))
         last = records[-1].offset if records else None
+        started = time.perf_counter()
         batch = processor.process(inputs, last)
+        elapsed = time.perf_counter() - started
         outputs = await self._send_outputs(partition, batch)
         for refusal in batch.refused:
             if refusal.report:
@@ -232,30 +235,55 @@ class BatchEvaluator:
         self.stats.batches += 1
         self.stats.changes += len(batch.changes)
         if self.on_batch is not None:
-            self.on_batch(partition, batch, kept)
+            self.on_batch(partition, batch, kept, inputs, elapsed)
         await self._queue.put(_InFlight(partition, batch, outputs, changelog,
                                         last + 1 if last is not None else None))
 
     async def _send_outputs(self, partition: int, batch: Batch) -> list[asyncio.Future[Any]]:
-        producer = self.producer
-        assert producer is not None
-        futures = []
+        """Changes (to the input's partition) and snapshot records (to their
+        key's partition), as whole producer batches: per-record ``send``
+        costs more than evaluating an input."""
         partitions = self.settings.processor.partitions
+        changes: list[tuple[int, bytes | None, bytes | None]] = []
+        snapshots: list[tuple[int, bytes | None, bytes | None]] = []
         for change in batch.changes:
             key, value = change_record(change)
-            futures.append(await producer.send(self.topics.changes, value=value, key=key,
-                                               partition=partition))
+            changes.append((partition, key, value))
             s_key, s_value, s_partition = snapshot_record(change, partitions)
-            futures.append(await producer.send(self.topics.snapshot, value=s_value, key=s_key,
-                                               partition=s_partition))
-        return futures
+            snapshots.append((s_partition, s_key, s_value))
+        sent = await self._send_grouped(self.topics.changes, changes)
+        sent += await self._send_grouped(self.topics.snapshot, snapshots)
+        return [future for future, _ in sent]
 
-    async def _send_changelog(self, partition: int, batch: Batch) -> list[asyncio.Future[Any]]:
+    async def _send_changelog(self, partition: int,
+                              batch: Batch) -> list[tuple[asyncio.Future[Any], int]]:
+        return await self._send_grouped(
+            self.topics.changelog, [(partition, key, value) for key, value in batch.changelog])
+
+    async def _send_grouped(
+        self, topic: str, records: list[tuple[int, bytes | None, bytes | None]],
+    ) -> list[tuple[asyncio.Future[Any], int]]:
+        """(future, record count) per producer batch; records keep their
+        order within each partition. A batch's future gives its base offset."""
         producer = self.producer
         assert producer is not None
-        return [await producer.send(self.topics.changelog, key=key, value=value,
-                                    partition=partition)
-                for key, value in batch.changelog]
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+        for p, key, value in records:
+            by_partition.setdefault(p, []).append((key, value))
+        sent: list[tuple[asyncio.Future[Any], int]] = []
+        for p, items in by_partition.items():
+            builder, count = producer.create_batch(), 0
+            for key, value in items:
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    sent.append((await producer.send_batch(builder, topic, partition=p), count))
+                    builder, count = producer.create_batch(), 0
+                    if builder.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"a record of {len(value or b''):,} bytes does not "
+                                         "fit a producer batch")
+                count += 1
+            if count:
+                sent.append((await producer.send_batch(builder, topic, partition=p), count))
+        return sent
 
     async def _dead_letter(self, record: Any, reason: str) -> asyncio.Future[Any]:
         producer = self.producer
@@ -288,8 +316,8 @@ class BatchEvaluator:
         for future in item.outputs:
             await future
         last_offset = None
-        for future in item.changelog:
-            last_offset = (await future).offset
+        for future, count in item.changelog:
+            last_offset = (await future).offset + count - 1
         processor = self.processors.get(item.partition)
         if processor is None:
             return  # revoked and closed: its successor restores from the changelog

@@ -30,6 +30,7 @@ import orjson
 
 from engine import (
     AccountChanged,
+    CompileError,
     ContactState,
     CycleError,
     SegmentChanged,
@@ -299,7 +300,9 @@ class PartitionProcessor:
 
     def _refuse(self, definition: SegmentDefinition, exc: Exception) -> None:
         """Record the refusal; the version in force stays as it was."""
-        record = {"version": definition.version, "reason": short_reason(exc)}
+        reason = str(exc) if isinstance(exc, CompileError | CycleError) else short_reason(exc)
+        record = {"version": definition.version,
+                  "reason": reason if len(reason) <= 300 else reason[:297] + "..."}
         self.refused[definition.id] = record
         self._txn.put(Keyspace.META, _REFUSED + definition.id.encode(), orjson.dumps(record))
 

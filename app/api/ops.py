@@ -17,11 +17,22 @@ from app.topic_setup import topics_ready
 __all__ = ["readiness", "register_ops"]
 
 
-def readiness(app: faust.App, evaluator_topic: str) -> dict[str, Any]:
+def readiness(app: faust.App, evaluator_topic: str,
+              batch_held: set[int] | None = None) -> dict[str, Any]:
     """``assigned_partitions`` counts the evaluator-input partitions assigned
     here, as ``segmentflow_assigned_partitions`` does (the consumer's whole
     assignment also holds every input topic's and changelog's partitions:
-    105 where the metric said 8)."""
+    105 where the metric said 8). ``batch_held``: the batch evaluator's
+    restored partitions (it has its own consumer; SEGMENTFLOW_EVALUATOR=batch)."""
+    if batch_held is not None:
+        declared = topics_ready(app)
+        return {
+            "ready": bool(batch_held) and declared and not app.rebalancing,
+            "topics_declared": declared,
+            "assigned_partitions": len(batch_held),
+            "rebalancing": bool(app.rebalancing),
+            "tables_recovered": bool(batch_held),
+        }
     assignment = app.consumer.assignment() if app.consumer is not None else set()
     recovered = app.tables.recovery.completed.is_set()
     declared = topics_ready(app)
@@ -50,7 +61,8 @@ def register_ops(ctx: ApiContext) -> None:
         has recovered its tables: what a load balancer or a test waits for."""
 
         async def get(self, request: Request) -> Response:
-            state = readiness(app, settings.topics.evaluator_input)
+            held = ctx.reads.held_partitions() if settings.evaluator == "batch" else None
+            state = readiness(app, settings.topics.evaluator_input, held)
             return json_response(state, 200 if state["ready"] else 503)
 
     @app.page("/metrics", name="metrics")

@@ -47,20 +47,24 @@ async def wait_caught_up(settings: Settings, timeout: float = 60.0) -> None:
     """Return once the worker group has committed past every input produced
     before this call (see the module docstring); raise after ``timeout``."""
     names = settings.topics
+    # ingest is the Faust app's group (the prefix); the evaluator's log is
+    # committed by the batch evaluator's own group when that one runs.
+    evaluator_group = (f"{settings.topic_prefix}-evaluator" if settings.evaluator == "batch"
+                       else settings.topic_prefix)
     stages = (
-        [names.contacts, names.accounts, names.interactions, names.segment_definitions,
-         names.static_edits],
-        [names.evaluator_input],
+        ([names.contacts, names.accounts, names.interactions, names.segment_definitions,
+          names.static_edits], settings.topic_prefix),
+        ([names.evaluator_input], evaluator_group),
     )
     deadline = time.monotonic() + timeout
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        for stage in stages:
+        for stage, group in stages:
             targets = {tp: end for tp, end in (await end_offsets(settings, stage)).items()
                        if end > 0}
             while True:
-                committed = await admin.list_consumer_group_offsets(settings.topic_prefix)
+                committed = await admin.list_consumer_group_offsets(group)
                 behind = {tp: (committed[tp].offset if tp in committed else None, end)
                           for tp, end in targets.items()
                           if tp not in committed or committed[tp].offset < end}

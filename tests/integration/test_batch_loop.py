@@ -31,7 +31,8 @@ SEGMENTS = [
     {"id": "paris", "name": "P", "status": "live", "formula": 'city = "Paris"'},
     {"id": "buyers", "name": "B", "status": "live",
      "formula": "performed purchase at least 2 times within last 3 days"},
-    {"id": "both", "name": "PB", "status": "live", "formula": 'in segment "paris" and in segment "buyers"'},
+    {"id": "both", "name": "PB", "status": "live",
+     "formula": 'in segment "paris" and in segment "buyers"'},
 ]
 
 
@@ -141,8 +142,9 @@ async def test_batch_loop_kill_restart_and_lost_disk(kafka_bootstrap: str, tmp_p
     group = f"{prefix}-evaluator"
     try:
         await _produce(kafka_bootstrap, topics.input, [("segment", s) for s in SEGMENTS], driver)
+        bad = b'{"kind": "interaction", "body": {"contact_id": "x"}}'
         ends = await _produce(kafka_bootstrap, topics.input, _inputs(0), driver,
-                              raw=[(0, b"not json"), (1, b'{"kind": "interaction", "body": {"contact_id": "x"}}')])
+                              raw=[(0, b"not json"), (1, bad)])
 
         first = _loop(kafka_bootstrap, topics, group, tmp_path / "disk-a")
         await first.start()
