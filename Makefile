@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 UV_VERSION  := 0.13.8
 
 
-.PHONY: install install-bench lock system-deps system-deps-kafka demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
+.PHONY: install install-bench lock system-deps system-deps-kafka system-deps-node asyncapi-tools asyncapi-check demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
 
 # Installs exactly what requirements/dev.lock pins (with hashes), then the
 # project itself without resolving anything again. `make lock` refreshes
@@ -45,10 +45,10 @@ worker: install kafka-start
 
 # Unit tests (pure engine) and integration tests (real broker, started by
 # the test session through deploy/kafka/kafka.sh if not running).
-test: install system-deps
+test: install system-deps asyncapi-tools
 	.venv/bin/pytest
 
-test-unit: install
+test-unit: install asyncapi-tools
 	.venv/bin/pytest tests/unit
 
 test-integration: install system-deps
@@ -59,13 +59,32 @@ test-integration: install system-deps
 test-multiworker: install system-deps
 	.venv/bin/pytest -m multiworker tests/integration/test_two_workers.py
 
-# ruff, then the one-way package layers ([tool.importlinter] in pyproject.toml).
-lint: install
+# ruff, the one-way package layers ([tool.importlinter] in pyproject.toml), then
+# the AsyncAPI document through the AsyncAPI parser.
+lint: install asyncapi-tools
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
+	$(ASYNCAPI_VALIDATE) schemas/asyncapi.yaml
 
+# JSON Schemas (schemas/*.schema.json) and the AsyncAPI document
+# (schemas/asyncapi.yaml), from the models.
 schemas: install
 	$(PY) -m models.schema_export
+	$(PY) -m models.asyncapi
+
+# The AsyncAPI validator: @asyncapi/parser from npm, pinned by
+# tools/asyncapi/package-lock.json (npm ci installs exactly that tree).
+ASYNCAPI_STAMP    := tools/asyncapi/node_modules/.installed
+ASYNCAPI_VALIDATE := node tools/asyncapi/validate.mjs
+
+$(ASYNCAPI_STAMP): tools/asyncapi/package.json tools/asyncapi/package-lock.json | system-deps-node
+	cd tools/asyncapi && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+asyncapi-tools: $(ASYNCAPI_STAMP)
+
+asyncapi-check: asyncapi-tools
+	$(ASYNCAPI_VALIDATE) schemas/asyncapi.yaml
 
 bench: install-bench
 	$(PY) bench/engine_bench.py
@@ -79,6 +98,10 @@ system-deps:
 # Kafka jars are fetched; nothing when KAFKA_BOOTSTRAP_SERVERS is set.
 system-deps-kafka:
 	@bash deploy/install-system-deps.sh kafka
+
+# Node.js and npm (the AsyncAPI validator).
+system-deps-node:
+	@bash deploy/install-system-deps.sh node
 
 kafka-start: system-deps-kafka
 	@$(KAFKA) start >/dev/null

@@ -7,14 +7,22 @@
 #                                  Maven only until the Kafka jars are fetched into
 #                                  deploy/kafka/lib; nothing when KAFKA_BOOTSTRAP_SERVERS
 #                                  names a broker of your own
+#   install-system-deps.sh node    Node.js and npm, for the AsyncAPI validator
+#                                  (tools/asyncapi: make asyncapi-check, lint, test)
 #   install-system-deps.sh [all]   the tests (make test, .ci/run): Java, Maven,
 #                                  Prometheus' promtool and server (the metrics tests),
-#                                  and headless Chromium with its WebDriver (the web
-#                                  console's browser tests: chromium, chromium-driver)
+#                                  headless Chromium with its WebDriver (the web
+#                                  console's browser tests: chromium, chromium-driver),
+#                                  and Node.js with npm (the AsyncAPI validator)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 scope="${1:-all}"
 missing=()
+# Debian 12's Node.js is 18: tools/asyncapi's lock is kept installable on 18.18+.
+need_node() {
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+}
 case "$scope" in
   kafka)
     if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
@@ -29,9 +37,13 @@ case "$scope" in
       || missing+=(prometheus)
     { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } \
       || missing+=(chromium chromium-driver)
+    need_node
+    ;;
+  node)
+    need_node
     ;;
   *)
-    echo "usage: $0 [kafka|all]" >&2
+    echo "usage: $0 [kafka|node|all]" >&2
     exit 2
     ;;
 esac
@@ -47,6 +59,6 @@ if command -v apt-get >/dev/null; then
     "${missing[@]}"
 else
   echo "please install: ${missing[*]} (Java 17+, Maven, Prometheus with promtool," \
-    "Chromium with chromedriver)" >&2
+    "Chromium with chromedriver, Node.js 18.18+ with npm)" >&2
   exit 1
 fi

@@ -1,7 +1,8 @@
 """deploy/install-system-deps.sh installs only what is needed: the demo and a
 worker need Java (and Maven until the Kafka jars are fetched), never
-Prometheus; the tests get Prometheus and Chromium (the console's browser
-tests) too. Run against a fake apt-get on a PATH without any of the tools."""
+Prometheus; the tests get Prometheus, Chromium (the console's browser
+tests) and Node.js (the AsyncAPI validator) too. Run against a fake apt-get on
+a PATH without any of the tools."""
 
 from __future__ import annotations
 
@@ -61,14 +62,19 @@ def test_kafka_scope_installs_nothing_for_an_external_broker(tmp_path):
 
 
 @pytest.mark.parametrize("args", [(), ("all",)])
-def test_tests_scope_adds_prometheus_and_chromium(tmp_path, args):
+def test_tests_scope_adds_prometheus_chromium_and_node(tmp_path, args):
     assert installs(tmp_path, *args) == ["openjdk-17-jre-headless", "maven", "prometheus",
-                                         "chromium", "chromium-driver"]
+                                         "chromium", "chromium-driver", "nodejs", "npm"]
+
+
+def test_node_scope_installs_node_and_npm_only(tmp_path):
+    assert installs(tmp_path, "node") == ["nodejs", "npm"]
 
 
 @pytest.mark.parametrize(("target", "scope"), [
     ("demo", "kafka"), ("worker", "kafka"), ("kafka-start", "kafka"),
-    ("test", "all"), ("test-integration", "all"), ("test-multiworker", "all"),
+    ("test", {"all", "node"}), ("test-integration", "all"), ("test-multiworker", "all"),
+    ("lint", "node"), ("asyncapi-check", "node"),
 ])
 def test_make_targets_ask_for_their_scope(target, scope):
     make = shutil.which("make")
@@ -78,4 +84,4 @@ def test_make_targets_ask_for_their_scope(target, scope):
                           env={**os.environ, "MAKEFLAGS": ""}, check=True).stdout
     scopes = {line.split("install-system-deps.sh", 1)[1].split()[0]
               for line in plan.splitlines() if "install-system-deps.sh" in line}
-    assert scopes == {scope}, plan
+    assert scopes == (scope if isinstance(scope, set) else {scope}), plan
