@@ -8,8 +8,8 @@ they are refused (401) unless ``SEGMENTFLOW_API_OPEN_WRITES`` is true (local
 demos). Reads (segments, members, contacts, explain, preview) need either
 token as soon as one is configured; with no token at all they are open
 (local demos), and ``SEGMENTFLOW_API_OPEN_READS=true`` opens them
-explicitly. ``/health``, ``/ready``, ``/metrics`` and ``/openapi.json`` are
-always open.
+explicitly. ``/health``, ``/ready``, ``/metrics``, ``/openapi.json`` and the
+AsyncAPI document (``/asyncapi.json``, ``/asyncapi.yaml``) are always open.
 """
 
 from __future__ import annotations

@@ -172,6 +172,13 @@ def _paths() -> dict[str, Any]:
             "content": {"text/plain": {"schema": _STR}}}, open_=True)},
         "/openapi.json": {"get": _read("this document", _json({"type": "object"}, "OpenAPI"),
                                        open_=True)},
+        "/asyncapi.json": {"get": _read(
+            "the AsyncAPI 3.0 document of this worker's Kafka topics (schemas/asyncapi.yaml "
+            "with this worker's topic names and partitions)",
+            _json({"type": "object"}, "AsyncAPI"), open_=True)},
+        "/asyncapi.yaml": {"get": _read("the same AsyncAPI document in YAML", {
+            "description": "AsyncAPI",
+            "content": {"application/yaml": {"schema": _STR}}}, open_=True)},
         "/segments": {
             "get": _read("list segments (with exact member counts)",
                          _json(_ref("SegmentList"), "segments"), params=[_LOCAL]),

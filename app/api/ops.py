@@ -1,4 +1,4 @@
-"""Operational endpoints: health, readiness, Prometheus metrics, OpenAPI."""
+"""Operational endpoints: health, readiness, Prometheus metrics, OpenAPI, AsyncAPI."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ from app.api.context import ApiContext
 from app.api.errors import json_response
 from app.api.openapi import openapi_document
 from app.metrics import CONTENT_TYPE
+from app.settings import Settings
 from app.topic_setup import topics_ready
+from models.asyncapi import TOPICS, asyncapi_document, render_yaml
 
-__all__ = ["readiness", "register_ops"]
+__all__ = ["asyncapi_for", "readiness", "register_ops"]
+
+
+def asyncapi_for(settings: Settings) -> dict[str, Any]:
+    """The AsyncAPI document of this worker's topics: its names (prefix and
+    upstream overrides), partition count and consumer group (the app id)."""
+    names = {topic.name: getattr(settings.topics, topic.name) for topic in TOPICS}
+    return asyncapi_document(names, partitions=settings.partitions,
+                             group_id=settings.topic_prefix)
 
 
 def readiness(app: faust.App, evaluator_topic: str,
@@ -49,6 +59,8 @@ def readiness(app: faust.App, evaluator_topic: str,
 def register_ops(ctx: ApiContext) -> None:
     app, settings, metrics = ctx.app, ctx.settings, ctx.metrics
     document = openapi_document()
+    asyncapi = asyncapi_for(settings)
+    asyncapi_yaml = render_yaml(asyncapi)
 
     @app.page("/health", name="health")
     class Health(View):
@@ -78,3 +90,13 @@ def register_ops(ctx: ApiContext) -> None:
     class OpenApi(View):
         async def get(self, request: Request) -> Response:
             return json_response(document)
+
+    @app.page("/asyncapi.json", name="asyncapi-json")
+    class AsyncApiJson(View):
+        async def get(self, request: Request) -> Response:
+            return json_response(asyncapi)
+
+    @app.page("/asyncapi.yaml", name="asyncapi-yaml")
+    class AsyncApiYaml(View):
+        async def get(self, request: Request) -> Response:
+            return web.Response(text=asyncapi_yaml, content_type="application/yaml")

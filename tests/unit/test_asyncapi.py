@@ -18,10 +18,12 @@ import faust
 import jsonschema
 import pytest
 import yaml
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import TypeAdapter
 
 from agents.codec import encode_envelope, envelope_around
-from app.faust_app import Topics, _declare_topics
+from app.api.ops import asyncapi_for
+from app.faust_app import Topics, _declare_topics, create_app
 from app.settings import Settings
 from models.asyncapi import (
     ASYNCAPI_PATH,
@@ -230,3 +232,32 @@ def test_the_asyncapi_parser_rejects_broken_documents(tmp_path, case) -> None:
     result = _validate(tmp_path, doc, name="broken.json")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "INVALID" in result.stdout and REJECTED[case] in result.stdout, result.stdout
+
+
+# -- served by the API ------------------------------------------------------------------
+
+
+def test_default_settings_serve_the_committed_document() -> None:
+    settings = Settings(topic_prefix="segmentflow", partitions=8, contacts_topic=None,
+                        accounts_topic=None, interactions_topic=None,
+                        segment_definitions_topic=None, static_edits_topic=None)
+    assert asyncapi_for(settings) == yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+
+
+async def test_the_worker_serves_the_document_of_its_own_topics() -> None:
+    settings = Settings(store="memory://", topic_prefix="served", partitions=3,
+                        static_edits_topic="crm.static-edits", api_token="secret")
+    app = create_app(settings)
+    async with TestClient(TestServer(app.web.web_app)) as client:
+        response = await client.get("/asyncapi.json")  # open, like /openapi.json
+        assert response.status == 200
+        served = await response.json()
+        response = await client.get("/asyncapi.yaml")
+        assert response.status == 200
+        assert response.content_type == "application/yaml"
+        assert yaml.safe_load(await response.text()) == served
+    assert served == asyncapi_for(settings)
+    channels = served["channels"]
+    assert channels["contacts"]["address"] == "served.contacts"
+    assert channels["static_edits"]["bindings"]["kafka"]["topic"] == "crm.static-edits"
+    assert {c["bindings"]["kafka"]["partitions"] for c in channels.values()} == {3}
