@@ -48,6 +48,7 @@ def loop_settings(settings: Settings) -> LoopSettings:
         batch_max=settings.batch_max, commit_interval=settings.commit_interval,
         linger_ms=settings.producer_linger_ms,
         dead_letter_max_bytes=settings.dead_letter_max_bytes,
+        client_id=f"http://{settings.web_host}:{settings.web_port}",
         cache_bytes=settings.rocksdb_block_cache_bytes,
         write_buffer_bytes=settings.rocksdb_write_buffer_bytes)
 

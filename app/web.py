@@ -8,7 +8,7 @@ from typing import Any
 import faust
 
 from agents.evaluator import EvaluatorHandle
-from app.api.cluster import Cluster
+from app.api.cluster import Cluster, GroupPeers
 from app.api.contacts import register_contacts
 from app.api.context import ApiContext
 from app.api.errors import json_errors_middleware
@@ -36,9 +36,18 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
                  settings: Settings, metrics: Metrics) -> None:
     work = HeavyWork(settings.api_workers, settings.api_max_concurrent,
                      settings.api_work_timeout)
+    group_peers = None
+    if settings.evaluator == "batch":
+        group_peers = GroupPeers(settings.bootstrap_servers, f"{settings.topic_prefix}-evaluator",
+                                 settings.topics.evaluator_input)
+
+        @app.task
+        async def _find_peers() -> None:
+            await group_peers.run()
+
     ctx = ApiContext(app, settings, evaluator, DefinitionWriter(
         evaluator, topics, work, settings.api_definition_chars_per_second),
-                     metrics, Cluster(app, evaluator.contacts_changelog), work)
+                     metrics, Cluster(app, evaluator.contacts_changelog, group_peers), work)
 
     @app.task
     async def start_api_workers() -> None:

@@ -83,6 +83,7 @@ class LoopSettings:
     max_in_flight: int = 16  # staged batches not yet settled, all partitions
     linger_ms: int = 5
     dead_letter_max_bytes: int = 1_000_000
+    client_id: str = "segmentflow-evaluator"  # the API's URL: peers find it by it
     cache_bytes: int = 8 * MIB
     write_buffer_bytes: int = 4 * MIB
 
@@ -148,7 +149,8 @@ class BatchEvaluator:
             linger_ms=s.linger_ms, max_request_size=1_048_576, max_batch_size=1_048_576)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap, group_id=s.group_id, enable_auto_commit=False,
+            bootstrap_servers=s.bootstrap, group_id=s.group_id, client_id=s.client_id,
+            enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=s.batch_max,
             isolation_level="read_uncommitted")
         self.consumer.subscribe([self.topics.input], listener=_Listener(self))

@@ -4,21 +4,30 @@ calls to the others' APIs (scatter-gather and forwarding).
 Faust's partition assignor shares every member's active changelog
 partitions and canonical URL (``http://<web_host>:<web_port>``) with every
 member; a partition of the contacts table is held by the worker evaluating
-it. Calls to peers carry ``local=1`` so a peer answers from its own
-partitions only (no second hop), and the caller's Authorization header.
+it. The batch evaluator (SEGMENTFLOW_EVALUATOR=batch) has its own consumer
+group, whose members carry their URL as client id: ``GroupPeers`` reads the
+group's assignment from the broker (refreshed every second). Calls to peers
+carry ``local=1`` so a peer answers from its own partitions only (no second
+hop), and the caller's Authorization header.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import aiohttp
 import faust
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from yarl import URL
 
 from app.api.errors import ApiError
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "GroupPeers"]
+
+log = logging.getLogger(__name__)
 
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
 
@@ -28,13 +37,56 @@ def _ident(url: Any) -> tuple[str, int | None]:
     return (u.host or "", u.port)
 
 
+class GroupPeers:
+    """partition -> URL of the members of a consumer group whose client id
+    is their API's URL, from the group's assignment on the broker."""
+
+    REFRESH = 1.0  # seconds between descriptions of the group
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        self._bootstrap, self._group, self._topic = bootstrap, group, topic
+        self.owners: dict[int, str] = {}
+
+    async def run(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            while True:
+                try:
+                    self.owners = await self._describe(admin)
+                except Exception:  # broker or group not reachable right now: keep the last map
+                    log.debug("describing group %s failed", self._group, exc_info=True)
+                await asyncio.sleep(self.REFRESH)  # a refresh period, not a wait for a condition
+        finally:
+            await admin.close()
+
+    async def _describe(self, admin: AIOKafkaAdminClient) -> dict[int, str]:
+        owners: dict[int, str] = {}
+        for response in await admin.describe_consumer_groups([self._group]):
+            for group in response.groups:
+                members = group[5]
+                for member in members:
+                    client_id, raw = member[1], member[4]
+                    if not raw or not client_id.startswith("http"):
+                        continue
+                    assignment = ConsumerProtocolMemberAssignment.decode(raw)
+                    for tp in assignment.partitions():
+                        if tp.topic == self._topic:
+                            owners[tp.partition] = client_id.rstrip("/")
+        return owners
+
+
 class Cluster:
-    def __init__(self, app: faust.App, changelog_topic: str) -> None:
-        self._app, self._topic = app, changelog_topic
+    def __init__(self, app: faust.App, changelog_topic: str,
+                 group_peers: GroupPeers | None = None) -> None:
+        self._app, self._topic, self._group_peers = app, changelog_topic, group_peers
 
     def peers(self) -> dict[int, str]:
         """partition -> base URL of the other worker holding it."""
         me = _ident(self._app.conf.canonical_url)
+        if self._group_peers is not None:
+            return {p: url for p, url in self._group_peers.owners.items()
+                    if _ident(url) != me}
         owners: dict[int, str] = {}
         try:
             metadata = self._app.assignor.tables_metadata()
