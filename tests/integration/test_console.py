@@ -1,11 +1,12 @@
 """The web console (/ui) end to end in a real headless Chromium against a
 worker on the real broker: sign in, build a segment in the designer (a
-validation error shown at its position), preview, save, go live, watch
-members arrive as events are produced, explain a member and a non-member,
-follow the live feed filtered by segment, stop and delete with
-confirmation; by keyboard, with labelled fields, at 1280 px and at a
-phone's width. Screenshots of each page: docs/console/ when
-SEGMENTFLOW_UPDATE_SCREENSHOTS=1 (tests/integration/browser.py)."""
+validation error shown at its position), preview, save, go live, see an
+edit's impact before it applies, watch members arrive as events are
+produced, explain a member and a non-member, follow the live feed filtered
+by segment, stop and delete with confirmation; by keyboard, with labelled
+fields, at 1280 px and at a phone's width. Screenshots of each page:
+docs/console/ when SEGMENTFLOW_UPDATE_SCREENSHOTS=1
+(tests/integration/browser.py)."""
 
 from __future__ import annotations
 
@@ -154,6 +155,22 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         wait_for(driver, lambda d: css(d, "#seg-state").get_attribute("data-status") == "live"
                  and css(d, "#seg-state").get_attribute("data-golive") == "true", "live")
         check_page(driver, shots, "designer-live")
+
+        # An edit to a live segment shows its impact before it applies (cancelled here).
+        formula = css(driver, "#formula")
+        formula.send_keys(Keys.CONTROL, "a")
+        formula.send_keys('city = "Paris" and age >= 35')
+        wait_for(driver, lambda d: css(d, "#apply").is_enabled(), "apply enabled")
+        css(driver, "#apply").click()
+        wait_for(driver, lambda d: css(d, "#confirm-dialog").is_displayed(), "impact")
+        impact = css(driver, "#confirm-body").text
+        assert "Now: 2 members. With this definition: 1 contacts match (\u22121)" in impact, impact
+        driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        wait_for(driver, lambda d: not css(d, "#confirm-dialog").is_displayed(), "cancelled")
+        formula.send_keys(Keys.CONTROL, "a")
+        formula.send_keys(FORMULA)
+        wait_for(driver, lambda d: not css(d, "#apply").is_enabled(), "nothing to apply")
+        assert css(driver, "#seg-state").get_attribute("data-version") == "2"
 
         # Members arrive as events are produced.
         css(driver, "#members-link").click()
