@@ -574,6 +574,9 @@
     };
 
     const write = async (body) => {
+      // A check in flight would hold one of the API's heavy-request slots.
+      checkSoon.cancel();
+      state.checkCtl?.abort();
       const id = values().id;
       const accepted = await api("PUT", seg(id), body, { signal });
       if (isNew) {
