@@ -10,6 +10,9 @@ docs/console/ when SEGMENTFLOW_UPDATE_SCREENSHOTS=1
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiohttp
 import pytest
 from selenium.webdriver.common.keys import Keys
@@ -274,3 +277,14 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         assert not contacts_shown(driver)
         sign_in(driver, READ_TOKEN)  # a read token is enough to see them
         wait_for(driver, lambda d: contacts_shown(d) == {"c0"}, "lyon's members")
+
+        # A worker with streams open (this one, and the browser's) stops at
+        # once: its shutdown ends them rather than waiting for them.
+        async with http.get(f"{worker.url}/ui/api/changes?segment=lyon") as stream:
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            first = await stream.content.readuntil(b"\n\n")
+            assert first == b"retry: 2000\nevent: ready\ndata: {}\n\n"
+            started = time.monotonic()
+            await asyncio.to_thread(worker.stop)
+            assert await asyncio.wait_for(stream.content.read(), 10) == b""
+            assert time.monotonic() - started < 10
