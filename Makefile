@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 UV_VERSION  := 0.13.8
 
 
-.PHONY: install install-bench lock system-deps system-deps-kafka system-deps-node asyncapi-tools asyncapi-check demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
+.PHONY: install install-bench lock system-deps system-deps-kafka system-deps-node asyncapi-tools asyncapi-check k8s-check demo worker test test-unit test-integration test-multiworker lint schemas bench kafka-start kafka-stop kafka-status clean
 
 # Installs exactly what requirements/dev.lock pins (with hashes), then the
 # project itself without resolving anything again. `make lock` refreshes
@@ -59,12 +59,18 @@ test-integration: install system-deps
 test-multiworker: install system-deps
 	.venv/bin/pytest -m multiworker tests/integration/test_two_workers.py
 
-# ruff, the one-way package layers ([tool.importlinter] in pyproject.toml), then
-# the AsyncAPI document through the AsyncAPI parser.
+# ruff, the one-way package layers ([tool.importlinter] in pyproject.toml), the
+# AsyncAPI document through the AsyncAPI parser, the Kubernetes manifests offline.
 lint: install asyncapi-tools
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
 	$(ASYNCAPI_VALIDATE) schemas/asyncapi.yaml
+	$(PY) -m tools.kubernetes_check
+
+# deploy/kubernetes against the Kubernetes JSON schemas (strict, no cluster, no
+# network: kubernetes-validate ships them) and the worker's settings and API.
+k8s-check: install
+	$(PY) -m tools.kubernetes_check
 
 # JSON Schemas (schemas/*.schema.json) and the AsyncAPI document
 # (schemas/asyncapi.yaml), from the models.
