@@ -54,8 +54,7 @@ test-unit: install asyncapi-tools
 test-integration: install system-deps
 	.venv/bin/pytest tests/integration
 
-# Two workers, one killed. Out of `make test` until CI has seen it pass for
-# a while since the stall fix (README, Known issues).
+# Two workers, one killed (also part of `make test`), on its own.
 test-multiworker: install system-deps
 	.venv/bin/pytest -m multiworker tests/integration/test_two_workers.py
 

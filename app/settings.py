@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     # "faust": the evaluator is a Faust agent over Faust tables. "batch": the
     # runtime's batch loop on aiokafka over its own partition stores
     # (runtime/loop.py; pipelined commits, local timers, no clock ticks).
-    evaluator: Literal["faust", "batch"] = "faust"
+    evaluator: Literal["faust", "batch"] = "batch"
     # Batch evaluator: how often input offsets of settled batches are
     # committed (Kafka Streams' commit.interval.ms).
     commit_interval: float = Field(default=0.1, gt=0)
