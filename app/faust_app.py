@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     from agents.ingest import register_ingest
     from app.batch_evaluator import register_batch_evaluator
     from app.metrics import Metrics
-    from app.topic_setup import register_topic_setup
+    from app.topic_setup import register_topic_setup, topics_ready
     from app.web import register_web, web_application_options
 
     settings = settings or Settings()
@@ -171,7 +171,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     topics = _declare_topics(app, settings)
     register_topic_setup(app, topics)
-    register_ingest(app, topics, settings, metrics)
+    register_ingest(app, topics, settings, metrics, lambda: topics_ready(app))
     evaluator: Any
     if settings.evaluator == "batch":
         # The runtime's batch loop: its own stores, no Faust tables, no ticks.

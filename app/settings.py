@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # runtime's batch loop on aiokafka over its own partition stores
     # (runtime/loop.py; pipelined commits, local timers, no clock ticks).
     evaluator: Literal["faust", "batch"] = "batch"
+    # "batch": ingest is one aiokafka batch loop over the upstream topics
+    # (group <prefix>-ingest); "faust": one Faust agent per upstream topic.
+    ingest: Literal["faust", "batch"] = "batch"
     # Batch evaluator: how often input offsets of settled batches are
     # committed (Kafka Streams' commit.interval.ms).
     commit_interval: float = Field(default=0.1, gt=0)

@@ -280,7 +280,8 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
                       group_id: str = DEFAULT_PREFIX) -> dict[str, Any]:
     """The document for these topic names (``TopicNames`` attributes; the
     defaults for the prefix ``segmentflow`` when not given), partition count
-    and consumer group of ingest (the Faust app id, which is the topic prefix)."""
+    and the deployment's consumer group prefix (the topic prefix): ingest
+    consumes in ``<prefix>-ingest``, the evaluator in ``<prefix>-evaluator``."""
     names = {**default_topic_names(), **(topics or {})}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -308,14 +309,17 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
                 "messages": [{"$ref": f"#/channels/{topic.name}/messages/{m}"}
                              for m in topic.messages],
             }
-            if action == "receive" and topic.upstream:  # ingest: the Faust app's group
+            if action == "receive" and topic.upstream:  # ingest's batch loop
                 operation["bindings"] = {"kafka": {
-                    "groupId": {"type": "string", "enum": [group_id]},
+                    "groupId": {"type": "string", "enum": [f"{group_id}-ingest"]},
                     "bindingVersion": KAFKA_BINDING}}
+                operation["description"] = (
+                    f"Consumer group {group_id}-ingest ({group_id}, the Faust app's, "
+                    "with SEGMENTFLOW_INGEST=faust).")
             elif action == "receive":
                 operation["description"] = (
-                    f"Consumer group {group_id}-evaluator with the batch evaluator "
-                    f"(SEGMENTFLOW_EVALUATOR=batch), {group_id} with the Faust agent.")
+                    f"Consumer group {group_id}-evaluator ({group_id}, the Faust app's, "
+                    "with SEGMENTFLOW_EVALUATOR=faust).")
             operations[_camel(f"{action}_{topic.name}")] = operation
     messages: dict[str, Any] = {}
     for message_id, (payload, key, title, summary) in _MESSAGES.items():

@@ -51,9 +51,11 @@ async def wait_caught_up(settings: Settings, timeout: float = 60.0) -> None:
     # committed by the batch evaluator's own group when that one runs.
     evaluator_group = (f"{settings.topic_prefix}-evaluator" if settings.evaluator == "batch"
                        else settings.topic_prefix)
+    ingest_group = (f"{settings.topic_prefix}-ingest" if settings.ingest == "batch"
+                    else settings.topic_prefix)
     stages = (
         ([names.contacts, names.accounts, names.interactions, names.segment_definitions,
-          names.static_edits], settings.topic_prefix),
+          names.static_edits], ingest_group),
         ([names.evaluator_input], evaluator_group),
     )
     deadline = time.monotonic() + timeout

@@ -89,7 +89,7 @@ def test_every_topic_is_a_channel_with_its_partitions_and_cleanup_policy() -> No
         "cleanup.policy": ["compact"]}
     groups = {op["bindings"]["kafka"]["groupId"]["enum"][0]
               for op in doc["operations"].values() if "bindings" in op}
-    assert groups == {"aa-test"}  # ingest's; the evaluator's group depends on the evaluator
+    assert groups == {"aa-test-ingest"}  # the ingest loop's group (agents/ingest.py ingest_group)
     assert "aa-test-evaluator" in doc["operations"]["receiveEvaluatorInput"]["description"]
 
 
