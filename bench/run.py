@@ -45,7 +45,7 @@ import profile_worker
 from harness import RESULTS, Scenario, scale_out_run, service_run, start_broker
 
 CONFIG = {
-    "quick": {"contacts": 4_000, "events": 4_000, "segments": [10, 100, 1000],
+    "quick": {"contacts": 4_000, "events": 20_000, "segments": [10, 100, 1000],
               "latency_seconds": 10.0, "ceiling_count": 100_000,
               "faust_ceiling_timeout": 180,
               "batch_contacts": [100_000], "lateness": {"contacts": 200, "spread": 8.0,

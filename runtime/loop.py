@@ -79,7 +79,7 @@ class LoopSettings:
     limits: Limits | None = None
     batch_max: int = 500
     commit_interval: float = 0.1
-    punctuate_interval: float = 0.5  # idle wake-ups: due contacts, backfills
+    punctuate_interval: float = 0.1  # idle wake-ups of due contacts
     max_in_flight: int = 16  # staged batches not yet settled, all partitions
     linger_ms: int = 5
     dead_letter_max_bytes: int = 1_000_000
@@ -190,8 +190,12 @@ class BatchEvaluator:
         assert consumer is not None
         last_punctuation = time.monotonic()
         while True:
+            # A running backfill continues at once (one chunk per partition
+            # and round, behind whatever input was fetched); otherwise wait
+            # for input at most until the next punctuation.
+            busy = any(p.backfills for p in self.processors.values())
             fetched = await consumer.getmany(
-                timeout_ms=int(self.settings.punctuate_interval * 1000),
+                timeout_ms=0 if busy else int(self.settings.punctuate_interval * 1000),
                 max_records=self.settings.batch_max)
             async with self._lock:
                 for tp, records in fetched.items():
@@ -200,12 +204,16 @@ class BatchEvaluator:
                         continue  # revoked meanwhile
                     await self._evaluate(processor, tp.partition, records)
                 now = time.monotonic()
-                if now - last_punctuation >= self.settings.punctuate_interval:
+                punctuate = now - last_punctuation >= self.settings.punctuate_interval
+                if punctuate:
                     last_punctuation = now
-                    for partition, processor in list(self.processors.items()):
-                        tp = TopicPartition(self.topics.input, partition)
-                        if tp not in fetched:
-                            await self._evaluate(processor, partition, [])
+                for partition, processor in list(self.processors.items()):
+                    if TopicPartition(self.topics.input, partition) in fetched:
+                        continue  # that batch ran its timers and backfills
+                    if processor.backfills or (punctuate and processor.due_now()):
+                        await self._evaluate(processor, partition, [])
+            if busy and not fetched:
+                await asyncio.sleep(0)  # let the acker and the API run between chunks
 
     async def _evaluate(self, processor: PartitionProcessor, partition: int,
                         records: list[Any]) -> None:
@@ -310,9 +318,9 @@ class BatchEvaluator:
                 raise
             finally:
                 self._queue.task_done()
-            if self._queue.empty() or (
-                    time.monotonic() - self._last_commit >= self.settings.commit_interval):
-                await self._commit_offsets()
+            # Nothing else in flight: commit now (nothing may come to trigger
+            # a later commit); under load, every commit_interval.
+            await self._commit_offsets(force=self._queue.empty())
 
     async def _settle(self, item: _InFlight) -> None:
         for future in item.outputs:

@@ -198,6 +198,16 @@ class PartitionProcessor:
             txn.close()
             self._decoded.clear()
 
+    def due_now(self) -> bool:
+        """Whether an empty batch now would wake due contacts (wall clock;
+        in event time only inputs move the clock). Cheap: the earliest due
+        time is kept in memory (unknown until the first batch looks)."""
+        if self.config.clock != "wall":
+            return False
+        earliest = self._earliest_due[0]
+        return earliest is not None and (
+            earliest == DueQueue._UNKNOWN or earliest <= to_us(self.wall()))
+
     def _handle(self, kind: str, body: dict[str, Any]) -> None:
         if kind in _CONTACT_KINDS:
             inp = _contact_input(kind, body)
