@@ -314,6 +314,7 @@ def summary_md(result: dict, command: str) -> str:
     if soak.exists():
         from bench.soak import soak_md
         prof_md += "\n" + soak_md(json.loads(soak.read_text()))
+    prof_md += _separate_runs_md()
     return f"""# Benchmark summary
 
 Latest run: {result['when']} ({result['mode']} mode, {result['elapsed_s']:.0f} s),
@@ -403,6 +404,30 @@ async def main_async(args: argparse.Namespace) -> dict:
     result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
     return result
+
+
+def _separate_runs_md() -> str:
+    """Sections of the separate benchmarks whose results are kept in git."""
+    md = ""
+    loop = RESULTS / "batch_loop_100.json"  # bench/batch_loop_bench.py
+    if loop.exists():
+        r = json.loads(loop.read_text())
+        md += (f"\n## Evaluator stage alone (`bench/batch_loop_bench.py`, {r['when'][:16]})\n\n"
+               f"{r['segments_live']} segments, {r['contacts']:,} contacts, "
+               f"{r['partitions']} partitions: the batch loop "
+               f"{r['batch_loop']['events_per_s']:,.0f} events/s over "
+               f"{r['batch_loop']['events']:,} interactions vs the bare aiokafka pipe "
+               f"{r['aiokafka_pipe']['events_per_s']:,.0f}/s in the same run "
+               f"({r['ratio_percent']} %); no ingest hop.\n")
+    sweep = RESULTS / "latency_sweep.json"  # bench/latency_sweep.py
+    if sweep.exists():
+        r = json.loads(sweep.read_text())
+        md += (f"\n## Latency at fixed rates (`bench/latency_sweep.py`, {r['when'][:16]})\n\n"
+               "| inputs/s | p50 ms | p99 ms | max ms |\n|---:|---:|---:|---:|\n"
+               + "".join(f"| {p['rate']:,.0f} | {p['latency_ms']['p50']} | "
+                         f"{p['latency_ms']['p99']} | {p['latency_ms']['max']} |\n"
+                         for p in r["points"]))
+    return md
 
 
 def main() -> None:
