@@ -376,9 +376,12 @@ class BatchEvaluator:
                     self._store.revoke(tp.partition)
 
     async def assign(self, partitions: set[TopicPartition]) -> None:
+        """Open and restore every assigned partition, then publish them
+        together: readers (the API, /ready) never see half an assignment."""
         consumer = self.consumer
         assert consumer is not None
         async with self._lock:
+            opened: dict[int, PartitionProcessor] = {}
             for tp in sorted(partitions):
                 if tp.topic != self.topics.input or tp.partition in self.processors:
                     continue
@@ -386,11 +389,12 @@ class BatchEvaluator:
                 await self._restore(base, tp.partition)
                 processor = PartitionProcessor(
                     StagedStore(base), self.settings.processor, self.catalogs)
-                self.processors[tp.partition] = processor
+                opened[tp.partition] = processor
                 if processor.applied_offset is not None:
                     committed = await consumer.committed(tp)
                     if committed is None or committed <= processor.applied_offset:
                         consumer.seek(tp, processor.applied_offset + 1)
+            self.processors.update(opened)
         self.ready.set()
 
     async def _restore(self, base: Any, partition: int) -> None:
