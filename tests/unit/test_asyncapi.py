@@ -6,7 +6,6 @@ rejects broken variants of it."""
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import subprocess
 from dataclasses import fields
@@ -176,9 +175,8 @@ def _validate(tmp_path: Path, document: dict[str, Any] | None = None,
               name: str = "doc.yaml") -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     if node is None or not (TOOLS / "node_modules/@asyncapi/parser").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("the AsyncAPI parser is not installed (make asyncapi-tools)")
-        pytest.skip("the AsyncAPI parser is not installed: make asyncapi-tools")
+        # make test / make lint install it; a missing validator is a failure, not a pass
+        pytest.fail("the AsyncAPI parser is not installed: make asyncapi-tools")
     path = ASYNCAPI_PATH
     if document is not None:
         path = tmp_path / name

@@ -50,9 +50,11 @@ class Topic:
         self.sent: list[tuple[bytes, bytes]] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self.waiting = asyncio.Event()  # a send is held at the gate
 
     async def send(self, *, key: bytes, value: bytes) -> Any:
         self.sent.append((key, value))
+        self.waiting.set()
         await self.gate.wait()
         future = asyncio.get_running_loop().create_future()
         future.set_result(None)
@@ -96,7 +98,9 @@ async def test_two_writes_at_the_same_instant_are_serialised(writer: DefinitionW
     topic.gate.clear()  # the broker is slow to ack
     first = asyncio.create_task(writer.put(seg("a", 'in segment "b"')))
     second = asyncio.create_task(writer.put(seg("b", 'in segment "a"')))
-    await asyncio.sleep(0.01)
+    # The first write is held at the broker; the second task ran before this
+    # one woke (ready tasks run in order) and reached its first suspension.
+    await topic.waiting.wait()
     topic.gate.set()
     results = await asyncio.gather(first, second, return_exceptions=True)
     assert results[0] == seg("a", 'in segment "b"')
