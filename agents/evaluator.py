@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
-import orjson
 
 from agents.buffered_tables import BufferedTable, WriteBatch
-from agents.codec import decode_envelope, dumps, encode_envelope, model_bytes
+from agents.codec import decode_envelope, encode_envelope
 from agents.output import (
     OutputProducer,
     confirm_changelog_or_exit,
@@ -50,52 +48,17 @@ from models.changes import MembershipChange
 from models.inputs import (
     AccountDelete,
     AccountUpsert,
-    ContactDelete,
-    ContactUpsert,
-    Interaction,
-    StaticEdit,
 )
 from models.segments import SegmentDefinition, SegmentDelete
+from runtime.outputs import change_record, snapshot_record
+from runtime.processor import StateTooLarge
+from runtime.processor import contact_input as _contact_input
+from runtime.processor import event_time as _event_time
+from runtime.views import Backfill
 
 __all__ = ["EvaluatorHandle", "StateTooLarge", "register_evaluator"]
 
 log = logging.getLogger(__name__)
-
-
-class StateTooLarge(ValueError):
-    """An input would grow a contact's state past the record size limit."""
-
-
-def _contact_input(kind: str, body: dict[str, Any]) -> Any:
-    if kind == "contact":
-        return ContactDelete(**body) if body.get("op") == "delete" else ContactUpsert(**body)
-    if kind == "interaction":
-        return Interaction.model_validate(body)
-    return StaticEdit.model_validate(body)
-
-
-def _event_time(inp: Any) -> datetime | None:
-    if isinstance(inp, Interaction):
-        return inp.occurred_at
-    return getattr(inp, "updated_at", None) or getattr(inp, "at", None)
-
-
-@dataclass
-class Backfill:
-    """Progress of re-evaluating one partition's contacts for one segment."""
-
-    segment_id: str
-    version: int  # 0 for a deletion
-    scanned: int = 0
-    complete: bool = False
-    after: str | None = None
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.__dict__)
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> Backfill:
-        return cls(**orjson.loads(raw))
 
 
 class Evaluator:
@@ -153,23 +116,12 @@ class Evaluator:
         self.emitted += len(changes)
         self.metrics.count_changes(changes)
         send = self.output.send
+        partitions = self.settings.partitions
         for change in changes:
-            self.pending.append(await send(
-                self.changes_topic, change.contact_id.encode(), model_bytes(change), partition))
-            snapshot_id = f"{change.segment_id}/{change.contact_id}"
-            snapshot = None  # tombstone: compaction forgets former members
-            if change.change == "joined":
-                snapshot = dumps({
-                    "segment_id": change.segment_id,
-                    "contact_id": change.contact_id,
-                    "member": True,
-                    "since": change.at.isoformat(),
-                    "segment_version": change.segment_version,
-                    "sequence": change.sequence,
-                })
-            self.pending.append(await send(
-                self.snapshot_topic, snapshot_id.encode(), snapshot,
-                partition_for(snapshot_id, self.settings.partitions)))
+            key, value = change_record(change)
+            self.pending.append(await send(self.changes_topic, key, value, partition))
+            s_key, s_value, s_partition = snapshot_record(change, partitions)
+            self.pending.append(await send(self.snapshot_topic, s_key, s_value, s_partition))
 
     async def confirm_outputs(self) -> None:
         """Wait until the broker acknowledged every output of the batch (the

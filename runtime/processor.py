@@ -57,7 +57,7 @@ from runtime.views import AccountIndex, Accounts, Backfill, DueQueue, EventClock
 
 __all__ = [
     "INPUT_OFFSET_KEY", "Batch", "PartitionProcessor", "ProcessorConfig", "Refusal",
-    "StateTooLarge",
+    "StateTooLarge", "contact_input", "event_time",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ class Batch:
     emitted_by: list[int] = field(default_factory=list)  # inputs that changed membership
 
 
-def _contact_input(kind: str, body: dict[str, Any]) -> Any:
+def contact_input(kind: str, body: dict[str, Any]) -> Any:
+    """The engine input of a contact envelope (validated by its model)."""
     if kind == "contact":
         return ContactDelete(**body) if body.get("op") == "delete" else ContactUpsert(**body)
     if kind == "interaction":
@@ -112,7 +113,8 @@ def _contact_input(kind: str, body: dict[str, Any]) -> Any:
     return StaticEdit.model_validate(body)
 
 
-def _event_time(inp: Any) -> datetime | None:
+def event_time(inp: Any) -> datetime | None:
+    """The time an input carries (what moves the event clock)."""
     if isinstance(inp, Interaction):
         return inp.occurred_at
     return getattr(inp, "updated_at", None) or getattr(inp, "at", None)
@@ -210,8 +212,8 @@ class PartitionProcessor:
 
     def _handle(self, kind: str, body: dict[str, Any]) -> None:
         if kind in _CONTACT_KINDS:
-            inp = _contact_input(kind, body)
-            now = self._now(_event_time(inp))
+            inp = contact_input(kind, body)
+            now = self._now(event_time(inp))
             self._apply(inp.contact_id, inp, now, data=True)
         elif kind in _LEGACY_KINDS:
             return

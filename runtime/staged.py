@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 
-from runtime.transaction import PartitionTransaction
+from runtime.transaction import PartitionTransaction, merge_overlay
 from runtime.types import ChangelogRecord, StorePartition, Updates
 
 __all__ = ["StagedStore"]
@@ -54,7 +54,7 @@ class StagedStore:
         begin = bisect_left(self._sorted, lower)
         end = len(self._sorted) if upper is None else bisect_left(self._sorted, upper)
         overlay = [(k, self._staged[k][1]) for k in self._sorted[begin:end]]
-        return _merge(self.base.iter_range(lower, upper), overlay)
+        return merge_overlay(self.base.iter_range(lower, upper), overlay)
 
     def write(self, updates: Updates, checkpoint: int | None) -> None:
         raise TypeError("a staged store is written by commit(), not by a transaction's flush")
@@ -101,25 +101,3 @@ class StagedStore:
             if staged is not None and staged[0] == batch:  # no later batch wrote it
                 del self._staged[key]
                 del self._sorted[bisect_left(self._sorted, key)]
-
-
-def _merge(stored: Iterator[tuple[bytes, bytes]],
-           overlay: list[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
-    """Stored items overlaid by staged writes (``None``: deleted), byte order."""
-    i = 0
-    for key, value in stored:
-        while i < len(overlay) and overlay[i][0] < key:
-            o_key, o_value = overlay[i]
-            i += 1
-            if o_value is not None:
-                yield o_key, o_value
-        if i < len(overlay) and overlay[i][0] == key:
-            o_value = overlay[i][1]
-            i += 1
-            if o_value is not None:
-                yield key, o_value
-            continue
-        yield key, value
-    for o_key, o_value in overlay[i:]:
-        if o_value is not None:
-            yield o_key, o_value

@@ -20,7 +20,7 @@ from types import TracebackType
 from runtime.keys import Keyspace, prefix_upper_bound, stored_key
 from runtime.types import ChangelogRecord, StorePartition, TransactionClosedError
 
-__all__ = ["PartitionTransaction"]
+__all__ = ["PartitionTransaction", "merge_overlay"]
 
 _Item = tuple[bytes, bytes]
 _KEYSPACE_BYTES = 1  # scans return keys without their keyspace byte
@@ -105,7 +105,7 @@ class PartitionTransaction:
         overlay = [(k, self._updates[k]) for k in self._sorted[begin:end]]
         if upper is not None and lower >= upper:
             return iter(())
-        return _merge(self._store.iter_range(lower, upper), overlay)
+        return merge_overlay(self._store.iter_range(lower, upper), overlay, _KEYSPACE_BYTES)
 
     # -- writes --------------------------------------------------------------
 
@@ -169,9 +169,10 @@ class PartitionTransaction:
         self.close()
 
 
-def _merge(stored: Iterator[_Item], overlay: list[tuple[bytes, bytes | None]]) -> Iterator[_Item]:
-    """Stored items overlaid by the transaction's writes, both in byte order."""
-    start = _KEYSPACE_BYTES
+def merge_overlay(stored: Iterator[_Item], overlay: list[tuple[bytes, bytes | None]],
+                  start: int = 0) -> Iterator[_Item]:
+    """Stored items overlaid by writes not stored yet (``None``: deleted),
+    both in byte order; keys lose their first ``start`` bytes."""
     i = 0
     for key, value in stored:
         while i < len(overlay) and overlay[i][0] < key:
