@@ -11,7 +11,7 @@ the batch and commits it once acknowledged, and a broker-free driver
 
 Inputs are envelopes already decoded to ``(kind, body)``: contact inputs
 (``contact``, ``interaction``, ``static_edit``) and the commands every
-partition receives (``segment``, ``segment_delete``, ``account``).
+partition receives (``segment``, ``segment_delete``, ``account``, ``clock``).
 Backfills continue inside later batches (no records sent to itself) and
 due contacts are woken here, from the wall clock or the partition's event
 time (no broadcast ticks): ``tick`` and ``backfill`` envelopes written by
@@ -223,6 +223,8 @@ class PartitionProcessor:
             self._on_segment_delete(SegmentDelete.model_validate(body).segment_id)
         elif kind == "account":
             self._on_account(body)
+        elif kind == "clock":
+            self._on_clock(body)
         else:
             raise ValueError(f"unknown evaluator command {kind!r}")
         if self.config.clock == "event":
@@ -241,6 +243,15 @@ class PartitionProcessor:
                 EventClock.store(self._txn, at)
         # Before any event time is known, fall back to the wall clock.
         return from_us(self.event_clock) if self.event_clock is not None else self.wall()
+
+    def _on_clock(self, body: dict[str, Any]) -> None:
+        """``{"to": time}``: move the event clock forward (replays that end
+        in silence); never backwards, and a no-op on the wall clock."""
+        to = datetime.fromisoformat(str(body["to"]).replace("Z", "+00:00"))
+        if to.tzinfo is None:
+            raise ValueError("clock advance needs a time with a UTC offset")
+        if self.config.clock == "event":
+            self._now(to)
 
     def _wake_due(self, now: datetime) -> None:
         due = DueQueue(self._txn, self._earliest_due)
