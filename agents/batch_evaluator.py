@@ -90,6 +90,18 @@ class BatchEvaluatorHandle(EvaluatorReads):
             return from_us(clock)
         return datetime.now(UTC)
 
+    @property
+    def clock_mode(self) -> str:
+        return self._clock
+
+    def _event_clock(self, partition: int) -> datetime | None:
+        clock = self._processor(partition).event_clock
+        return from_us(clock) if self._clock == "event" and clock is not None else None
+
+    def _offsets(self, partition: int) -> tuple[int | None, int | None]:
+        return (self._processor(partition).applied_offset,
+                self._loop.stats.committed.get(partition))
+
     def _backfill(self, partition: int, segment_id: str) -> Backfill | None:
         return self._processor(partition).backfill_progress(segment_id)
 

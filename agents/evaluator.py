@@ -272,6 +272,11 @@ class Evaluator:
             self.event_time = _event_time(inp)
             now = self.clock.now(partition, self.event_time)
             await self.apply_to_contact(partition, inp.contact_id, inp, now)
+        elif kind == "clock":  # {"to": time}: the event clock forward (as runtime/processor.py)
+            to = datetime.fromisoformat(str(body["to"]).replace("Z", "+00:00"))
+            if to.tzinfo is None:
+                raise ValueError("clock advance needs a time with a UTC offset")
+            now = self.clock.now(partition, to)
         else:
             now = self.clock.now(partition)
             if kind == "segment":
@@ -362,6 +367,17 @@ class EvaluatorHandle(EvaluatorReads):
 
     def _now(self, partition: int) -> datetime:
         return self._evaluator.clock.now(partition)
+
+    @property
+    def clock_mode(self) -> str:
+        return self._evaluator.clock.mode
+
+    def _event_clock(self, partition: int) -> datetime | None:
+        clock = self._evaluator.clock
+        return clock._load(partition) if clock.mode == "event" else None
+
+    def _offsets(self, partition: int) -> tuple[int | None, int | None]:
+        return None, None  # Faust keeps them; the batch evaluator reports them
 
     def _backfill(self, partition: int, segment_id: str) -> Backfill | None:
         return self._evaluator.backfill_progress(partition, segment_id)

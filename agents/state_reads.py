@@ -18,7 +18,7 @@ import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -151,6 +151,21 @@ class EvaluatorReads:
         raise NotImplementedError
 
     def _consumer_lag(self) -> dict[int, int]:
+        raise NotImplementedError
+
+    @property
+    def clock_mode(self) -> str:
+        """``wall`` or ``event`` (SEGMENTFLOW_CLOCK)."""
+        raise NotImplementedError
+
+    def _event_clock(self, partition: int) -> datetime | None:
+        """The partition's event clock; None on the wall clock or before
+        the partition has seen any event time."""
+        raise NotImplementedError
+
+    def _offsets(self, partition: int) -> tuple[int | None, int | None]:
+        """(offset of the last input-log record the state includes, next
+        input offset committed by this worker); None when unknown."""
         raise NotImplementedError
 
     # -- catalog -------------------------------------------------------------------
@@ -310,6 +325,39 @@ class EvaluatorReads:
         """The last ``segment_sizes`` result (what /metrics reports)."""
         return self._sizes_cache[1] if self._sizes_cache is not None else {}
 
+    def clock_of(self, partition: int) -> dict[str, Any]:
+        """A held partition's clock: mode, event clock (ISO or None) and the
+        ``now`` its evaluations use (explain shows what it was computed at)."""
+        clock = self._event_clock(partition)
+        return {"clock": self.clock_mode,
+                "event_clock": clock.isoformat() if clock is not None else None,
+                "now": self._now(partition).isoformat()}
+
+    def partition_status(self, ends: Mapping[int, int] | None = None
+                         ) -> dict[int, dict[str, Any]]:
+        """Per held partition: the clock (mode, event clock, the ``now`` it
+        evaluates at, how far the event clock trails the wall clock) and the
+        input log (offset applied, offset committed, end offset, inputs not
+        yet applied). ``ends``: the log's end offsets (else None)."""
+        wall = datetime.now(UTC)
+        found: dict[int, dict[str, Any]] = {}
+        for partition in sorted(self.held_partitions()):
+            clock = self._event_clock(partition)
+            applied, committed = self._offsets(partition)
+            end = ends.get(partition) if ends is not None else None
+            lag = (0.0 if self.clock_mode == "wall" else
+                   (wall - clock).total_seconds() if clock is not None else None)
+            found[partition] = {
+                **self.clock_of(partition),
+                "clock_lag_seconds": lag,
+                "applied_offset": applied,
+                "committed_offset": committed,
+                "end_offset": end,
+                "input_lag": (max(0, end - (applied + 1 if applied is not None else 0))
+                              if end is not None else None),
+            }
+        return found
+
     def metrics_snapshot(self) -> dict[str, Any]:
         held = self.held_partitions()
         now_us = to_us(self._now(min(held))) if held else 0
@@ -328,4 +376,6 @@ class EvaluatorReads:
             "golive": golive,
             "refused": len(self.refusals()),
             "consumer_lag": self._consumer_lag(),
+            "clocks": {p: self._event_clock(p) for p in held},
+            "clock_mode": self.clock_mode,
         }

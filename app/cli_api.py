@@ -184,7 +184,9 @@ def register_api_commands(cli: click.Group) -> None:
     def explain(client: ApiClient, as_json: bool, contact_id: str, segment_id: str) -> None:
         """Why a contact is (or is not) in a segment: a readable trace."""
         result = client.get(f"/contacts/{contact_id}/explain/{segment_id}")
-        emit(as_json, result, result["text"])
+        clock = (f"\nclock: {result['clock']}, now {result['now']}" if "clock" in result
+                 else "")
+        emit(as_json, result, result["text"] + clock)
 
     @api_command(cli)
     @click.option("-f", "--filename", "path", default=None, help="Draft segment (YAML/JSON).")

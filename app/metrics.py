@@ -86,6 +86,30 @@ class _StateCollector(Collector):
         for partition, value in sorted(snap["consumer_lag"].items()):
             lag.add_metric([str(partition)], value)
         yield lag
+        yield from self._clocks(snap)
+
+    @staticmethod
+    def _clocks(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+        """Per partition held here: its event clock and how far it trails the
+        wall clock (docs/clock.md); the wall clock does not trail itself."""
+        clock = GaugeMetricFamily(
+            "segmentflow_event_clock_seconds",
+            "Event clock of each partition held here (Unix seconds; SEGMENTFLOW_CLOCK=event, "
+            "once the partition has seen an event time).", labels=["partition"])
+        lag = GaugeMetricFamily(
+            "segmentflow_clock_lag_seconds",
+            "Wall clock minus the partition's event clock (0 on the wall clock).",
+            labels=["partition"])
+        wall = time.time()
+        event = snap.get("clock_mode") == "event"
+        for partition, at in sorted(snap.get("clocks", {}).items()):
+            if not event:
+                lag.add_metric([str(partition)], 0.0)
+            elif at is not None:
+                clock.add_metric([str(partition)], at.timestamp())
+                lag.add_metric([str(partition)], wall - at.timestamp())
+        yield clock
+        yield lag
 
     @staticmethod
     def _aggregated(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:

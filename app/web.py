@@ -15,6 +15,7 @@ from app.api.errors import json_errors_middleware
 from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
 from app.api.segments import register_segments
+from app.api.status import register_status
 from app.api.writes import DefinitionWriter
 from app.console import register_console
 from app.faust_app import Topics
@@ -60,4 +61,5 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_ops(ctx)
     register_segments(ctx)
     register_contacts(ctx)
+    register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)

@@ -83,12 +83,18 @@ def register_contacts(ctx: ApiContext) -> None:
             view = held_contact(contact_id)
             assert view.state is not None
             trace = reads.explain(view, segment_id)
+            clock = reads.clock_of(view.partition)  # what "now" the trace used
             if request.query.get("format") == "text":
-                return self.text(str(trace) + "\n", content_type="text/plain")
+                event = clock["event_clock"] or "none yet: the wall clock"
+                head = (f"clock: {clock['clock']}, partition {view.partition}, now "
+                        f"{clock['now']}" + (f" (event clock: {event})"
+                                             if clock["clock"] == "event" else ""))
+                return self.text(f"{trace}\n{head}\n", content_type="text/plain")
             return json_response({
                 "contact_id": contact_id, "segment_id": segment_id,
                 "member": view.state.is_member(segment_id), "evaluates_to": trace.result,
-                "text": str(trace), "trace": trace_json(trace)})
+                "text": str(trace), "trace": trace_json(trace),
+                "partition": view.partition, **clock})
 
     @app.page("/preview", name="preview")
     class Preview(View):

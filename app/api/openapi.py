@@ -49,6 +49,15 @@ _COVERAGE = {
                  "false when other workers hold some partitions (their share is missing)"},
 }
 
+# The clock an answer was computed with (docs/clock.md).
+_CLOCK = {
+    "clock": {"enum": ["wall", "event"], "description": "SEGMENTFLOW_CLOCK"},
+    "event_clock": {**_NULLABLE_STR, "description":
+                    "the partition's event clock (latest event time seen or advanced to); "
+                    "null on the wall clock or before any event time"},
+    "now": {"type": "string", "description": "the time evaluations use"},
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": _obj({
         "code": _STR, "message": _STR,
@@ -86,7 +95,31 @@ _SCHEMAS: dict[str, Any] = {
         "text": _STR, "result": _BOOL, "seen": _STR, "threshold": _STR,
         "children": {"type": "array", "items": {"$ref": "#/components/schemas/Trace"}}}},
     "Explain": _obj({"contact_id": _STR, "segment_id": _STR, "member": _BOOL,
-                     "evaluates_to": _BOOL, "text": _STR, "trace": _ref("Trace")}),
+                     "evaluates_to": _BOOL, "text": _STR, "trace": _ref("Trace"),
+                     "partition": _INT, **_CLOCK}),
+    "PartitionStatus": _obj({
+        **_CLOCK,
+        "clock_lag_seconds": {"type": ["number", "null"], "description":
+                              "wall clock minus the event clock (0 on the wall clock; null "
+                              "before the partition has seen an event time)"},
+        "applied_offset": {**_NULLABLE_INT, "description":
+                           "offset of the last input-log record the state includes"},
+        "committed_offset": {**_NULLABLE_INT, "description":
+                             "next input offset committed (its changes acknowledged)"},
+        "end_offset": {**_NULLABLE_INT, "description": "the input log's end offset"},
+        "input_lag": {**_NULLABLE_INT, "description":
+                      "input-log records not yet applied (end - applied - 1)"}}),
+    "Stage": _obj({"group": _STR, "behind": {"type": "integer", "description":
+                                             "inputs not yet committed by the group"}}),
+    "Status": _obj({
+        "clock": {"enum": ["wall", "event"]},
+        "caught_up": {"type": "boolean", "description":
+                      "every input produced before the request has been applied and its "
+                      "changes are on the output topics (consumer groups' committed offsets)"},
+        "ingest": _ref("Stage"), "evaluator": _ref("Stage"),
+        "partitions": {"type": "object", "additionalProperties": _ref("PartitionStatus")},
+        **_COVERAGE}),
+    "ClockAdvanced": _obj({"to": _STR, "partitions": _INT, "clock": {"enum": ["event"]}}),
     "Preview": _obj({"formula": _NULLABLE_STR, "size": _INT, "contacts_scanned": _INT,
                      "sample": {"type": "array", "items": _STR}, **_COVERAGE}),
     "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR}),
@@ -245,6 +278,32 @@ def _paths() -> dict[str, Any]:
                 params=[{"name": "format", "in": "query", "schema": {"enum": ["json", "text"]}}],
                 extra={"404": _err("no such contact or segment"),
                        "503": _err("partition held by another worker")})},
+        "/status": {
+            "get": _read("per partition: clock, lag and input-log offsets; caught_up",
+                         _json(_ref("Status"), "status"), params=[_LOCAL],
+                         extra={"503": _err("Kafka unreachable, or a peer did not answer")})},
+        "/clock/advance": {
+            "post": {"summary": "move every partition's event clock forward to a time "
+                                "(after every input produced before the request)",
+                     "parameters": [{"name": "timeout", "in": "query",
+                                     "schema": {"type": "integer", "minimum": 1,
+                                                "maximum": 600},
+                                     "description": "seconds to wait for ingest (30)"}],
+                     "requestBody": {"required": True, "content": {
+                         "application/json": {"schema": _obj({"to": _STR})},
+                         "text/plain": {"schema": {"type": "string",
+                                                   "description": "the time"}}}},
+                     "security": [{"bearer": []}],
+                     "responses": {"202": _json(_ref("ClockAdvanced"),
+                                                "written to every partition"),
+                                   "400": _err("unreadable body or bad parameter"),
+                                   **_AUTH_ERRORS,
+                                   "409": _err("the worker runs on the wall clock"),
+                                   "413": _err("body too large"),
+                                   "415": _err("unsupported content type"),
+                                   "422": _err("not a time with a UTC offset"),
+                                   "503": _err("busy (Retry-After), or ingest behind: "
+                                               "nothing written")}}},
         "/preview": {
             "post": {"summary": "exact size and a sample of a draft, without going live",
                      "parameters": [{"name": "sample", "in": "query",
