@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from app.cli import cli
 from app.client import Publisher
 from tests.integration.api_helpers import TOKEN
+from tests.integration.caught_up import wait_caught_up
 from tests.integration.conftest import ROOT
 from tests.integration.helpers import wait_segment_applied
 
@@ -103,13 +104,9 @@ async def test_produce_and_dead_letters(settings, worker, reader, tmp_path):
         await pub.send_raw(t.contacts, b"not json at all", key=b"k1")
         await pub.send_raw(t.interactions, b'{"event_id": "e3"}', key=b"k2")
         await pub.flush()
-    deadline = time.monotonic() + 30
-    while True:
-        result = await invoke(["dead-letters", "--json"], env)
-        records = [json.loads(line) for line in result.stdout.splitlines()]
-        if len(records) == 2 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.3)
+    await wait_caught_up(settings)  # ingest dead-lettered both, acknowledged
+    result = await invoke(["dead-letters", "--json"], env)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 2, records
     by_topic = {r["source_topic"]: r for r in records}
     assert by_topic[t.contacts]["preview"] == "not json at all"
@@ -202,10 +199,10 @@ async def test_members_paging_and_apply_report(api_settings, worker, tmp_path):
         (4, None, "refused"), (5, "broken", "refused")]
 
     # members: the total and the next cursor (stderr), --json, csv export.
-    deadline = time.monotonic() + 30
-    while json.loads(run("members", "paris", "--json").stdout)["total"] < 5:
-        assert time.monotonic() < deadline, "paris never reached 5 members"
-        await asyncio.sleep(0.2)
+    # The five contacts were either backfilled (paris applied, backfill done)
+    # or evaluated live once applied (caught up).
+    await wait_caught_up(settings)
+    assert json.loads(run("members", "paris", "--json").stdout)["total"] == 5
     page = run("members", "paris", "--limit", "2")
     assert len(page.stdout.split()) == 2
     hint = page.stderr.strip()
