@@ -31,6 +31,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from agents.codec import dumps, envelope_around
 from agents.dead_letters import dead_letter_record, describe_error
+from agents.event_types import EventTypeFeed, EventTypeProblem, InteractionGate
 from agents.output import OutputProducer, confirm_or_exit
 from agents.partitioning import partition_for
 from app.faust_app import Topics
@@ -126,9 +127,15 @@ async def send_dead_letter(
 def register_ingest(
     app: faust.App, topics: Topics, settings: Settings, metrics: Metrics | None = None,
     topics_declared: Callable[[], bool] = lambda: True,
+    event_types: EventTypeFeed | None = None,
 ) -> None:
     """``topics_declared``: true once the worker created its topics (the
-    batch loop waits for it before forwarding)."""
+    batch loop waits for it before forwarding). ``event_types``: the
+    declarations interactions are checked against (agents/event_types.py);
+    None: the built-in ones, never updated (tests without a broker)."""
+    if event_types is None:
+        event_types = EventTypeFeed.fixed()
+    gate = InteractionGate(event_types, settings.accept_undeclared_event_types)
     metrics = metrics or Metrics()
     # One producer per upstream topic: after a record the broker refused, an
     # agent replaces its producer (OutputProducer.reset) without failing the
@@ -143,7 +150,8 @@ def register_ingest(
     handlers: dict[str, Callable[[list[Any]], Awaitable[None]]] = {}
     for source, decode, route in _routes(settings, topics):
         producers.append(OutputProducer(settings))
-        handle = _handler(topics, settings, source, decode, route, metrics, producers[-1])
+        handle = _handler(topics, settings, source, decode, route, metrics, producers[-1],
+                          gate if source is topics.interactions else None)
         if settings.ingest == "batch":
             handlers[source.get_topic_name()] = handle
         else:
@@ -205,11 +213,15 @@ def _handler(
     route: Callable[[BaseModel], Route],
     metrics: Metrics,
     producer: OutputProducer,
+    gate: InteractionGate | None = None,
 ) -> Callable[[list[Any]], Awaitable[None]]:
     """``handle(events)``: forward or dead-letter every input of a batch of
     one upstream topic, and return once the broker acknowledged all of it.
     An event has ``.value`` and ``.message`` (topic, partition, offset,
-    key, timestamp in seconds): a Faust event or a ``LoopEvent``."""
+    key, timestamp in seconds): a Faust event or a ``LoopEvent``.
+    ``gate`` (interactions): decodes instead of ``decode`` and checks the
+    event type; the input forwarded is the one it returns (the same bytes
+    unless a declared time field or a CloudEvent had to be mapped)."""
     short = source.get_topic_name().rsplit(".", 1)[-1]
     accepted = metrics.inputs.labels(short, "accepted")
     refused = metrics.inputs.labels(short, "dead_lettered")
@@ -218,7 +230,7 @@ def _handler(
     every_partition = range(settings.partitions)
     limit = settings.max_input_bytes
 
-    async def forward(item: _Item) -> None:
+    async def forward(item: _Item, batch: dict[str, bool]) -> None:
         """Validate one input and queue its records; or set why it is refused."""
         raw = item.event.value
         if raw is None:
@@ -228,7 +240,23 @@ def _handler(
             item.reason = f"input of {len(raw)} bytes exceeds {limit}"
             return
         try:
-            target = route(decode(raw))
+            if gate is None:
+                target = route(decode(raw))
+            else:
+                try:
+                    model, raw = gate.decode(raw, item.event.message)
+                except EventTypeProblem:
+                    if batch.get("refreshed"):
+                        raise
+                    # Declarations acknowledged before this input are read
+                    # first (once per batch), then it is checked again.
+                    batch["refreshed"] = True
+                    await gate.refresh()
+                    model, raw = gate.decode(raw, item.event.message)
+                target = route(model)
+        except EventTypeProblem as exc:
+            item.reason = str(exc)
+            return
         except Exception as exc:  # any decode failure is the input's fault
             item.reason = describe_error(exc)
             return
@@ -303,9 +331,12 @@ def _handler(
 
     async def handle(events: list[Any]) -> None:
         items = [_Item(event) for event in events]
+        if gate is not None and not gate.feed.loaded:
+            await gate.feed.wait_loaded()  # never refuse a type declared before we started
+        batch: dict[str, bool] = {}
         for item in items:
             try:
-                await forward(item)
+                await forward(item, batch)
             except Exception as exc:  # a bug must not skip the batch's other inputs
                 log.exception("ingest failed on %s", item.event.message)
                 item.reason = f"ingest failed: {type(exc).__name__}: {exc}"

@@ -26,6 +26,7 @@ class Topics:
     memberships: TopicT
     dead_letters: TopicT
     evaluator_state: TopicT  # the batch evaluator's changelog (compacted)
+    event_types: TopicT  # event-type declarations (compacted, one partition)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _broker_urls(bootstrap: str) -> list[str]:
 def _declare_topics(app: faust.App, settings: Settings) -> Topics:
     names = settings.topics
 
-    def topic(name: str, *, compacted: bool = False) -> TopicT:
+    def topic(name: str, *, compacted: bool = False, partitions: int | None = None) -> TopicT:
         # Raw bytes in and out: we validate with pydantic, not Faust models,
         # so that bad input can be dead-lettered with a precise reason.
         # internal=True: the worker creates the topic (with our partition
@@ -63,7 +64,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> Topics:
             name,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=settings.partitions,
+            partitions=partitions or settings.partitions,
             compacting=compacted or None,
             internal=True,
         )
@@ -79,6 +80,7 @@ def _declare_topics(app: faust.App, settings: Settings) -> Topics:
         memberships=topic(names.memberships, compacted=True),
         dead_letters=topic(names.dead_letters),
         evaluator_state=topic(names.evaluator_state, compacted=True),
+        event_types=topic(names.event_types, compacted=True, partitions=1),
     )
 
 
@@ -171,7 +173,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     topics = _declare_topics(app, settings)
     register_topic_setup(app, topics)
-    register_ingest(app, topics, settings, metrics, lambda: topics_ready(app))
+    event_types = register_event_types(app, topics, settings, lambda: topics_ready(app))
+    register_ingest(app, topics, settings, metrics, lambda: topics_ready(app), event_types)
     evaluator: Any
     if settings.evaluator == "batch":
         # The runtime's batch loop: its own stores, no Faust tables, no ticks.
@@ -181,5 +184,25 @@ def create_app(settings: Settings | None = None) -> faust.App:
         evaluator = register_evaluator(app, topics, tables, settings, metrics)
         register_clock(app, topics, settings)
     register_memory_trim(app)
-    register_web(app, evaluator, topics, settings, metrics)
+    register_web(app, evaluator, topics, settings, metrics, event_types)
     return app
+
+
+def register_event_types(app: faust.App, topics: Topics, settings: Settings,
+                         topics_declared: Any) -> Any:
+    """The worker's event-type declarations, read from the event-types topic
+    (agents/event_types.py) by a task of its own."""
+    from agents.event_types import EventTypeFeed
+
+    feed = EventTypeFeed(settings.bootstrap_servers, topics.event_types.get_topic_name(),
+                         topics_declared=topics_declared)
+
+    @app.task
+    async def _event_types() -> None:
+        await feed.run()
+
+    @app.on_before_shutdown.connect
+    async def _stop_event_types(*_: Any, **__: Any) -> None:
+        await feed.stop()
+
+    return feed

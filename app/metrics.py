@@ -47,6 +47,8 @@ def dead_letter_reason(reason: str) -> str:
         return "segment_refused"
     if reason.startswith("evaluation failed"):
         return "evaluation_failed"
+    if reason.startswith(("undeclared event type", "event type ")):
+        return "event_type"
     return "invalid"
 
 

@@ -43,6 +43,8 @@ class TopicNames:
         self.dead_letters = f"{prefix}.dead-letters"
         # The batch evaluator's state changelog (SEGMENTFLOW_EVALUATOR=batch).
         self.evaluator_state = f"{prefix}.evaluator-state"
+        # Event-type declarations (compacted, one partition; docs/event-types.md).
+        self.event_types = f"{prefix}.event-types"
 
 
 class Settings(BaseSettings):
@@ -131,6 +133,11 @@ class Settings(BaseSettings):
     max_events_per_type: int = Field(default=256, ge=1)
     # Distinct values tracked by a running count-distinct / most-frequent.
     max_distinct_values: int = Field(default=1000, ge=1)
+
+    # Interactions of an event type that is not declared (docs/event-types.md)
+    # are dead-lettered, so a misspelt type never silently matches nothing;
+    # true accepts them anyway (declared types are still checked).
+    accept_undeclared_event_types: bool = False
 
     # Due contacts woken per tick per partition (the rest wait one tick).
     due_batch: int = Field(default=20000, ge=1)

@@ -8,10 +8,12 @@ from typing import Any
 import faust
 
 from agents.evaluator import EvaluatorHandle
+from agents.event_types import EventTypeFeed
 from app.api.cluster import Cluster, GroupPeers
 from app.api.contacts import register_contacts
 from app.api.context import ApiContext
 from app.api.errors import json_errors_middleware
+from app.api.event_types import register_event_types
 from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
 from app.api.segments import register_segments
@@ -34,7 +36,8 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
 
 
 def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
-                 settings: Settings, metrics: Metrics) -> None:
+                 settings: Settings, metrics: Metrics,
+                 event_types: EventTypeFeed | None = None) -> None:
     work = HeavyWork(settings.api_workers, settings.api_max_concurrent,
                      settings.api_work_timeout)
     group_peers = None
@@ -46,8 +49,10 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
         async def _find_peers() -> None:
             await group_peers.run()
 
+    event_types = event_types or EventTypeFeed.fixed()
     ctx = ApiContext(app, settings, evaluator, DefinitionWriter(
-        evaluator, topics, work, settings.api_definition_chars_per_second),
+        evaluator, topics, work, settings.api_definition_chars_per_second,
+        event_types, settings.accept_undeclared_event_types),
                      metrics, Cluster(app, evaluator.contacts_changelog, group_peers), work)
 
     @app.task
@@ -61,5 +66,6 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_ops(ctx)
     register_segments(ctx)
     register_contacts(ctx)
+    register_event_types(ctx, event_types, topics.event_types)  # docs/event-types.md
     register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)

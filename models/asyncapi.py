@@ -34,6 +34,7 @@ from pydantic import TypeAdapter
 
 from models.changes import MembershipChange
 from models.conditions import Condition
+from models.event_types import EVENT_TYPE_NAME_PATTERN, EventTypeDeclaration
 from models.ids import ID_MAX_LENGTH, ID_PATTERN
 from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
 from models.records import DeadLetter, EvaluatorInput, MembershipSnapshot
@@ -66,6 +67,7 @@ _CONTRACTS: dict[str, Any] = {
     "MembershipChange": MembershipChange,
     "MembershipSnapshot": MembershipSnapshot,
     "DeadLetter": DeadLetter,
+    "EventTypeDeclaration": EventTypeDeclaration,
 }
 
 # Kafka keys (UTF-8 strings).
@@ -76,6 +78,8 @@ _KEY_SCHEMAS: dict[str, Any] = {
                       "description": "<segment_id>/<contact_id>"},
     "AnyKey": {"type": ["string", "null"],
                "description": "any key, or none"},
+    "EventTypeName": {"type": "string", "pattern": EVENT_TYPE_NAME_PATTERN,
+                      "description": "an event type's name (models/event_types.py)"},
 }
 
 # message id -> (component schema of the payload, key schema, title, summary)
@@ -133,6 +137,18 @@ _MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
         {"$ref": _SCHEMAS + "MembershipKey"},
         "Tombstone", "The contact left the segment (or was erased)",
     ),
+    "eventTypeDeclaration": (
+        {"$ref": _SCHEMAS + "EventTypeDeclaration"},
+        {"$ref": _SCHEMAS + "EventTypeName", "description": "the declaration's name"},
+        "Event type declaration", "Declare (or change, with a higher version, or retire) an "
+        "event type: its properties and their types, its time field (docs/event-types.md)",
+    ),
+    "eventTypeTombstone": (
+        {"type": "null", "description": "no value: the built-in declaration of that name, if "
+         "any, is in force again"},
+        {"$ref": _SCHEMAS + "EventTypeName"},
+        "Event type tombstone", "Forget the topic's declaration of an event type",
+    ),
     "deadLetter": (
         {"$ref": _SCHEMAS + "DeadLetter"},
         {"$ref": _SCHEMAS + "AnyKey", "description": "the refused record's key"},
@@ -160,6 +176,8 @@ class Topic:
     actions: tuple[str, ...]  # what the worker does: receive, send
     compacted: bool = False
     upstream: bool = False
+    partitions: int | None = None  # None: the deployment's partition count
+    reader: str | None = None  # how the worker reads it, when not in a consumer group
 
     def default_address(self, prefix: str) -> str:
         return f"{prefix}.{self.name.replace('_', '-')}"
@@ -194,6 +212,12 @@ TOPICS: tuple[Topic, ...] = (
     Topic("dead_letters", ("deadLetter",),
           "Inputs that were refused (invalid, too large, refused by the evaluator), with "
           "the reason; the worker never stops on bad input.", ("send",)),
+    Topic("event_types", ("eventTypeDeclaration", "eventTypeTombstone"),
+          "Event-type declarations, keyed by name (compacted, one partition): the types "
+          "ingest accepts, on top of the built-in ones (docs/event-types.md). The API and "
+          "CLI write here; operators may too.", ("send", "receive"), compacted=True,
+          partitions=1, reader="Every worker reads the whole topic from its start (no "
+                               "consumer group) and follows it."),
 )
 
 
@@ -294,7 +318,7 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
             "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in topic.messages},
             "bindings": {"kafka": {
                 "topic": address,
-                "partitions": partitions,
+                "partitions": topic.partitions or partitions,
                 "topicConfiguration": {
                     "cleanup.policy": ["compact"] if topic.compacted else ["delete"]},
                 "bindingVersion": KAFKA_BINDING,
@@ -309,7 +333,9 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
                 "messages": [{"$ref": f"#/channels/{topic.name}/messages/{m}"}
                              for m in topic.messages],
             }
-            if action == "receive" and topic.upstream:  # ingest's batch loop
+            if action == "receive" and topic.reader:
+                operation["description"] = topic.reader
+            elif action == "receive" and topic.upstream:  # ingest's batch loop
                 operation["bindings"] = {"kafka": {
                     "groupId": {"type": "string", "enum": [f"{group_id}-ingest"]},
                     "bindingVersion": KAFKA_BINDING}}

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from models.event_types import EventTypeName, builtin_names
 from models.ids import Id
 from models.values import JsonObject, JsonValue
 
@@ -34,25 +35,13 @@ __all__ = [
 # (finite numbers, 64-bit integers, bounded strings, sizes and nesting).
 
 
-# The interaction types segmentflow understands; anything else is refused
-# (dead-lettered) so that a misspelt type never silently matches nothing.
-EVENT_TYPES: tuple[str, ...] = (
-    "email_sent",
-    "email_delivered",
-    "email_opened",
-    "email_clicked",
-    "email_bounced",
-    "email_unsubscribed",
-    "link_clicked",
-    "form_submitted",
-    "page_visited",
-    "event_registered",
-    "subscription_submitted",
-    "survey_answered",
-    "purchase",
-    "return",
-)
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+# The built-in interaction types (models/event_types.default.json). Event
+# types are data (models/event_types.py): ingest accepts the types declared
+# on the event-types topic, these built-in ones for every name the topic does
+# not declare, and dead-letters any other (a misspelt type never silently
+# matches nothing). The model checks only the name's form.
+EVENT_TYPES: tuple[str, ...] = builtin_names()
+EventType = EventTypeName
 
 
 class Contract(BaseModel):
@@ -127,7 +116,10 @@ AccountInput = Annotated[
 
 class Interaction(Contract):
     """Something a contact did. ``occurred_at`` (event time) decides where
-    the event falls in time windows, whatever order it arrives in."""
+    the event falls in time windows, whatever order it arrives in. ``type``
+    must be a declared event type (docs/event-types.md); a type whose
+    declaration names a datetime property as its time field may omit
+    ``occurred_at`` upstream (ingest fills it in from that property)."""
 
     event_id: Id
     contact_id: Id

@@ -330,6 +330,11 @@ def openapi_document() -> dict[str, Any]:
         schema = TypeAdapter(model).json_schema(mode="serialization", ref_template=_REF)
         components.update(schema.pop("$defs", {}))
         components[name] = schema
+    paths = _paths()
+    from app.api.event_types import openapi_parts  # docs/event-types.md
+    event_type_paths, event_type_schemas = openapi_parts()
+    components.update(event_type_schemas)
+    paths.update(event_type_paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "segmentflow", "version": "1",
@@ -339,7 +344,7 @@ def openapi_document() -> dict[str, Any]:
                                 '{"error": {"code", "message", "details"}}.'},
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": _paths(),
+        "paths": paths,
     }
 
 

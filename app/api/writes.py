@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from agents.event_types import EventTypeFeed
 from agents.state_reads import EvaluatorReads
 from app.api.budget import WriteBudget
 from app.api.errors import ApiError, validation_error
@@ -35,6 +36,7 @@ from app.api.limits import MAX_DEFINITION_RECORD_BYTES, clip
 from app.api.offload import HeavyWork, Refusal, validate_definition
 from app.faust_app import Topics
 from engine import CompileError, CycleError
+from models.formula.parser import event_type_references
 from models.inputs import StaticEdit
 from models.segments import SegmentDefinition
 
@@ -46,8 +48,13 @@ _SERVER_FIELDS = ("version", "created_at", "updated_at")
 
 class DefinitionWriter:
     def __init__(self, reads: EvaluatorReads, topics: Topics, work: HeavyWork,
-                 definition_chars_per_second: int = 16_384) -> None:
+                 definition_chars_per_second: int = 16_384,
+                 event_types: EventTypeFeed | None = None,
+                 accept_undeclared_event_types: bool = False) -> None:
         self._reads, self._topics, self._work = reads, topics, work
+        # Formulas may name declared event types only (docs/event-types.md).
+        self.event_types = event_types
+        self._accept_undeclared = accept_undeclared_event_types
         # segment id -> (version, definition or None once deleted) produced here
         self._produced: dict[str, tuple[int, SegmentDefinition | None]] = {}
         # Definition writes are charged by formula size (app/api/budget.py)
@@ -150,6 +157,7 @@ class DefinitionWriter:
                            else catalog.put(accepted))
             except (ValueError, RecursionError):
                 continue  # the evaluators will refuse it (and show why)
+        self.check_event_types(definition)
         try:
             catalog.put(definition)
         except CycleError as exc:
@@ -161,10 +169,39 @@ class DefinitionWriter:
         except RecursionError as exc:
             raise ApiError(422, "invalid", "segment refused: it nests too deeply") from exc
 
+    def undeclared_event_types(self, definition: SegmentDefinition
+                               ) -> list[tuple[str, int, int]]:
+        """``(type, line, column)`` of each event type the formula names
+        that is not declared (or retired), in order; none when undeclared
+        types are accepted."""
+        if self.event_types is None or self._accept_undeclared or not definition.formula:
+            return []
+        registry = self.event_types.registry
+        return [ref for ref in event_type_references(definition.formula)
+                if not registry.accepts(ref[0])]
+
+    def check_event_types(self, definition: SegmentDefinition) -> None:
+        """422 ``undeclared_event_type`` at the line and column of each event
+        type the formula names that is not declared: ingest dead-letters
+        such interactions, so the condition could never match."""
+        missing = self.undeclared_event_types(definition)
+        if not missing or self.event_types is None:
+            return
+        registry = self.event_types.registry
+        details = []
+        for name, line, column in missing:
+            problem = registry.undeclared_reason(name, self.event_types.topic or None)
+            details.append({"loc": "formula", "type": "undeclared_event_type",
+                            "message": f"line {line}, column {column}: {problem}"})
+        raise ApiError(422, "undeclared_event_type",
+                       f"segment refused: formula {details[0]['message']}", details)
+
     async def put(self, definition: SegmentDefinition) -> SegmentDefinition:
         """Check the references (against the pending set too) and produce,
         one definition write at a time."""
         async with self._writing:
+            if self.undeclared_event_types(definition) and self.event_types is not None:
+                await self.event_types.catch_up()  # a declaration just written elsewhere
             self.check_references(definition)
             return await self._put(definition)
 

@@ -47,9 +47,8 @@ from models.conditions import (
 from models.formula import rules
 from models.formula.errors import FormulaError
 from models.formula.limits import MAX_FORMULA_LENGTH, MAX_NESTING, nesting_problem
-from models.inputs import EVENT_TYPES
 
-__all__ = ["clear_parse_cache", "parse_formula"]
+__all__ = ["clear_parse_cache", "event_type_references", "parse_formula"]
 
 _GRAMMAR = resources.files("models.formula").joinpath("formula.lark").read_text("utf-8")
 
@@ -96,6 +95,19 @@ def parse_formula(text: str) -> Condition:
     result = _parse(text)
     _remember(text, result)
     return result
+
+
+def event_type_references(text: str) -> list[tuple[str, int, int]]:
+    """``(event type, line, column)`` of every event type a formula names,
+    in order (for checks against the declared event types, which the parser
+    does not know). The formula must parse (``parse_formula`` first)."""
+    tree = PARSER.parse(text)
+    found: list[tuple[str, int, int]] = []
+    for node in tree.iter_subtrees_topdown():
+        if node.data == "event":
+            line, column = _meta_pos(node.meta)
+            found.append((_name(node.children[0].children[0]), line, column))
+    return found
 
 
 def _remember(text: str, result: Condition) -> None:
@@ -451,7 +463,7 @@ class _ToCondition(Transformer[Token, Condition]):
         problem = rules.check_event_type(name)
         if problem:
             line, column = _meta_pos(meta)
-            _fail(problem, line, column, list(EVENT_TYPES))
+            _fail(problem, line, column, ["an event type name"])
         return name
 
     def name(self, meta: Meta, children: list[Any]) -> str:

@@ -26,7 +26,7 @@ from models.conditions import (
     Negation,
     RelativeTime,
 )
-from models.inputs import EVENT_TYPES
+from models.event_types import EVENT_TYPE_NAME_MAX, is_event_type_name
 
 __all__ = [
     "KEYWORDS",
@@ -144,11 +144,17 @@ def check_aggregate_value(value: object) -> str | None:
 
 
 def check_event_type(event_type: str) -> str | None:
-    """Unknown types are refused: the ingest dead-letters them, so a formula
-    naming one could never match anything."""
-    if event_type in EVENT_TYPES:
+    """Event types are data (models/event_types.py): a formula checks only
+    the name's form. Whether the type is declared is checked where a
+    definition is written (the API, with the declarations at hand: an
+    undeclared type is refused there with its line and column); a definition
+    produced straight to the topic that names an undeclared type is applied
+    and matches nothing until the type is declared."""
+    if is_event_type_name(event_type):
         return None
-    return f'unknown event type "{event_type}"'
+    shown = event_type if len(event_type) <= 80 else event_type[:80] + "…"
+    return (f'"{shown}" is not an event type name (letters, digits and _, starting with a '
+            f"letter or _; at most {EVENT_TYPE_NAME_MAX})")
 
 
 def check_range(

@@ -121,7 +121,7 @@ def _cmp(**kw: object) -> Comparison:
             Comparison(field="x", op="=", value=DateTimeLiteral(datetime=datetime(2026, 1, 1))),
             "no time zone",
         ),
-        (Performed(event_type="purchased"), "unknown event type"),
+        (Performed(event_type="bad name"), "not an event type name"),
         (
             Performed(event_type="purchase", where=InSegment(segment_id="vip")),
             "not allowed inside",
