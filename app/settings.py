@@ -187,6 +187,10 @@ class Settings(BaseSettings):
     # default because /metrics is open. Dashboards that chart per segment
     # (deploy/grafana) need it on.
     metrics_segment_labels: bool = False
+    # Insights (docs/insights.md): hours of the per-segment series older
+    # than this (counted from the newest hour seen) are pruned; issue #15
+    # asks for at least 90 days at hourly resolution.
+    insights_retention_days: int = Field(default=90, ge=1)
 
     @property
     def limits(self) -> Limits:

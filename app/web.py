@@ -14,6 +14,7 @@ from app.api.contacts import register_contacts
 from app.api.context import ApiContext
 from app.api.errors import json_errors_middleware
 from app.api.event_types import register_event_types
+from app.api.insights import register_insights
 from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
 from app.api.segments import register_segments
@@ -21,6 +22,7 @@ from app.api.status import register_status
 from app.api.writes import DefinitionWriter
 from app.console import register_console
 from app.faust_app import Topics
+from app.insights.fold import register_insights_fold
 from app.metrics import Metrics
 from app.settings import Settings
 
@@ -69,3 +71,4 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_event_types(ctx, event_types, topics.event_types)  # docs/event-types.md
     register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)
+    register_insights(ctx, register_insights_fold(app, settings))  # docs/insights.md

@@ -330,7 +330,10 @@ def openapi_document() -> dict[str, Any]:
         schema = TypeAdapter(model).json_schema(mode="serialization", ref_template=_REF)
         components.update(schema.pop("$defs", {}))
         components[name] = schema
-    paths = _paths()
+    from app.api.insights_openapi import insights_paths, insights_schemas  # docs/insights.md
+    components.update(insights_schemas(_obj, _ref, _COVERAGE))
+    paths = {**_paths(), **insights_paths(_read, _json, _err, _ref, _SEGMENT_ID, _LOCAL,
+                                          _NOT_FOUND)}
     from app.api.event_types import openapi_parts  # docs/event-types.md
     event_type_paths, event_type_schemas = openapi_parts()
     components.update(event_type_schemas)

@@ -6,7 +6,6 @@ pairs interleaved out of time order; plus the edge cases one by one."""
 from __future__ import annotations
 
 import tempfile
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from app.insights.series import HourCounts, hour_of, parse_change, points
 from app.insights.store import InsightsStore
+from tests.insights_naive import naive, naive_points
 
 BASE = datetime(2026, 3, 1, 5, 0, tzinfo=UTC)
 SEGMENTS = ["s0", "s.1", "s-2"]
@@ -30,68 +30,6 @@ def change(segment: str, contact: str, joined: bool, at: datetime, cause: str,
     return {"segment_id": segment, "contact_id": contact,
             "change": "joined" if joined else "left", "at": at.isoformat(),
             "cause": {"kind": cause}, "segment_version": 1, "sequence": sequence}
-
-
-# -- the naive count: the documented consumer filter, then counts per hour -------------
-
-def naive(stream: list[dict[str, Any]]) -> tuple[dict[tuple[str, int], dict[str, Any]],
-                                                 dict[str, int]]:
-    """Per (segment, hour): joins, leaves, causes of the kept changes that
-    changed membership; per segment: the final size."""
-    last: dict[tuple[str, str], int] = {}
-    member: dict[tuple[str, str], bool] = {}
-    counted: list[tuple[str, int, bool, str]] = []
-    for c in stream:
-        pair = (c["segment_id"], c["contact_id"])
-        if c["sequence"] <= last.get(pair, 0):
-            continue  # a replay
-        joined = c["change"] == "joined"
-        if joined != member.get(pair, False):
-            counted.append((c["segment_id"], hour_of(datetime.fromisoformat(c["at"])),
-                            joined, c["cause"]["kind"]))
-        member[pair] = joined
-        last[pair] = c["sequence"]
-        if c["cause"]["kind"] == "erasure":  # the contact may come back from 1
-            del last[pair]
-            member[pair] = False
-    hours: dict[tuple[str, int], dict[str, Any]] = defaultdict(
-        lambda: {"joins": 0, "leaves": 0, "causes": defaultdict(lambda: [0, 0])})
-    for segment, hour, joined, cause in counted:
-        entry = hours[(segment, hour)]
-        entry["joins" if joined else "leaves"] += 1
-        entry["causes"][cause][0 if joined else 1] += 1
-    sizes: dict[str, int] = defaultdict(int)
-    for segment, _, joined, _ in counted:
-        sizes[segment] += 1 if joined else -1
-    return hours, sizes
-
-
-def naive_points(stream: list[dict[str, Any]], segment: str, first: int, last: int,
-                 step: str) -> list[dict[str, Any]]:
-    hours, _ = naive(stream)
-    width = 24 if step == "day" else 1
-    start, stop = first - first % width, last - last % width
-    out = []
-    for b in range(start, stop + 1, width):
-        joins = leaves = 0
-        causes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for h in range(b, b + width):
-            entry = hours.get((segment, h))
-            if entry:
-                joins += entry["joins"]
-                leaves += entry["leaves"]
-                for kind, (j, left) in entry["causes"].items():
-                    causes[kind][0] += j
-                    causes[kind][1] += left
-        # size at the bucket's end: every counted change before it ends
-        size = sum(e["joins"] - e["leaves"] for (s, h), e in hours.items()
-                   if s == segment and h < b + width)
-        out.append({"start": (datetime.fromtimestamp(b * 3600, UTC)).isoformat()
-                    .replace("+00:00", "Z"),
-                    "joins": joins, "leaves": leaves, "size": size,
-                    "causes": {k: {"joined": j, "left": left}
-                               for k, (j, left) in sorted(causes.items()) if j or left}})
-    return out
 
 
 # -- random change streams, as the evaluator writes them (and replays them) ------------
