@@ -102,6 +102,11 @@ class BatchEvaluatorHandle(EvaluatorReads):
         return (self._processor(partition).applied_offset,
                 self._loop.stats.committed.get(partition))
 
+    def _settling(self, partition: int) -> tuple[int | None, int | None, int | None]:
+        processor = self._processor(partition)
+        store = processor.store
+        return len(processor.backfills), store.staged_batches, store.settled_batches
+
     def _backfill(self, partition: int, segment_id: str) -> Backfill | None:
         return self._processor(partition).backfill_progress(segment_id)
 

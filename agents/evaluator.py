@@ -379,6 +379,9 @@ class EvaluatorHandle(EvaluatorReads):
     def _offsets(self, partition: int) -> tuple[int | None, int | None]:
         return None, None  # Faust keeps them; the batch evaluator reports them
 
+    def _settling(self, partition: int) -> tuple[int | None, int | None, int | None]:
+        return None, None, None  # backfills are records on the log itself here
+
     def _backfill(self, partition: int, segment_id: str) -> Backfill | None:
         return self._evaluator.backfill_progress(partition, segment_id)
 

@@ -168,6 +168,12 @@ class EvaluatorReads:
         input offset committed by this worker); None when unknown."""
         raise NotImplementedError
 
+    def _settling(self, partition: int) -> tuple[int | None, int | None, int | None]:
+        """(backfills running, batches staged, batches settled: every batch
+        numbered below it has its outputs acknowledged), numbered since the
+        partition was opened here; None when unknown."""
+        raise NotImplementedError
+
     # -- catalog -------------------------------------------------------------------
 
     def catalog(self) -> Catalog | None:
@@ -338,12 +344,14 @@ class EvaluatorReads:
         """Per held partition: the clock (mode, event clock, the ``now`` it
         evaluates at, how far the event clock trails the wall clock) and the
         input log (offset applied, offset committed, end offset, inputs not
-        yet applied). ``ends``: the log's end offsets (else None)."""
+        yet applied); go-live backfills still running and batches whose
+        outputs are not yet acknowledged. ``ends``: the log's end offsets."""
         wall = datetime.now(UTC)
         found: dict[int, dict[str, Any]] = {}
         for partition in sorted(self.held_partitions()):
             clock = self._event_clock(partition)
             applied, committed = self._offsets(partition)
+            backfills, staged, settled = self._settling(partition)
             end = ends.get(partition) if ends is not None else None
             lag = (0.0 if self.clock_mode == "wall" else
                    (wall - clock).total_seconds() if clock is not None else None)
@@ -355,6 +363,9 @@ class EvaluatorReads:
                 "end_offset": end,
                 "input_lag": (max(0, end - (applied + 1 if applied is not None else 0))
                               if end is not None else None),
+                "backfills_running": backfills,
+                "batches_staged": staged,
+                "batches_settled": settled,
             }
         return found
 

@@ -78,6 +78,16 @@ class StagedStore:
         """Batches staged and not yet committed."""
         return len(self._batches)
 
+    @property
+    def staged_batches(self) -> int:
+        """Batches staged since this store was opened (the next number)."""
+        return self._next
+
+    @property
+    def settled_batches(self) -> int:
+        """Every batch numbered below this is committed (they commit in order)."""
+        return min(self._batches) if self._batches else self._next
+
     def stage(self, records: Sequence[ChangelogRecord]) -> int:
         """Stage a prepared transaction's writes; returns the batch number."""
         batch = self._next

@@ -108,14 +108,24 @@ _SCHEMAS: dict[str, Any] = {
                              "next input offset committed (its changes acknowledged)"},
         "end_offset": {**_NULLABLE_INT, "description": "the input log's end offset"},
         "input_lag": {**_NULLABLE_INT, "description":
-                      "input-log records not yet applied (end - applied - 1)"}}),
+                      "input-log records not yet applied (end - applied - 1)"},
+        "backfills_running": {**_NULLABLE_INT, "description":
+                              "segments whose go-live (or removal) backfill runs here"},
+        "batches_staged": {**_NULLABLE_INT, "description":
+                           "batches evaluated since the partition was opened here"},
+        "batches_settled": {**_NULLABLE_INT, "description":
+                            "every batch numbered below this has its outputs acknowledged "
+                            "(batches settle in order)"}}),
     "Stage": _obj({"group": _STR, "behind": {"type": "integer", "description":
                                              "inputs not yet committed by the group"}}),
     "Status": _obj({
         "clock": {"enum": ["wall", "event"]},
         "caught_up": {"type": "boolean", "description":
                       "every input produced before the request has been applied and its "
-                      "changes are on the output topics (consumer groups' committed offsets)"},
+                      "changes are on the output topics (consumer groups' committed offsets; "
+                      "every partition answered, no backfill running, nothing in flight)"},
+        "backfills_running": {"type": "integer", "description":
+                              "go-live backfills running, summed over partitions"},
         "ingest": _ref("Stage"), "evaluator": _ref("Stage"),
         "partitions": {"type": "object", "additionalProperties": _ref("PartitionStatus")},
         **_COVERAGE}),

@@ -4,10 +4,14 @@ clock advance (``POST /clock/advance``); docs/clock.md.
 ``/status`` answers per partition (this worker's, and its peers' unless
 ``local=1``): clock mode, event clock, the ``now`` evaluations use, how far
 the event clock trails the wall clock, and the input log (offset applied,
-offset committed, end offset, inputs not yet applied); and ``caught_up``:
-every input produced before the request has been applied and its changes
-are on the output topics (app/caught_up.py, from the consumer groups'
-committed offsets on the broker).
+offset committed, end offset, inputs not yet applied), go-live backfills
+running and batches whose outputs are not acknowledged yet; and
+``caught_up``: every input produced before the request has been applied
+and its changes are on the output topics — the consumer groups' committed
+offsets on the broker have reached the topics' ends (app/caught_up.py),
+and every partition answered with no backfill running and nothing in
+flight (a definition's go-live changes are published after its input is
+committed).
 
 ``/clock/advance`` writes a ``clock`` command (``{"to": time}``) to every
 partition of the evaluator's log, once ingest has forwarded every input
@@ -108,13 +112,19 @@ def register_status(ctx: ApiContext, topics: Topics) -> None:
                     for partition, value in answer["partitions"].items():
                         partitions.setdefault(int(partition), value)
                     others |= set(answer["partitions_answered"])
+            values = partitions.values()
+            backfills = sum(s["backfills_running"] or 0 for s in values)
+            settled = all(not s["backfills_running"]
+                          and s["batches_settled"] == s["batches_staged"] for s in values)
+            cover = coverage(ctx, others)
             return json_response({
                 "clock": settings.clock,
-                "caught_up": snapshot["caught_up"],
+                "caught_up": snapshot["caught_up"] and settled and cover["complete"],
+                "backfills_running": backfills,
                 "ingest": snapshot["ingest"],
                 "evaluator": snapshot["evaluator"],
                 "partitions": {str(p): v for p, v in sorted(partitions.items())},
-                **coverage(ctx, others),
+                **cover,
             })
 
     @app.page("/clock/advance", name="clock-advance")

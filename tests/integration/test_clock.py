@@ -144,22 +144,27 @@ async def test_clock_advance_lets_a_due_contact_leave(settings, worker_factory, 
             assert found["segmentflow_clock_lag_seconds", p] > 15 * 365 * 86400
 
 
-async def test_status_and_wait_caught_up(settings, worker, reader):
+async def test_status_and_wait_caught_up(settings, worker_factory, reader, monkeypatch):
+    monkeypatch.setenv("SEGMENTFLOW_BACKFILL_CHUNK", "1")  # a go-live of 20 chunks
+    worker = worker_factory(settings)
+    worker.start()
+    await worker.wait_ready()
     changes = await reader(settings.topics.membership_changes)
     async with Publisher(settings) as pub:
-        await pub.send(SegmentDefinition(id="paris", name="Parisians", status="live",
-                                         formula='city = "Paris"'))
-        await pub.flush()
-        await wait_caught_up(settings)
         for i in range(20):
             await pub.send(ContactUpsert(contact_id=f"c{i}",
                                          attributes={"city": "Paris" if i % 2 else "Lyon"}))
         await pub.flush()
+        await wait_caught_up(settings)
+        await pub.send(SegmentDefinition(id="paris", name="Parisians", status="live",
+                                         formula='city = "Paris"'))
+        await pub.flush()
 
     # Exit 0 once every input produced before the command started is applied
-    # and its changes are on the output topic: all 10 joins are there already.
+    # and its changes are on the output topic: the definition's go-live
+    # (a backfill over the 20 contacts) included, so all 10 joins are there.
     code, out, err = await segmentflow(settings, "status", "--wait-caught-up",
-                                       "--timeout", "60")
+                                       "--timeout", "60", url=worker.url)
     assert code == 0, err
     assert out.startswith("caught up: every input produced before ")
     ends = await end_offsets(settings, [settings.topics.membership_changes])
@@ -172,15 +177,17 @@ async def test_status_and_wait_caught_up(settings, worker, reader):
     head, columns, *rows = out.splitlines()
     assert head.startswith("clock: wall   caught up: yes (ingest 0 behind, evaluator 0 behind)")
     assert columns.split() == ["PARTITION", "EVENT_CLOCK", "NOW", "LAG_S", "APPLIED",
-                               "COMMITTED", "END", "INPUT_LAG"]
+                               "COMMITTED", "END", "INPUT_LAG", "BACKFILLS"]
     assert [r.split()[0] for r in rows] == [str(p) for p in range(settings.partitions)]
     code, out, _ = await segmentflow(settings, "status", "--json", url=worker.url)
     status = json.loads(out)
-    assert status["caught_up"] is True
+    assert (status["caught_up"], status["backfills_running"]) == (True, 0)
     assert status["ingest"] == {"group": f"{settings.topic_prefix}-ingest", "behind": 0}
     for partition in status["partitions"].values():
         assert (partition["clock"], partition["event_clock"], partition["clock_lag_seconds"],
-                partition["input_lag"]) == ("wall", None, 0.0, 0)
+                partition["input_lag"], partition["backfills_running"]) == (
+            "wall", None, 0.0, 0, 0)
+        assert partition["batches_settled"] == partition["batches_staged"] > 0
 
     # The wall clock cannot be advanced.
     code, _, err = await segmentflow(settings, "clock", "advance", "--to",
