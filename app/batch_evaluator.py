@@ -41,7 +41,8 @@ def loop_settings(settings: Settings) -> LoopSettings:
     config = ProcessorConfig(
         partitions=settings.partitions, clock=settings.clock,
         backfill_chunk=settings.backfill_chunk, due_batch=settings.due_batch,
-        max_contact_state_bytes=settings.max_contact_state_bytes)
+        max_contact_state_bytes=settings.max_contact_state_bytes,
+        history_retention_days=settings.history_retention_days)
     return LoopSettings(
         bootstrap=settings.bootstrap_servers, group_id=evaluator_group(settings),
         data_dir=settings.data_dir / "evaluator", processor=config, limits=settings.limits,

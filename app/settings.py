@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # 900,000: the changelog record adds the key and record overhead, and
     # Faust's producer refuses records over its max_request_size, 1,000,000.
     max_contact_state_bytes: int = Field(default=900_000, ge=10_000)
+    # Interactions are retained (whole) this many days, so a segment defined
+    # or changed later is evaluated over them (docs/history.md).
+    history_retention_days: int = Field(default=400, ge=1, le=3650)
     # "faust": the evaluator is a Faust agent over Faust tables. "batch": the
     # runtime's batch loop on aiokafka over its own partition stores
     # (runtime/loop.py; pipelined commits, local timers, no clock ticks).

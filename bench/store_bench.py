@@ -71,7 +71,8 @@ def _batches(
             key = contact_key(contact)
             state = tx.get(Keyspace.CONTACTS, key) or b""
             tx.put(Keyspace.CONTACTS, key, state)
-            tx.put(Keyspace.ARCHIVE, archive_key(contact, 1_700_000_000_000 + r, seq), b"e" * 64)
+            event_key = archive_key(contact, 1_700_000_000_000 + r, str(seq))
+            tx.put(Keyspace.ARCHIVE, event_key, b"e" * 64)
         mid = time.perf_counter()
         records = tx.prepare()
         before_flush = time.perf_counter()

@@ -10,19 +10,25 @@ from engine.catalog import Catalog
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
 from engine.errors import CompileError, CycleError
 from engine.explain import explain
+from engine.history import ArchivedEvent, Rebuild, is_duplicate, rebuild_history, rebuild_needs
 from engine.limits import Limits
 from engine.state import ContactState
 
 __all__ = [
     "AccountChanged",
+    "ArchivedEvent",
     "Catalog",
     "CompileError",
     "ContactState",
     "CycleError",
     "Limits",
+    "Rebuild",
     "SegmentChanged",
     "Tick",
     "Transition",
     "apply",
     "explain",
+    "is_duplicate",
+    "rebuild_history",
+    "rebuild_needs",
 ]

@@ -17,7 +17,7 @@ from engine.catalog import Catalog, Index, closure
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
 from engine.context import Ctx
 from engine.fastmodel import cause, membership_change
-from engine.history import gc_state, is_duplicate, record_event
+from engine.history import gc_state, is_duplicate, record_event, remember_seen
 from engine.state import SEQ_MASK, ContactState
 from engine.timeutil import to_us
 from models.changes import Cause, MembershipChange
@@ -236,10 +236,13 @@ def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> Routed:
     st, idx = step.st, step.idx
     etype = inp.type
     why = cause("interaction", inp.event_id)
+    if is_duplicate(st, etype, inp.event_id):
+        return (), why, True
     affected = idx.by_type.get(etype, ())
     if not affected and etype not in idx.history:
-        return (), why, True
-    if is_duplicate(st, etype, inp.event_id):
+        # Read by no live segment, but retained (runtime archive): remember
+        # its id so a duplicate is one for a segment created later too.
+        remember_seen(st, catalog.limits, inp.event_id)
         return (), why, True
     t = to_us(inp.occurred_at)
     props = inp.properties

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from bisect import insort
+from collections.abc import Iterable
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from engine.catalog import Index
+from engine.catalog import Catalog, Index
 from engine.context import Ctx
+from engine.deps import FeatureSpec
 from engine.limits import Limits
 from engine.state import ContactState
 
-__all__ = ["gc_state", "is_duplicate", "record_event"]
+__all__ = [
+    "ArchivedEvent", "Rebuild", "gc_state", "is_duplicate", "rebuild_history",
+    "rebuild_needs", "record_event", "remember_seen",
+]
+
+#: one retained interaction: (occurred_at µs, event id, type, all properties)
+ArchivedEvent = tuple[int, str, str, dict[str, Any]]
 
 _T = itemgetter(0)
 
@@ -35,7 +44,7 @@ def record_event(
 ) -> None:
     """Fold the event into running features and insert it (projected) into
     the kept history, pruning what no live window can still see."""
-    st.seen = (*st.seen, event_id)[-limits.max_seen_ids:]  # a tuple: untracked by the GC
+    remember_seen(st, limits, event_id)
     for spec in idx.features_by_type.get(event_type, ()):
         value = spec.fold(ctx.feature(spec), t, props)
         ctx.own_features()[spec.key] = value
@@ -65,3 +74,75 @@ def gc_state(st: ContactState, idx: Index) -> None:
     (copies: both dicts may be shared with the input state)."""
     st.features = {k: v for k, v in st.features.items() if k in idx.feature_keys}
     st.history = {t: v for t, v in st.history.items() if t in idx.history}
+
+
+def remember_seen(st: ContactState, limits: Limits, event_id: str) -> None:
+    """Add to the recent ids (dedup), whether or not a segment reads the type."""
+    st.seen = (*st.seen, event_id)[-limits.max_seen_ids:]  # a tuple: untracked by the GC
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """What a segment going live (or changing) reads from the retained
+    history of each contact: the kept-history types and the running
+    features of its condition."""
+
+    types: frozenset[str]
+    features: tuple[FeatureSpec, ...]
+
+    def __or__(self, other: Rebuild) -> Rebuild:
+        keys = {f.key for f in self.features}
+        return Rebuild(self.types | other.types,
+                       self.features + tuple(f for f in other.features if f.key not in keys))
+
+
+def rebuild_needs(catalog: Catalog, segment_id: str) -> Rebuild | None:
+    """None when the segment is not live or reads no interaction history."""
+    compiled = catalog.index.live.get(segment_id)
+    if compiled is None:
+        return None
+    deps = compiled.deps
+    types = frozenset(t for t, _ in deps.history)
+    if not types and not deps.features:
+        return None
+    return Rebuild(types, deps.features)
+
+
+def rebuild_history(st: ContactState, idx: Index, limits: Limits, need: Rebuild,
+                    events: Iterable[ArchivedEvent], now_us: int) -> ContactState:
+    """A copy of ``st`` whose kept history (``need.types``) and running
+    features (``need.features``) are what they would be had the segment been
+    live since the first of ``events`` (the contact's retained interactions,
+    time order, duplicates already removed). A feature the contact already
+    has is kept: another live segment maintains it, maybe over events older
+    than the retention. Idempotent: rebuilding again over the same events
+    gives the same state."""
+    lists: dict[str, list[Any]] = {t: [] for t in need.types if t in idx.history}
+    missing = [spec for spec in need.features if spec.key not in st.features]
+    specs: dict[str, list[FeatureSpec]] = {}
+    for spec in missing:
+        specs.setdefault(spec.event_type, []).append(spec)
+    values: dict[str, Any] = {}
+    for t, event_id, etype, props in events:
+        kept = lists.get(etype)
+        if kept is not None:
+            wanted = idx.history[etype].props
+            kept.append((t, event_id, {k: props[k] for k in wanted if k in props}))
+        for spec in specs.get(etype, ()):
+            values[spec.key] = spec.fold(values.get(spec.key, spec.initial), t, props)
+    new = st.clone()
+    if lists:
+        new.history = dict(st.history)
+        for etype, kept in lists.items():
+            horizon = now_us - idx.history[etype].lookback_us
+            first = 0
+            while first < len(kept) and kept[first][0] < horizon:
+                first += 1
+            kept = kept[max(first, len(kept) - limits.max_events_per_type):]
+            if kept:
+                new.history[etype] = kept
+            else:
+                new.history.pop(etype, None)
+    if values:  # as live: a key exists once an event of its type came
+        new.features = {**st.features, **values}
+    return new

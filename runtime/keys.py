@@ -10,10 +10,13 @@ scan ran in byte order skipped contacts).
 Layouts inside a keyspace:
 
 - ``CONTACTS``: ``contact_id`` (UTF-8).
-- ``ARCHIVE``: ``contact_id + b"\\x00" + time (8 bytes) + sequence (4 bytes)``,
-  big-endian, so a prefix scan by contact returns its events in time order.
-  Contact ids never contain ``\\x00`` (refused here), so one contact's prefix
-  never matches another contact's keys.
+- ``ARCHIVE``: ``contact_id + b"\\x00" + time (8 bytes, µs) + event_id``
+  (UTF-8), so a prefix scan by contact returns its events in time order, and
+  the same event (time and id) stored twice is one key. Contact ids never
+  contain ``\\x00`` (refused here), so one contact's prefix never matches
+  another contact's keys, and contacts sort in the same order here as in
+  ``CONTACTS`` (``\\x00`` is the smallest byte): one range scan serves a
+  chunk of contacts.
 - ``DUE``: ``time (8 bytes, µs) + contact_id``: a range scan up to "now"
   wakes the due contacts in time order.
 - ``SEGMENTS``: ``segment_id``: the definition (JSON), replicated into every
@@ -27,7 +30,7 @@ Layouts inside a keyspace:
 - ``META``: partition metadata (the event clock), through the changelog.
 - ``LOCAL``: never in a transaction nor the changelog (the checkpoint).
 
-Times are signed epoch integers (archive: ms, due: µs) with the sign bit flipped, so
+Times are signed epoch microseconds with the sign bit flipped, so
 negative times also sort before positive ones.
 """
 
@@ -57,7 +60,6 @@ __all__ = [
 ]
 
 _TIME_BIAS = 1 << 63
-_SEQ_MAX = (1 << 32) - 1
 
 
 class Keyspace(IntEnum):
@@ -106,9 +108,9 @@ def keyspace_bounds(keyspace: Keyspace) -> tuple[bytes, bytes | None]:
     return lower, prefix_upper_bound(lower)
 
 
-def encode_time(time_ms: int) -> bytes:
-    """Signed milliseconds as 8 bytes whose byte order is numeric order."""
-    return (time_ms + _TIME_BIAS).to_bytes(8, "big")
+def encode_time(time_us: int) -> bytes:
+    """A signed time as 8 bytes whose byte order is numeric order."""
+    return (time_us + _TIME_BIAS).to_bytes(8, "big")
 
 
 def decode_time(data: bytes) -> int:
@@ -133,18 +135,18 @@ def archive_prefix(contact_id: str) -> bytes:
     return _contact_bytes(contact_id) + b"\x00"
 
 
-def archive_key(contact_id: str, time_ms: int, sequence: int = 0) -> bytes:
-    """Key of one archived interaction; byte order = (contact, time, sequence)."""
-    if not 0 <= sequence <= _SEQ_MAX:
-        raise ValueError(f"sequence out of range: {sequence}")
-    return archive_prefix(contact_id) + encode_time(time_ms) + sequence.to_bytes(4, "big")
+def archive_key(contact_id: str, time_us: int, event_id: str = "") -> bytes:
+    """Key of one archived interaction; byte order = (contact, time, event id)."""
+    return archive_prefix(contact_id) + encode_time(time_us) + event_id.encode("utf-8")
 
 
-def decode_archive_key(key: bytes) -> tuple[str, int, int]:
-    """``(contact_id, time_ms, sequence)`` of an ``ARCHIVE`` key."""
-    if len(key) < 14 or key[-13] != 0:
+def decode_archive_key(key: bytes) -> tuple[str, int, str]:
+    """``(contact_id, time_us, event_id)`` of an ``ARCHIVE`` key."""
+    end = key.find(b"\x00")
+    if end < 1 or len(key) < end + 9:
         raise ValueError(f"not an archive key: {key!r}")
-    return key[:-13].decode("utf-8"), decode_time(key[-12:-4]), int.from_bytes(key[-4:], "big")
+    return (key[:end].decode("utf-8"), decode_time(key[end + 1:end + 9]),
+            key[end + 9:].decode("utf-8"))
 
 
 def due_key(due_us: int, contact_id: str) -> bytes:

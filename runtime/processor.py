@@ -33,9 +33,13 @@ from engine import (
     CompileError,
     ContactState,
     CycleError,
+    Rebuild,
     SegmentChanged,
     Tick,
     apply,
+    is_duplicate,
+    rebuild_history,
+    rebuild_needs,
 )
 from engine.timeutil import from_us, to_us
 from models.changes import MembershipChange
@@ -48,6 +52,7 @@ from models.inputs import (
     StaticEdit,
 )
 from models.segments import SegmentDefinition, SegmentDelete
+from runtime.archive import DAY_US, Archive
 from runtime.catalogs import CatalogCache, short_reason
 from runtime.keys import Keyspace, contact_key, decode_offset, encode_offset, stored_key
 from runtime.staged import StagedStore
@@ -82,6 +87,12 @@ class ProcessorConfig:
     backfill_chunk: int = 2000
     due_batch: int = 20000
     max_contact_state_bytes: int = 900_000
+    #: interactions kept for segments defined later (days before "now")
+    history_retention_days: int = 400
+
+    @property
+    def retention_us(self) -> int:
+        return self.history_retention_days * DAY_US
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +163,8 @@ class PartitionProcessor:
                 job.segment_id: job for job in
                 (Backfill.from_bytes(v) for _, v in txn.scan_range(Keyspace.BACKFILLS))
                 if not job.complete}
+            self._history_jobs: list[tuple[Backfill, Rebuild]] = []
+            self._refresh_history_jobs()
             self.event_clock = EventClock.load(txn)
             raw = txn.get(Keyspace.META, INPUT_OFFSET_KEY)
             #: offset of the last input the state includes (None: none yet)
@@ -261,21 +274,26 @@ class PartitionProcessor:
     # -- contacts ----------------------------------------------------------------------
 
     def _apply(self, contact_id: str, inp: Any, now: datetime, *, data: bool = False,
-               was_due: bool = False, stored: bytes | None = None) -> None:
+               was_due: bool = False, stored: bytes | None = None,
+               rebuilt: ContactState | None = None, backfilling: str | None = None) -> None:
         """Apply one input to one contact. ``data``: the input carries data
         (refused if the state would outgrow the limit); re-evaluations add at
         most a membership entry, which the headroom below the producer's
-        record limit absorbs. ``stored``: the state bytes a scan just read."""
+        record limit absorbs. ``stored``: the state bytes a scan just read;
+        ``rebuilt``: that state, already rebuilt over the retained history
+        for ``backfilling`` (the segment whose backfill calls)."""
         txn = self._txn
         key = contact_key(contact_id)
         raw = stored if stored is not None else txn.get(Keyspace.CONTACTS, key)
-        state: ContactState | None = None
-        if raw is not None:
-            cached = self._decoded.get(contact_id)
-            state = cached[1] if cached is not None and cached[0] is raw else (
-                ContactState.from_bytes(raw))
-        elif not data:
+        state: ContactState | None = rebuilt
+        if raw is not None and state is None:
+            state = self._decode(contact_id, raw)
+        elif raw is None and not data:
             return  # erased meanwhile: nothing to re-evaluate
+        if state is not None and self._history_jobs:
+            state = self._first_touch(key, state, now, backfilling)
+        fresh = type(inp) is Interaction and (
+            state is None or not is_duplicate(state, inp.type, inp.event_id))
         transition = apply(state, inp, self.catalog, now, Accounts(txn, self._accounts_cache))
         new = transition.state
         encoded = new.to_bytes() if new is not None else None
@@ -286,6 +304,12 @@ class PartitionProcessor:
                 f"(SEGMENTFLOW_MAX_CONTACT_STATE_BYTES: "
                 f"{self.config.max_contact_state_bytes:,})")
         self._changes.extend(transition.changes)
+        archive = Archive(txn, self.config.retention_us)
+        if fresh:
+            archive.add(contact_id, to_us(inp.occurred_at), inp.event_id, inp.type,
+                        inp.properties)
+        elif type(inp) is ContactDelete:
+            archive.erase(contact_id)
         old_account = state.account_id if state is not None else None
         old_due = None if was_due or state is None else state.next_due_us()
         index, due = AccountIndex(txn), DueQueue(txn, self._earliest_due)
@@ -301,6 +325,11 @@ class PartitionProcessor:
             self._decoded[contact_id] = (encoded, new)
         index.move(contact_id, old_account, new.account_id)
         due.set(contact_id, old_due, new.next_due_us())
+
+    def _decode(self, contact_id: str, raw: bytes) -> ContactState:
+        cached = self._decoded.get(contact_id)
+        return cached[1] if cached is not None and cached[0] is raw else (
+            ContactState.from_bytes(raw))
 
     # -- segments and backfills ---------------------------------------------------------
 
@@ -340,14 +369,49 @@ class PartitionProcessor:
         """Re-evaluate the partition's contacts for the segment: the first
         chunk now, the rest in the next batches (behind live traffic)."""
         self.backfills[job.segment_id] = job  # replaces an older version's job
+        self._refresh_history_jobs()
         self._run_backfill_chunk(job, self._now(None))
+
+    def _refresh_history_jobs(self) -> None:
+        """Running backfills whose segment reads interaction history."""
+        jobs = ((job, rebuild_needs(self.catalog, job.segment_id))
+                for job in self.backfills.values())
+        self._history_jobs = [(job, need) for job, need in jobs if need is not None]
+
+    def _first_touch(self, key: bytes, state: ContactState, now: datetime,
+                     backfilling: str | None) -> ContactState:
+        """A contact a running history backfill has not reached yet is
+        rebuilt over its retained history before anything else reads or
+        folds into the segment's history (live inputs, timers, cascades)."""
+        need: Rebuild | None = None
+        for job, job_need in self._history_jobs:
+            if job.segment_id != backfilling and (job.after is None or key > job.after.encode()):
+                need = job_need if need is None else need | job_need
+        if need is None:
+            return state
+        now_us = to_us(now)
+        events = Archive(self._txn, self.config.retention_us).events(state.contact_id, now_us)
+        return rebuild_history(state, self.catalog.index, self.catalog.limits, need, events,
+                               now_us)
 
     def _run_backfill_chunk(self, job: Backfill, now: datetime) -> None:
         after = job.after.encode() if job.after is not None else None
         chunk = first_items(self._txn, Keyspace.CONTACTS, after, self.config.backfill_chunk)
         changed = SegmentChanged(job.segment_id, None)
-        for key, raw in chunk:
-            self._apply(key.decode(), changed, now, stored=raw)
+        need = rebuild_needs(self.catalog, job.segment_id) if chunk else None
+        if need is None:
+            for key, raw in chunk:
+                self._apply(key.decode(), changed, now, stored=raw)
+        else:  # over the retained history: one archive scan for the chunk
+            now_us, idx, limits = to_us(now), self.catalog.index, self.catalog.limits
+            archived = Archive(self._txn, self.config.retention_us).events_of(
+                chunk[0][0].decode(), chunk[-1][0].decode(), now_us)
+            for key, raw in chunk:
+                contact_id = key.decode()
+                state = rebuild_history(self._decode(contact_id, raw), idx, limits, need,
+                                        archived.get(contact_id, ()), now_us)
+                self._apply(contact_id, changed, now, stored=raw, rebuilt=state,
+                            backfilling=job.segment_id)
         job.scanned += len(chunk)
         if chunk:
             job.after = chunk[-1][0].decode()
@@ -355,6 +419,7 @@ class PartitionProcessor:
         self._txn.put(Keyspace.BACKFILLS, job.segment_id.encode(), job.to_bytes())
         if job.complete:
             self.backfills.pop(job.segment_id, None)
+            self._refresh_history_jobs()
 
     # -- accounts --------------------------------------------------------------------------
 

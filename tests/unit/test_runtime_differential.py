@@ -9,7 +9,9 @@ batches of random size with random pipelining depth, interrupted by kill -9
 (in-flight batches lost after their changes were sent), clean restarts and
 restarts that lose the local stores (restored from the changelog), and new
 versions of live segments (backfilled over the partition's contacts in
-chunks, between batches, through all of the above). At the
+chunks, between batches, through all of the above), and segments defined
+only after data arrived (evaluated over the retained history: they must
+answer as if they had been live from the start). At the
 end the membership a consumer folds from the change topic (sequence filter)
 and the membership in the stored state must both equal a naive recompute
 from the full history at each partition's event clock.
@@ -36,12 +38,12 @@ from tests.naive import NaiveContact, naive_memberships
 from tests.unit.test_differential import CATEGORIES, CITIES, TYPES, scenarios
 
 MAX_EXAMPLES = int(os.environ.get("RUNTIME_DIFF_EXAMPLES", "120"))
-RUN = {"n": 0, "faults": 0, "changes": 0}
+RUN = {"n": 0, "faults": 0, "changes": 0, "late": 0}
 CONTACTS = [f"c{i}" for i in range(6)]
 PARTITIONS = 3
 
 OPS = ["upsert", "upsert", "event", "event", "event", "event", "dup", "static", "account",
-       "delete", "run", "run", "crash", "restart", "wipe", "redefine"]
+       "delete", "run", "run", "crash", "restart", "wipe", "redefine", "define"]
 
 
 def _valid(defs: list[SegmentDefinition]) -> list[dict[str, Any]] | None:
@@ -75,8 +77,12 @@ def _runtime_equals_naive(scenario: Any, data: st.DataObject, batch_size: int, d
                     config=ProcessorConfig(partitions=PARTITIONS, clock="event",
                                            backfill_chunk=draw(st.integers(1, 4))))
     try:
-        for body in bodies:
-            driver.send("segment", body)
+        # Some segments exist from the start, the others are defined later.
+        late = draw(st.lists(st.sampled_from(range(len(bodies))), unique=True))
+        pending = [bodies[i] for i in late]
+        for i, body in enumerate(bodies):
+            if i not in late:
+                driver.send("segment", body)
         naive: dict[str, NaiveContact] = {}
         accounts: dict[str, dict[str, Any]] = {}
         sent: list[dict[str, Any]] = []
@@ -127,7 +133,12 @@ def _runtime_equals_naive(scenario: Any, data: st.DataObject, batch_size: int, d
                 # backfills it over its contacts (chunks, between batches).
                 body = bodies[draw(st.integers(0, len(bodies) - 1))]
                 body["version"] += 1
+                pending[:] = [b for b in pending if b is not body]  # defined now
                 driver.send("segment", dict(body))
+            elif op == "define":
+                if pending:
+                    RUN["late"] += 1
+                    driver.send("segment", dict(pending.pop(0)))
             elif op == "run":
                 driver.run(settle=False)
             else:
@@ -137,6 +148,9 @@ def _runtime_equals_naive(scenario: Any, data: st.DataObject, batch_size: int, d
                     driver.crash()
                 else:
                     driver.restart(keep_local=op == "restart")
+        for body in pending:
+            RUN["late"] += 1
+            driver.send("segment", dict(body))
         driver.run_until_idle()
         assert not driver.dead_letters, driver.dead_letters
         _check(driver, defs, naive, accounts, start)
@@ -179,9 +193,10 @@ def _check(driver: Driver, defs: list[SegmentDefinition], naive: dict[str, Naive
 
 
 def test_runtime_equals_naive() -> None:
-    RUN.update(n=0, faults=0, changes=0)
+    RUN.update(n=0, faults=0, changes=0, late=0)
     _runtime_equals_naive()
     print(f"\nruntime differential: {RUN['n']} examples, {RUN['faults']} faults, "
-          f"{RUN['changes']} changes")
+          f"{RUN['changes']} changes, {RUN['late']} segments defined after data")
     assert RUN["n"] >= min(MAX_EXAMPLES, 30)
     assert RUN["faults"] > 0
+    assert RUN["late"] > 0

@@ -182,26 +182,28 @@ def test_overlay_merges_in_byte_order_not_length_or_str_order(store: AnyStore) -
 def test_archive_prefix_scan_is_time_ordered_with_unflushed_writes(store: AnyStore) -> None:
     part = store.assign(0)
     with part.begin() as tx:
-        for contact, t, seq in [("c1", 50, 0), ("c1", -20, 0), ("c10", 10, 0), ("c", 5, 0)]:
+        for contact, t, seq in [("c1", 50, "e0"), ("c1", -20, "e0"), ("c10", 10, "e0"),
+                                ("c", 5, "e0")]:
             tx.put(Keyspace.ARCHIVE, archive_key(contact, t, seq), f"{contact}@{t}".encode())
         tx.flush(0)
     with part.begin() as tx:
-        tx.put(Keyspace.ARCHIVE, archive_key("c1", 30, 1), b"new")  # unflushed, between
-        tx.put(Keyspace.ARCHIVE, archive_key("c1", 30, 0), b"new0")
-        tx.put(Keyspace.ARCHIVE, archive_key("c1", 2**40, 0), b"last")
-        tx.delete(Keyspace.ARCHIVE, archive_key("c1", 50, 0))
+        tx.put(Keyspace.ARCHIVE, archive_key("c1", 30, "e1"), b"new")  # unflushed, between
+        tx.put(Keyspace.ARCHIVE, archive_key("c1", 30, "e0"), b"new0")
+        tx.put(Keyspace.ARCHIVE, archive_key("c1", 2**40, "e0"), b"last")
+        tx.delete(Keyspace.ARCHIVE, archive_key("c1", 50, "e0"))
         tx.put(Keyspace.CONTACTS, b"c1", b"state")  # another keyspace, same id
         scanned = [
             decode_archive_key(k) for k, _ in tx.scan_prefix(Keyspace.ARCHIVE, archive_prefix("c1"))
         ]
-        assert scanned == [("c1", -20, 0), ("c1", 30, 0), ("c1", 30, 1), ("c1", 2**40, 0)]
+        assert scanned == [
+            ("c1", -20, "e0"), ("c1", 30, "e0"), ("c1", 30, "e1"), ("c1", 2**40, "e0")]
         # resume after a cursor (the last key seen), same order
-        cursor = archive_key("c1", 30, 0)
+        cursor = archive_key("c1", 30, "e0")
         rest = [
             decode_archive_key(k)
             for k, _ in tx.scan_prefix(Keyspace.ARCHIVE, archive_prefix("c1"), after=cursor)
         ]
-        assert rest == [("c1", 30, 1), ("c1", 2**40, 0)]
+        assert rest == [("c1", 30, "e1"), ("c1", 2**40, "e0")]
 
 
 # -- crash semantics (RocksDB) ---------------------------------------------------

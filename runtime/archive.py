@@ -1,0 +1,86 @@
+"""The retained interaction history of one partition's contacts.
+
+Every interaction the engine accepts (not a duplicate) is kept in the
+``ARCHIVE`` keyspace, whole (type and every property: a segment defined
+later may read any of them), for the retention period. A segment that goes
+live or changes is evaluated over it (:func:`engine.rebuild_history`), so
+it answers as if it had been live since the first retained event.
+
+Keys are ``(contact, time, event id)`` (see :mod:`runtime.keys`): a contact's
+events are one prefix scan in time order, and a chunk of contacts (the
+backfill's unit, in ``CONTACTS`` order, which is the same order) is one
+range scan. Entries older than the retention are dropped when read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import groupby
+from typing import Any
+
+import orjson
+
+from engine import ArchivedEvent
+from runtime.keys import (
+    Keyspace,
+    archive_key,
+    archive_prefix,
+    contact_key,
+    decode_archive_key,
+    prefix_upper_bound,
+)
+from runtime.transaction import PartitionTransaction
+
+__all__ = ["DAY_US", "Archive"]
+
+DAY_US = 86_400_000_000
+
+
+class Archive:
+    """A view of the ``ARCHIVE`` keyspace through one batch's transaction."""
+
+    def __init__(self, txn: PartitionTransaction, retention_us: int,
+                 prune: bool = True) -> None:
+        """``prune``: delete the expired entries a read meets (a writable
+        transaction: the evaluator's); readers only skip them."""
+        self._txn, self._retention_us, self._prune = txn, retention_us, prune
+
+    def add(self, contact_id: str, time_us: int, event_id: str, event_type: str,
+            properties: dict[str, Any]) -> None:
+        self._txn.put(Keyspace.ARCHIVE, archive_key(contact_id, time_us, event_id),
+                      orjson.dumps((event_type, properties)))
+
+    def events(self, contact_id: str, now_us: int) -> list[ArchivedEvent]:
+        """One contact's retained events, time order."""
+        scan = self._txn.scan_prefix(Keyspace.ARCHIVE, archive_prefix(contact_id))
+        return [event for _, event in self._decode(scan, now_us)]
+
+    def events_of(self, first: str, last: str, now_us: int) -> dict[str, list[ArchivedEvent]]:
+        """Retained events of every contact from ``first`` to ``last``
+        (inclusive, byte order), by contact: one range scan."""
+        upper = prefix_upper_bound(archive_prefix(last))
+        scan = self._txn.scan_range(Keyspace.ARCHIVE, after=contact_key(first), before=upper)
+        return {contact: [event for _, event in group]
+                for contact, group in groupby(self._decode(scan, now_us), key=lambda x: x[0])}
+
+    def erase(self, contact_id: str) -> None:
+        """Forget a contact's history (erasure)."""
+        keys = [key for key, _ in
+                self._txn.scan_prefix(Keyspace.ARCHIVE, archive_prefix(contact_id))]
+        for key in keys:
+            self._txn.delete(Keyspace.ARCHIVE, key)
+
+    def _decode(self, scan: Iterator[tuple[bytes, bytes]],
+                now_us: int) -> Iterator[tuple[str, ArchivedEvent]]:
+        horizon = now_us - self._retention_us
+        expired: list[bytes] = []
+        for key, value in scan:
+            contact, time_us, event_id = decode_archive_key(key)
+            if time_us < horizon:
+                expired.append(key)
+                continue
+            event_type, properties = orjson.loads(value)
+            yield contact, (time_us, event_id, event_type, properties)
+        if self._prune:  # after the scan: deletes change the overlay it reads
+            for key in expired:
+                self._txn.delete(Keyspace.ARCHIVE, key)
