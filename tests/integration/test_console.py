@@ -199,6 +199,30 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         assert "Why c2 is not in paris-adults" in css(driver, "#explain-title").text
         check_page(driver, shots, "members-explain")
 
+        # Insights: the persisted series as charts, one point per hour of the
+        # default range (the API's answer), ending at the current size; the
+        # overlap with lyon (none: no adult of Paris lives in Lyon).
+        go(driver, f"#/segments/{SEGMENT}/insights", "#size-chart circle.point")
+        wait_for(driver, attribute_is("#size-chart", "data-last-size", "4"), "size chart at 4")
+        async with http.get(f"{worker.url}/segments/{SEGMENT}/insights") as response:
+            series = await response.json()
+        points = len(css_all(driver, "#size-chart circle.point"))
+        assert points == len(series["points"]) == 48, (points, len(series["points"]))
+        assert css(driver, "#flow-chart").get_attribute("data-points") == "48"
+        assert css(driver, "#insights-summary").get_attribute("data-joins") == "4"
+        assert css_all(driver, "#causes-table tr[data-cause]")
+        check_page(driver, shots, "insights")
+        css(driver, "#overlap-segments input[value='lyon']").click()
+        css(driver, "#overlap-compare").click()
+        wait_for(driver, lambda d: css_all(d, "#overlap-matrix td[data-count]"), "overlap")
+        cells = {(td.get_attribute("data-row"), td.get_attribute("data-col")):
+                 td.get_attribute("data-count")
+                 for td in css_all(driver, "#overlap-matrix td[data-count]")}
+        assert cells == {(SEGMENT, SEGMENT): "4", (SEGMENT, "lyon"): "0",
+                         ("lyon", SEGMENT): "0", ("lyon", "lyon"): "2"}, cells
+        driver.execute_script("document.querySelector('#causes-title').scrollIntoView()")
+        check_page(driver, shots, "insights-overlap")
+
         # Live feed, filtered by segment: lyon's changes are left out.
         go(driver, f"#/feed/{SEGMENT}", "#feed-state")
         wait_for(driver, attribute_is("#feed-state", "data-state", "live"), "feed live")

@@ -520,6 +520,8 @@
                             id: "members-link" },
           `${fmt(s.member_count)} members`), " · ",
           h("a", { href: `#/feed/${encodeURIComponent(s.id)}` }, "live feed"), " · ",
+          h("a", { href: `#/segments/${encodeURIComponent(s.id)}/insights`,
+                   id: "insights-link" }, "insights"), " · ",
           "last change ", time(s.definition?.updated_at, ago(s.definition?.updated_at))),
         s.refused_version ? h("p", { class: "warning" },
           `Version ${s.refused_version} was refused: ${s.refused_reason}. ` +
@@ -823,7 +825,8 @@
     put(main,
       heading(`Members of ${id}`),
       h("p", {}, h("a", { href: `#/segments/${encodeURIComponent(id)}` }, "← Segment"), " · ",
-        h("a", { href: `#/feed/${encodeURIComponent(id)}` }, "Live feed")),
+        h("a", { href: `#/feed/${encodeURIComponent(id)}` }, "Live feed"), " · ",
+        h("a", { href: `#/segments/${encodeURIComponent(id)}/insights` }, "Insights")),
       countBox, liveBox,
       h("div", { class: "columns" },
         h("section", { "aria-labelledby": "members-title" },
@@ -973,6 +976,13 @@
     navigated = true;
     return done;
   }
+
+  // Pages of other scripts (insights.js, loaded after this one) add their
+  // routes here before the first route() and build on these helpers.
+  window.segmentflowConsole = {
+    h, put, fmt, api, seg, heading, coverageNote, showError, follow, debounce, ApiError,
+    routes: ROUTES,
+  };
 
   window.addEventListener("hashchange", () => { clearNotice(); route(); });
   document.addEventListener("DOMContentLoaded", () => {
