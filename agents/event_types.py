@@ -208,11 +208,12 @@ class InteractionGate:
         if problem is not None:
             raise EventTypeProblem(problem)
         prop = decl.time_property
-        if prop is not None:
-            at = _INTERACTION_TIME.validate_python(model.properties[prop])
+        given = model.properties.get(prop) if prop is not None else None
+        if given is not None:  # absent: occurred_at (which the model required) stands
+            at = _INTERACTION_TIME.validate_python(given)
             if at != model.occurred_at:  # the declared time field wins
                 doc = orjson.loads(raw)
-                doc["occurred_at"] = model.properties[prop]
+                doc["occurred_at"] = given
                 raw = orjson.dumps(doc)
                 model = _INTERACTION.validate_json(raw)
         return model, raw

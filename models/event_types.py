@@ -100,8 +100,9 @@ class EventTypeDeclaration(BaseModel):
         "false: a property not declared here is refused"))
     time_field: str = Field(default="occurred_at", description=(
         "where an interaction's event time comes from: occurred_at (default), or "
-        "properties.<name> of a declared datetime property (then occurred_at may be "
-        "omitted; when both are given, the declared property wins)"))
+        "properties.<name> of a declared datetime property: when an interaction carries "
+        "it, it gives the time (occurred_at may then be omitted; given too, it is "
+        "overridden); when not, occurred_at does"))
     retired: bool = Field(default=False, description=(
         "true: interactions of this type are refused again (a built-in type can be retired)"))
     updated_at: AwareDatetime | None = None

@@ -139,9 +139,10 @@ def register_event_types(ctx: ApiContext, feed: EventTypeFeed, topic: Any) -> No
                 raise ApiError(415, "unsupported_media_type",
                                "send the declaration as application/json or application/yaml")
             decl, produced = await writer.put(name, body)
-            return json_response(listing(feed, decl) if not produced
-                                 else {**decl.public(), "source": "declared"},
-                                 202 if produced else 200)
+            if not produced:
+                return json_response({**listing(feed, decl), "result": "unchanged"}, 200)
+            return json_response({**decl.public(), "source": "declared", "result": "declared"},
+                                 202)
 
 
 def openapi_parts() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -154,9 +155,19 @@ def openapi_parts() -> tuple[dict[str, Any], dict[str, Any]]:
         mode="serialization", ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(declaration.pop("$defs", {}))
     schemas["EventTypeDeclaration"] = declaration
-    schemas["EventType"] = {"allOf": [doc._ref("EventTypeDeclaration"), doc._obj({
-        "source": {"enum": ["declared", "default"], "description":
-                   "declared: from the event-types topic; default: built-in"}})]}
+    source = {"enum": ["declared", "default"], "description":
+              "declared: from the event-types topic; default: built-in"}
+    result = {"enum": ["declared", "unchanged"], "description":
+              "declared: a new version was produced; unchanged: the same as the "
+              "declaration in force"}
+    # The declaration's fields (additionalProperties false) and the answer's own.
+    schemas["EventType"] = {**declaration, "title": "EventType", "properties": {
+        **declaration["properties"], "source": source},
+        "required": [*declaration.get("required", []), "source"]}
+    schemas["EventTypeWritten"] = {**schemas["EventType"], "title": "EventTypeWritten",
+                                   "properties": {**schemas["EventType"]["properties"],
+                                                  "result": result},
+                                   "required": [*schemas["EventType"]["required"], "result"]}
     schemas["EventTypeList"] = doc._obj({
         "event_types": {"type": "array", "items": doc._ref("EventType")},
         "accept_undeclared": {"type": "boolean", "description":
@@ -169,8 +180,9 @@ def openapi_parts() -> tuple[dict[str, Any], dict[str, Any]]:
                                         "are set by the server"}},
         "application/yaml": {"schema": {"type": "object"}}}}
     put = doc._write("declare or change an event type (a new version)",
-                     doc._json(doc._ref("EventType"), "accepted (produced to event-types)"),
-                     extra={"200": doc._json(doc._ref("EventType"),
+                     doc._json(doc._ref("EventTypeWritten"),
+                               "accepted (produced to event-types)"),
+                     extra={"200": doc._json(doc._ref("EventTypeWritten"),
                                              "the same as the declaration in force: unchanged"),
                             "400": doc._err("unreadable body"),
                             "409": doc._err("a version other than the next one"),

@@ -212,6 +212,8 @@ def test_a_declared_time_property_gives_the_event_time() -> None:
     # the same instant: forwarded unchanged
     raw = interaction(properties=props, occurred_at="2026-03-01T09:00:00Z")
     assert g.decode(raw)[1] is raw
+    raw = interaction()  # no time property: occurred_at stands
+    assert g.decode(raw)[1] is raw
     with pytest.raises(EventTypeProblem, match="property 'viewed_at' is required: it is the "
                                                "type's time field"):
         g.decode(interaction(occurred_at=None))

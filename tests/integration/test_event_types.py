@@ -1,0 +1,128 @@
+"""Event types are data (issue 13 item 4), on the real broker: a type
+declared with the CLI (through the API, onto the event-types topic) is
+accepted by ingest and evaluated; an undeclared type and a property that
+violates its declared type are dead-lettered with their reasons; a segment
+naming an undeclared type is refused at its line and column."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from app.cli import cli
+from app.client import Publisher
+from models.inputs import Interaction
+from tests.integration.api_helpers import AUTH, TOKEN, Api
+from tests.integration.caught_up import wait_caught_up
+from tests.integration.helpers import wait_segment_applied
+
+pytestmark = pytest.mark.kafka
+
+DECLARATIONS = """\
+name: page_viewed
+description: a page of the web site
+time_field: properties.viewed_at
+properties:
+  url: {type: string, required: true}
+  seconds: {type: number}
+  viewed_at: {type: datetime}
+---
+name: webinar_joined
+"""
+
+
+@pytest.fixture
+def settings(settings):
+    settings.api_token = TOKEN
+    return settings
+
+
+def _interaction(event_id: str, contact_id: str, kind: str, **properties: object) -> Interaction:
+    return Interaction(event_id=event_id, contact_id=contact_id, type=kind,
+                       occurred_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+                       properties=properties)  # type: ignore[arg-type]
+
+
+async def test_declared_types_are_applied_and_undeclared_ones_dead_lettered(
+        settings, worker, reader, tmp_path):
+    runner = CliRunner()
+    env = {"SEGMENTFLOW_API_URL": worker.url, "SEGMENTFLOW_API_TOKEN": TOKEN}
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, list(args), env=env)
+        assert result.exit_code == code, (args, result.output, result.exception)
+        return result.output
+
+    path = tmp_path / "event-types.yaml"
+    path.write_text(DECLARATIONS)
+    assert run("event-types", "apply", "-f", str(path)).splitlines() == [
+        "event-type/page_viewed declared (v1)", "event-type/webinar_joined declared (v1)"]
+    assert run("event-types", "apply", "-f", str(path)).splitlines() == [
+        "event-type/page_viewed unchanged (v1)", "event-type/webinar_joined unchanged (v1)"]
+    listing = {row.split()[0]: row.split()[1:4]
+               for row in run("event-types", "list").splitlines()[1:]}
+    assert listing["page_viewed"] == ["1", "declared", "accepted"]
+    assert listing["purchase"] == ["1", "default", "accepted"]
+    shown = run("event-types", "show", "page_viewed")
+    assert "time field:  properties.viewed_at" in shown and "url: string required" in shown
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nproperties: {a: {type: text}}\n---\nname: fine_one\n")
+    out = run("event-types", "apply", "-f", str(bad), code=1)
+    assert out.splitlines()[0].startswith("event-type/x refused: properties.a.type: ")
+    assert out.splitlines()[1].startswith("event-type/fine_one not applied: ")
+
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, worker.url, auth=AUTH)
+        await api.load_openapi()
+        # A segment naming an undeclared type: refused where the type is named.
+        status, body = await api.call(
+            "PUT", "/segments/typo", route="/segments/{segment_id}", json={
+                "status": "live", "formula": "country = \"FR\" or\n  performed page_veiwed ever"})
+        assert status == 422 and body["error"]["code"] == "undeclared_event_type", body
+        assert body["error"]["details"][0]["message"].startswith(
+            'line 2, column 13: undeclared event type "page_veiwed" (declared: ')
+        await api.call("GET", "/event-types", route="/event-types", expect=200)
+        _, shown = await api.call("GET", "/event-types/page_viewed",
+                                  route="/event-types/{name}", expect=200)
+        assert shown["version"] == 1 and shown["source"] == "declared"
+        await api.call("GET", "/event-types/telepathy", route="/event-types/{name}",
+                       expect=404)
+        await api.call("PUT", "/event-types/webinar_joined", route="/event-types/{name}",
+                       json={"description": "joined a webinar"}, expect=202)
+        _, shown = await api.call("GET", "/event-types/webinar_joined", expect=200)
+        assert shown["version"] == 2
+        await api.call("PUT", "/event-types/webinar_joined", route="/event-types/{name}",
+                       json={"description": "x"}, headers={}, expect=401)  # no token
+        await api.call("PUT", "/event-types/webinar_joined", route="/event-types/{name}",
+                       json={"version": 7}, expect=409)
+        await api.call("PUT", "/segments/pricing", route="/segments/{segment_id}", expect=202,
+                       json={"status": "live",
+                             "formula": 'performed page_viewed where url = "/pricing" ever'})
+    await wait_segment_applied(worker, "pricing", 1, settings.partitions)
+
+    dead = await reader(settings.topics.dead_letters)
+    async with Publisher(settings) as publisher:
+        await publisher.send(_interaction("e1", "c1", "page_viewed", url="/pricing"))
+        await publisher.send(_interaction("e2", "c2", "telepathy", url="/pricing"))
+        await publisher.send(_interaction("e3", "c3", "page_viewed", url=5))
+        await publisher.send(_interaction("e4", "c4", "purchase", amount=3))  # built-in
+        # no occurred_at: the declared time field gives the event time
+        await publisher.send_raw(settings.topics.interactions, orjson.dumps({
+            "event_id": "e5", "contact_id": "c5", "type": "page_viewed",
+            "properties": {"url": "/pricing", "viewed_at": "2026-02-01T10:00:00Z"}}), b"c5")
+        await publisher.flush()
+    await wait_caught_up(settings)
+    letters = {json.loads(letter["preview"])["event_id"]: letter["reason"]
+               for letter in await dead.settle()}
+    assert set(letters) == {"e2", "e3"}, letters
+    assert letters["e2"].startswith('undeclared event type "telepathy" (declared: ')
+    assert "page_viewed" in letters["e2"] and "PUT /event-types/telepathy" in letters["e2"]
+    assert f"{settings.topic_prefix}.event-types" in letters["e2"]
+    assert letters["e3"] == ('event type "page_viewed" (version 1): property \'url\' must be '
+                             'a string, not 5')
+    members = json.loads(run("members", "pricing", "--json"))["members"]
+    assert sorted(members) == ["c1", "c5"]
