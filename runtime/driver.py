@@ -36,7 +36,7 @@ from runtime.store import Store
 
 __all__ = ["Driver", "fold_changes"]
 
-_BROADCAST = frozenset(("segment", "segment_delete", "account"))
+_BROADCAST = frozenset(("segment", "segment_delete", "account", "clock"))
 
 
 def fold_changes(changes: list[MembershipChange]) -> dict[str, set[str]]:
