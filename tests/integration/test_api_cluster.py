@@ -11,6 +11,7 @@ from agents.partitioning import partition_for
 from app.client import Publisher
 from models.inputs import ContactUpsert
 from tests.integration.api_helpers import AUTH, READ_AUTH, READ_TOKEN, TOKEN, Api, eventually
+from tests.integration.caught_up import wait_caught_up
 from tests.integration.conftest import free_port
 from tests.integration.helpers import wait_segment_applied
 
@@ -54,6 +55,15 @@ async def test_reads_gather_across_two_workers(settings, worker_factory, tmp_pat
         # /status gathers both partitions from either worker.
         await wait_segment_applied(a, "even", 1, settings.partitions)
         await wait_segment_applied(b, "even", 1, settings.partitions)
+        # GET /status: both partitions' clocks and offsets from either worker.
+        await wait_caught_up(settings)
+        for api in (api_a, api_b):
+            _, status = await api.call("GET", "/status", expect=200, route="/status")
+            assert sorted(status["partitions"]) == ["0", "1"] and status["complete"]
+            assert (status["caught_up"], status["backfills_running"]) == (True, 0)
+            assert all(p["input_lag"] == 0 for p in status["partitions"].values())
+            _, own = await api.call("GET", "/status?local=1", expect=200, route="/status")
+            assert len(own["partitions"]) == 1 and own["complete"] is False
 
         for api in (api_a, api_b):
             async def summary(api=api):
