@@ -201,6 +201,7 @@ class Settings(BaseSettings):
             max_events_per_type=self.max_events_per_type,
             max_seen_ids=self.dedup_event_ids,
             max_distinct_values=self.max_distinct_values,
+            history_retention_us=self.history_retention_days * 86_400_000_000,
         )
 
     @property

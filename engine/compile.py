@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import engine.nodes  # noqa: F401  (registers every node compiler)
 from engine.context import Ctx
 from engine.deps import Deps
+from engine.errors import CompileError
 from engine.limits import Limits
 from engine.registry import CNode, Env, ValueDue, compile_node
 from engine.trace import Trace
@@ -104,6 +105,24 @@ def compile_segment(defn: SegmentDefinition, limits: Limits | None = None) -> Co
         max_distinct = (limits or Limits()).max_distinct_values
         cond = compile_node(defn.condition, Env(defn.id, defn.timezone, "contact", max_distinct))
     deps = cond.deps if cond is not None else Deps()
+    _check_retention(defn.id, deps, limits)
     include, exclude = frozenset(defn.include), frozenset(defn.exclude)
     return CompiledSegment(defn, cond, include, exclude, deps,
                            _segment_eval(defn.id, cond, include, exclude), defn.id, defn.version)
+
+
+_DAY_US = 86_400_000_000
+_EVER_US = 1 << 62  # engine.nodes.behaviour's "keep everything" lookback
+
+
+def _check_retention(segment_id: str, deps: Deps, limits: Limits | None) -> None:
+    retention = limits.history_retention_us if limits is not None else None
+    if retention is None:
+        return
+    for event_type, need in deps.history:
+        if retention < need.lookback_us < _EVER_US:
+            raise CompileError(
+                f"segment {segment_id!r}: a window of {need.lookback_us / _DAY_US:g} days "
+                f"over {event_type!r} reaches further back than the interaction history "
+                f"is kept ({retention / _DAY_US:g} days, SEGMENTFLOW_HISTORY_RETENTION_DAYS); "
+                "use a shorter window or raise the retention")

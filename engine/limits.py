@@ -15,3 +15,7 @@ class Limits:
     max_seen_ids: int = 128
     #: distinct values tracked by a running count-distinct / most-frequent
     max_distinct_values: int = 1000
+    #: how far back interactions are retained (µs; None: no bound): a
+    #: relative window reaching further back could never be filled, so it
+    #: is refused when the segment is compiled
+    history_retention_us: int | None = None

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from engine import Limits
 from models.changes import MembershipChange
 from runtime.catalogs import CatalogCache
 from runtime.memory import MemoryStore
@@ -91,7 +92,7 @@ class Driver:
         self._parts = [_Partition() for _ in range(partitions)]
         self._dir = Path(tempfile.mkdtemp(prefix="segmentflow-driver-"))
         self._stores: Store | MemoryStore = MemoryStore()
-        self.catalogs = CatalogCache()
+        self.catalogs = CatalogCache(Limits(history_retention_us=self.config.retention_us))
         self.processors: dict[int, PartitionProcessor] = {}
         self._open_all()
 
@@ -191,7 +192,8 @@ class Driver:
     def _open_all(self) -> None:
         if self.kind == "rocksdb":
             self._stores = Store(self._dir, cache_bytes=1 << 20, write_buffer_bytes=1 << 20)
-        self.catalogs = CatalogCache()  # a new process compiles again
+        # a new process compiles again
+        self.catalogs = CatalogCache(Limits(history_retention_us=self.config.retention_us))
         for number, part in enumerate(self._parts):
             base = self._stores.assign(number)
             apply_changelog(base, part.changelog)

@@ -155,3 +155,17 @@ def test_events_older_than_the_retention_are_not_seen_and_are_dropped(store: str
         assert _archived(driver, "a") == 2  # the expired entry was deleted when read
     finally:
         driver.close()
+
+
+def test_a_window_longer_than_the_retention_is_refused_with_the_limit() -> None:
+    driver = _driver(retention_days=30)
+    try:
+        driver.send("segment", _segment("long", "performed purchase within last 60 days"))
+        driver.send("segment", _segment("ok", "performed purchase within last 30 days"))
+        driver.send("interaction", _purchase("a", 0, T0))
+        driver.run_until_idle()
+        (_, _, reason), = driver.dead_letters
+        assert "60 days" in reason and "30 days" in reason and "RETENTION" in reason
+        assert driver.members() == {"ok": {"a"}}
+    finally:
+        driver.close()
