@@ -91,6 +91,7 @@ def _series(ctx: ApiContext, fold: InsightsFold, request: Request,
         "causes": cause_totals(series),
         "points": series,
         "retention_days": store.retention_hours // 24,
+        "history_complete": store.history_complete(),
         "behind": fold.behind(),
     }
 

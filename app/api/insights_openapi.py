@@ -33,6 +33,10 @@ def insights_schemas(obj: Any, ref: Any, coverage: dict[str, Any]) -> dict[str, 
             "joins": _INT, "leaves": _INT, "causes": _CAUSES,
             "points": {"type": "array", "items": ref("InsightsPoint")},
             "retention_days": _INT,
+            "history_complete": {"type": "boolean", "description":
+                                 "false when this worker's fold began after the topic's "
+                                 "retention had deleted earlier changes: sizes then count only "
+                                 "the changes folded (joins and leaves stay exact)"},
             "behind": {**_NULLABLE_INT, "description":
                        "membership changes on the topic not yet folded into the series, as "
                        "of the last fetch (null before the first)"}}),

@@ -73,6 +73,14 @@ class InsightsFold:
             tps = [TopicPartition(self._topic, p) for p in partitions]
             consumer.assign(tps)
             stored = self.store.offsets()
+            fresh = [tp for tp in tps if tp.partition not in stored]
+            if fresh:
+                earliest = await consumer.beginning_offsets(fresh)
+                if any(offset > 0 for offset in earliest.values()):
+                    log.warning("insights: %s no longer holds its first changes (retention): "
+                                "the series' sizes count only the changes folded from here",
+                                self._topic)
+                    self.store.mark_history_incomplete()
             for tp in tps:
                 if tp.partition in stored:
                     consumer.seek(tp, stored[tp.partition])

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _OFFSET = b"o"
 _NEWEST = b"n"
+_TRUNCATED = b"x"  # present: the fold began after the topic had dropped changes
 _MIB = 2**20
 
 
@@ -55,6 +56,15 @@ class InsightsStore:
         """partition -> next offset to read (partitions never read: absent)."""
         return {int(key[1:]): int(value)
                 for key, value in self._db.iter_range(_OFFSET, b"p")}
+
+    def history_complete(self) -> bool:
+        """False when the fold began on a partition whose earliest changes
+        the topic's retention had already deleted: its sizes then count
+        only the changes it saw (joins and leaves per hour stay exact)."""
+        return self._db.get(_TRUNCATED) is None
+
+    def mark_history_incomplete(self) -> None:
+        self._db.write({_TRUNCATED: b"1"}, None)
 
     def newest_hour(self) -> int | None:
         raw = self._db.get(_NEWEST)

@@ -92,7 +92,7 @@ async def matches_topic(api: Api, changes) -> dict[tuple[str, str], dict]:
             want = expected(values, segment, step)
             body = await eventually(lambda s=segment, st=step: series(api, s, st),
                                     lambda b, w=want: b["points"] == w, timeout=30)
-            assert body["behind"] == 0
+            assert body["behind"] == 0 and body["history_complete"] is True
             got[(segment, step)] = body
     return got
 

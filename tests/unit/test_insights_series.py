@@ -190,3 +190,13 @@ def test_hour_counts_round_trip() -> None:
     counts.add(True, "time")
     counts.add(False, "time")
     assert HourCounts.decode(counts.encode()) == counts
+
+
+def test_a_fold_begun_after_retention_says_so_across_restarts(tmp_path) -> None:
+    store = InsightsStore(tmp_path / "i")
+    assert store.history_complete()
+    store.mark_history_incomplete()
+    store.close()
+    store = InsightsStore(tmp_path / "i")
+    assert not store.history_complete()
+    store.close()

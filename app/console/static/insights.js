@@ -192,7 +192,9 @@
         ` from ${label(r.from, step)} to ${label(r.to, step)} UTC (per ${step}; kept ` +
         `${r.retention_days} days)`,
         r.behind ? h("span", { class: "warning" }, ` · catching up: ${fmt(r.behind)} changes ` +
-          "not counted yet") : null);
+          "not counted yet") : null,
+        r.history_complete ? null : h("span", { class: "warning" }, " · sizes count only the " +
+          "changes this worker folded (the topic had already dropped older ones)"));
       put(charts,
         h("figure", {}, h("figcaption", {}, `Size at the end of each ${step}`),
           sizeChart(r.points, step)),
