@@ -118,7 +118,8 @@ _MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
     "evaluatorInput": (
         {"$ref": _SCHEMAS + "EvaluatorInput"},
         {"type": "string", "description": "contact_id for contact inputs; the account or "
-         "segment id for broadcasts (one record per partition); __tick__ for clock ticks"},
+         "segment id for broadcasts (one record per partition); __tick__ for clock ticks; "
+         "__clock__ for clock advances"},
         "Evaluator input (internal)", "An input in its envelope, in log order per partition",
     ),
     "membershipChange": (

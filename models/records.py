@@ -8,7 +8,9 @@ to it:
 - ``EvaluatorInput``: the envelope ``{"kind": K, "body": {...}}`` on the
   internal ``<prefix>.evaluator-input`` log (ingest forwards each validated
   input in it as upstream wrote it; accounts and segment definitions go to
-  every partition). ``tick`` and ``backfill`` are commands of the Faust
+  every partition). ``clock`` (``{"to": time}``, written to every partition
+  by ``POST /clock/advance``) moves each partition's event clock forward
+  (docs/clock.md). ``tick`` and ``backfill`` are commands of the Faust
   agents (the clock's broadcast, a backfill's next chunk); the partition
   runtime (``runtime/``) accepts and ignores them.
 - ``MembershipSnapshot``: the value on the compacted ``<prefix>.memberships``
@@ -100,6 +102,18 @@ class TickEnvelope(Contract):
     body: TickBody
 
 
+class ClockBody(Contract):
+    to: AwareDatetime
+
+
+class ClockEnvelope(Contract):
+    """Clock advance (POST /clock/advance): every partition's event clock
+    moves forward to ``to``, never back (docs/clock.md)."""
+
+    kind: Literal["clock"]
+    body: ClockBody
+
+
 class BackfillBody(Contract):
     segment_id: Id
     version: int = Field(ge=0, le=MAX_SEGMENT_VERSION)  # 0: a delete's leaves
@@ -116,6 +130,7 @@ EvaluatorInput = Annotated[
     Union[
         ContactEnvelope, InteractionEnvelope, StaticEditEnvelope, AccountEnvelope,
         SegmentEnvelope, SegmentDeleteEnvelope, TickEnvelope, BackfillEnvelope,
+        ClockEnvelope,
     ],
     Field(discriminator="kind"),
 ]

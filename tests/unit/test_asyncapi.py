@@ -118,6 +118,7 @@ def test_records_the_code_writes_match_the_document() -> None:
         encode_envelope("segment_delete", SegmentDelete(segment_id="paris")),
         encode_envelope("tick", {"at": NOW.isoformat()}),  # agents/clock.py
         encode_envelope("backfill", {"segment_id": "paris", "version": 1}),  # agents/evaluator
+        encode_envelope("clock", {"to": NOW.isoformat()}),  # POST /clock/advance
     ]
     evaluator_input = _payload_validator(doc, "evaluatorInput")
     adapter = TypeAdapter(EvaluatorInput)
