@@ -27,6 +27,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 
 from agents.codec import encode_envelope
@@ -102,9 +103,14 @@ def register_status(ctx: ApiContext, topics: Topics) -> None:
         async def get(self, request: Request) -> Response:
             authorize(request, settings, write=False)
             probe = await progress.probe()
-            snapshot = await probe.snapshot()
-            ends = {tp.partition: end for tp, end in
-                    (await probe.end_offsets((log_topic,))).items()}
+            try:
+                snapshot = await probe.snapshot()
+                ends = {tp.partition: end for tp, end in
+                        (await probe.end_offsets((log_topic,))).items()}
+            except KafkaError as exc:
+                raise ApiError(503, "broker_unreachable",
+                               f"cannot read offsets from Kafka: {exc}; retry",
+                               headers={"Retry-After": "5"}) from exc
             partitions = reads.partition_status(ends)
             others: set[int] = set()
             if not is_local(request):
@@ -143,6 +149,10 @@ def register_status(ctx: ApiContext, topics: Topics) -> None:
             probe = await progress.probe()
             try:  # ordered after every input produced before this request
                 await probe.wait_ingested(timeout)
+            except KafkaError as exc:
+                raise ApiError(503, "broker_unreachable",
+                               f"nothing sent: cannot read offsets from Kafka: {exc}; retry",
+                               headers={"Retry-After": "5"}) from exc
             except NotCaughtUp as exc:
                 raise ApiError(503, "ingest_behind",
                                f"nothing sent: ingest has not forwarded every earlier input "
