@@ -26,7 +26,6 @@ from runtime.keys import (
     archive_key,
     archive_prefix,
     contact_key,
-    decode_archive_key,
     prefix_upper_bound,
 )
 from runtime.transaction import PartitionTransaction
@@ -34,6 +33,7 @@ from runtime.transaction import PartitionTransaction
 __all__ = ["DAY_US", "Archive"]
 
 DAY_US = 86_400_000_000
+_TIME_BIAS = 1 << 63  # runtime.keys.encode_time's
 
 
 class Archive:
@@ -72,15 +72,19 @@ class Archive:
 
     def _decode(self, scan: Iterator[tuple[bytes, bytes]],
                 now_us: int) -> Iterator[tuple[str, ArchivedEvent]]:
-        horizon = now_us - self._retention_us
+        horizon = now_us - self._retention_us + _TIME_BIAS  # compared biased
         expired: list[bytes] = []
-        for key, value in scan:
-            contact, time_us, event_id = decode_archive_key(key)
-            if time_us < horizon:
+        prefix, contact = b"", ""
+        for key, value in scan:  # decode_archive_key, inlined: the hot loop of a go-live
+            end = key.find(0)
+            if key[:end] != prefix:
+                prefix, contact = key[:end], key[:end].decode()
+            if int.from_bytes(key[end + 1:end + 9], "big") < horizon:
                 expired.append(key)
                 continue
             event_type, properties = orjson.loads(value)
-            yield contact, (time_us, event_id, event_type, properties)
+            yield contact, (int.from_bytes(key[end + 1:end + 9], "big") - _TIME_BIAS,
+                            key[end + 9:].decode(), event_type, properties)
         if self._prune:  # after the scan: deletes change the overlay it reads
             for key in expired:
                 self._txn.delete(Keyspace.ARCHIVE, key)

@@ -7,6 +7,7 @@ depend on how fast the machine is."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import orjson
@@ -15,6 +16,7 @@ import pytest
 from app.client import Publisher
 from models.inputs import Interaction
 from models.segments import SegmentDefinition
+from tests.integration.caught_up import wait_caught_up
 from tests.integration.helpers import (
     SYNC_SEGMENT,
     assert_same_members,
@@ -25,6 +27,7 @@ from tests.integration.helpers import (
     wait_segment_applied,
 )
 from tests.integration.oracle import expected_members
+from tests.unit.test_history_online_retail import history_definitions
 from tools.demo import DEMO_SEGMENTS
 from tools.retail_dataset import replay_inputs
 from tools.workload import Workload, segment_mix
@@ -88,3 +91,32 @@ async def test_online_retail_slice_matches_recomputation(event_time_settings,
                                  definitions, inputs, end)
     assert n > 50
     await asyncio.sleep(0)
+
+
+async def test_online_retail_segments_defined_after_the_replay(event_time_settings,
+                                                               event_time_worker, reader):
+    """Issue 13: the purchases first, with no segment defined; then segments
+    of every kind go live over the retained history and have exactly the
+    members of a from-scratch recomputation."""
+    settings = event_time_settings
+    changes = await reader(settings.topics.membership_changes)
+    inputs = list(replay_inputs(limit=20_000))
+    end = max(i.occurred_at for i in inputs if isinstance(i, Interaction)) + timedelta(days=1)
+    inputs += clock_sync_inputs(settings.partitions, end)
+    definitions = history_definitions()
+    async with Publisher(settings) as pub:
+        await pub.send_all(inputs)
+        await pub.flush()
+        await wait_caught_up(settings, timeout=300)  # every purchase applied
+        assert changes.values() == []  # nothing to be a member of yet
+        for definition in definitions:
+            await pub.send(definition)
+        await pub.flush()
+    for definition in definitions:
+        await wait_segment_applied(event_time_worker, definition.id, definition.version,
+                                   settings.partitions, timeout=120)
+    want = expected_members(inputs, definitions, end)
+    assert {sid for sid, _ in want} == {d.id for d in definitions}  # all have members
+    with contextlib.suppress(AssertionError):  # the comparison below says what differs
+        await changes.wait_for(lambda v: fold(v) == want, timeout=60)
+    assert_same_members(fold(await changes.settle()), want)

@@ -42,6 +42,11 @@ def _definitions() -> list[dict[str, Any]]:
             for s in SEGMENTS]
 
 
+def history_definitions() -> list[SegmentDefinition]:
+    """The segments of this test, as models (the real-broker test reuses them)."""
+    return [SegmentDefinition.model_validate(d) for d in _definitions()]
+
+
 def _envelope(inp: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(inp, Interaction):
         return "interaction", inp.model_dump(mode="json")
@@ -83,7 +88,7 @@ def test_segments_defined_after_the_replay_equal_defined_before(retail_inputs) -
     after, clock = _replay(retail_inputs, segments_first=False)
     before, clock_before = _replay(retail_inputs, segments_first=True)
     assert clock == clock_before
-    definitions = [SegmentDefinition.model_validate(d) for d in _definitions()]
+    definitions = history_definitions()
     naive: dict[str, set[str]] = {}
     for (sid, cid), member in expected_members(retail_inputs, definitions,
                                                from_us(clock)).items():
