@@ -19,8 +19,8 @@ from tests.integration.api_helpers import (
     READ_TOKEN,
     TOKEN,
     Api,
-    eventually,
 )
+from tests.integration.caught_up import wait_caught_up
 from tests.integration.helpers import fold, wait_segment_applied
 
 pytestmark = pytest.mark.kafka
@@ -98,7 +98,9 @@ async def test_segments_api_end_to_end(settings, worker, reader):
             return (await api.call("GET", "/segments/paris", route="/segments/{segment_id}",
                                    expect=200))[1]
 
-        s = await eventually(summary, lambda s: s["member_count"] == len(PARISIANS))
+        await wait_caught_up(settings)
+        s = await summary()
+        assert s["member_count"] == len(PARISIANS)
         assert (s["status"], s["version"], s["applied_version"]) == ("live", 2, 2)
         assert s["formula"] == 'city = "Paris"' and s["go_live"]["complete"] is True
         assert s["go_live"]["contacts_scanned"] == len(CITIES)

@@ -25,7 +25,8 @@ from click.testing import CliRunner, Result
 from app.cli import cli
 from app.client import Publisher
 from models.segments import SegmentDefinition
-from tests.integration.api_helpers import AUTH, TOKEN, eventually
+from tests.integration.api_helpers import AUTH, TOKEN
+from tests.integration.caught_up import wait_caught_up
 from tests.integration.conftest import ROOT
 from tests.integration.helpers import wait_segment_applied
 
@@ -96,10 +97,10 @@ async def test_definitions_are_applied_or_visibly_refused(settings, worker, tmp_
             async with session.get(worker.url + path) as response:
                 return await response.json()
 
-        summary = await eventually(lambda: get("/segments/paris"),
-                                   lambda s: s.get("refused_version") == 2)
-        await eventually(lambda: get(f"/segments/{loser}"),
-                         lambda s: s.get("refused_version") == 1)
+        await wait_caught_up(settings)  # both definitions applied or refused
+        summary = await get("/segments/paris")
+        assert summary.get("refused_version") == 2, summary
+        assert (await get(f"/segments/{loser}")).get("refused_version") == 1
         async with session.get(worker.url + "/metrics") as response:
             metrics = await response.text()
 
