@@ -24,10 +24,25 @@ from typing import Any
 import orjson
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from models.event_types import EventTypeDeclaration, EventTypeRegistry, is_event_type_name
+from agents.dead_letters import describe_error
+from models.cloudevents import (
+    CloudEventProblem,
+    binary_attributes,
+    from_binary,
+    interaction_from_cloudevent,
+    is_structured,
+)
+from models.event_types import (
+    EventTypeDeclaration,
+    EventTypeRegistry,
+    declaration_help,
+    is_event_type_name,
+)
 from models.inputs import Interaction
 
-__all__ = ["EventTypeFeed", "EventTypeProblem", "InteractionGate", "decode_record"]
+__all__ = [
+    "CloudEventProblem", "EventTypeFeed", "EventTypeProblem", "InteractionGate", "decode_record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +192,12 @@ _INTERACTION_TIME = TypeAdapter(AwareDatetime)
 
 
 class InteractionGate:
-    """Decodes an upstream interaction and checks it against the event
-    types in force: ``decode(raw, message) -> (Interaction, bytes to
-    forward)``. Raises ``EventTypeProblem`` for an event-type problem, and
-    pydantic's ``ValidationError`` (or orjson's error) for anything else."""
+    """Decodes an upstream interaction (or a CloudEvent standing for one,
+    models/cloudevents.py) and checks it against the event types in force:
+    ``decode(raw, message) -> (Interaction, bytes to forward)``. Raises
+    ``EventTypeProblem`` for an event-type problem, ``CloudEventProblem``
+    for a CloudEvent that cannot be an interaction, and pydantic's
+    ``ValidationError`` (or orjson's error) for anything else."""
 
     def __init__(self, feed: EventTypeFeed, accept_undeclared: bool = False) -> None:
         self.feed = feed
@@ -191,14 +208,57 @@ class InteractionGate:
 
     def decode(self, raw: bytes, message: Any = None) -> tuple[Interaction, bytes]:
         registry = self.feed.registry
+        headers = getattr(message, "headers", None)
+        attributes = binary_attributes(headers) if headers else None
+        if attributes is not None:  # binary mode: ce_* headers, the data in the value
+            try:
+                data = orjson.loads(raw) if raw.strip() else None
+            except orjson.JSONDecodeError as exc:
+                raise CloudEventProblem(f"CloudEvent data is not JSON: {exc}") from None
+            return self._mapped(registry, from_binary(attributes, data))
         try:
             model: Interaction = _INTERACTION.validate_json(raw)
         except ValidationError:
+            try:
+                doc = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise  # the first error says it all
+            if is_structured(doc, headers):
+                return self._mapped(registry, doc)
             # A declared time property may stand in for a missing occurred_at.
-            filled = self._with_time_from_property(registry, raw)
+            filled = self._with_time_from_property(registry, doc)
             if filled is None:
                 raise
             model, raw = filled
+        return self._checked(registry, model, raw)
+
+    def _mapped(self, registry: EventTypeRegistry, event: Any) -> tuple[Interaction, bytes]:
+        """A CloudEvent (structured form) as a checked interaction."""
+
+        def resolve(ce_type: str) -> str:
+            found = registry.for_cloudevents_type(ce_type)
+            if found is None:
+                shown = ce_type if len(ce_type) <= 120 else ce_type[:120] + "…"
+                raise EventTypeProblem(
+                    f'undeclared CloudEvents type "{shown}": no event type lists it in '
+                    f"cloudevents_types; {declaration_help('<name>', self.feed.topic or None)}")
+            return found
+
+        doc = interaction_from_cloudevent(event, resolve)
+        raw = orjson.dumps(doc)
+        try:
+            model = _INTERACTION.validate_json(raw)
+        except ValidationError as exc:
+            filled = self._with_time_from_property(registry, doc)
+            if filled is None:
+                raise CloudEventProblem(
+                    f"CloudEvent as an interaction (subject: contact_id, id: event_id, time: "
+                    f"occurred_at, data: properties): {describe_error(exc)}") from None
+            model, raw = filled
+        return self._checked(registry, model, raw)
+
+    def _checked(self, registry: EventTypeRegistry, model: Interaction, raw: bytes
+                 ) -> tuple[Interaction, bytes]:
         decl = registry.get(model.type)
         if decl is None or decl.retired:
             if decl is not None or not self.accept_undeclared:
@@ -219,12 +279,8 @@ class InteractionGate:
         return model, raw
 
     @staticmethod
-    def _with_time_from_property(registry: EventTypeRegistry, raw: bytes
+    def _with_time_from_property(registry: EventTypeRegistry, doc: Any
                                  ) -> tuple[Interaction, bytes] | None:
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
         if not isinstance(doc, dict) or "occurred_at" in doc:
             return None
         kind, props = doc.get("type"), doc.get("properties")
@@ -236,6 +292,6 @@ class InteractionGate:
             raise EventTypeProblem(
                 f'event type "{kind}" (version {decl.version}): property {prop!r} is required: '  # type: ignore[union-attr]
                 "it is the type's time field (occurred_at is not given)")
-        doc["occurred_at"] = props[prop]
+        doc = {**doc, "occurred_at": props[prop]}
         raw = orjson.dumps(doc)
         return _INTERACTION.validate_json(raw), raw

@@ -31,7 +31,12 @@ from pydantic import BaseModel, TypeAdapter
 
 from agents.codec import dumps, envelope_around
 from agents.dead_letters import dead_letter_record, describe_error
-from agents.event_types import EventTypeFeed, EventTypeProblem, InteractionGate
+from agents.event_types import (
+    CloudEventProblem,
+    EventTypeFeed,
+    EventTypeProblem,
+    InteractionGate,
+)
 from agents.output import OutputProducer, confirm_or_exit
 from agents.partitioning import partition_for
 from app.faust_app import Topics
@@ -188,6 +193,20 @@ def source_header(message: Any) -> list[tuple[str, bytes]]:
     return [(SOURCE_HEADER, f"{message.topic}:{message.partition}:{message.offset}".encode())]
 
 
+def _cloudevents_headers(message: Any) -> list[tuple[str, bytes]]:
+    """A refused binary-mode CloudEvent's attributes (``ce_*`` headers and
+    its content-type), kept on its dead letter: the value alone is its data."""
+    headers = getattr(message, "headers", None)
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    kept = [(k if isinstance(k, str) else k.decode(errors="replace"), v) for k, v in pairs]
+    if not any(k == "ce_specversion" for k, _ in kept):
+        return []
+    return [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in kept
+            if k.startswith("ce_") or k.lower() == "content-type"]
+
+
 @dataclass
 class _Item:
     """One input of a batch: the records it forwards, or why it is refused."""
@@ -254,7 +273,7 @@ def _handler(
                     await gate.refresh()
                     model, raw = gate.decode(raw, item.event.message)
                 target = route(model)
-        except EventTypeProblem as exc:
+        except (EventTypeProblem, CloudEventProblem) as exc:
             item.reason = str(exc)
             return
         except Exception as exc:  # any decode failure is the input's fault
@@ -319,14 +338,15 @@ def _handler(
                 raw=raw, reason=item.reason or "", max_bytes=settings.dead_letter_max_bytes))
             log.warning("dead-letter %s[%s]@%s: %s", message.topic, message.partition,
                         message.offset, item.reason)
+            headers = source_header(message) + _cloudevents_headers(message)
             try:
                 futures.append(await producer.send(dead_letter_topic, message.key, record,
-                                                   headers=source_header(message)))
+                                                   headers=headers))
             except Exception as exc:  # an upstream key too large to copy
                 if not record_level(exc):
                     _exit_for(exc)
                 futures.append(await producer.send(dead_letter_topic, None, record,
-                                                   headers=source_header(message)))
+                                                   headers=headers))
         await confirm_or_exit(producer, futures)
 
     async def handle(events: list[Any]) -> None:
@@ -395,6 +415,7 @@ class LoopMessage:
     offset: int
     key: bytes | None
     timestamp: float | None  # seconds, as Faust's
+    headers: Any = None  # the record's headers (CloudEvents binary mode: ce_*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +461,8 @@ def _register_loop(app: faust.App, settings: Settings,
                 await handlers[tp.topic]([
                     LoopEvent(r.value, LoopMessage(
                         r.topic, r.partition, r.offset, r.key,
-                        r.timestamp / 1000 if r.timestamp is not None else None))
+                        r.timestamp / 1000 if r.timestamp is not None else None,
+                        r.headers))
                     for r in records])
                 offsets[tp] = records[-1].offset + 1
             if offsets:

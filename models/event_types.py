@@ -103,6 +103,10 @@ class EventTypeDeclaration(BaseModel):
         "properties.<name> of a declared datetime property: when an interaction carries "
         "it, it gives the time (occurred_at may then be omitted; given too, it is "
         "overridden); when not, occurred_at does"))
+    cloudevents_types: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = (
+        Field(default_factory=list, max_length=20, description=(
+            "CloudEvents types (e.g. com.example.page.viewed) that are this event type on the "
+            "interactions topic (docs/cloudevents.md)")))
     retired: bool = Field(default=False, description=(
         "true: interactions of this type are refused again (a built-in type can be retired)"))
     updated_at: AwareDatetime | None = None
@@ -190,19 +194,37 @@ class EventTypeRegistry:
     topic's declaration of the same name, plus the topic's other names.
     Immutable: ``with_record`` returns a new registry."""
 
-    __slots__ = ("_declared", "_defaults", "_in_force")
+    __slots__ = ("_cloudevents", "_declared", "_defaults", "_in_force")
 
     def __init__(self, defaults: Mapping[str, EventTypeDeclaration] | None = None,
                  declared: Mapping[str, EventTypeDeclaration] | None = None) -> None:
         self._defaults = dict(builtin_declarations() if defaults is None else defaults)
         self._declared = dict(declared or {})
         self._in_force = {**self._defaults, **self._declared}
+        # CloudEvents type -> event type (the first name in order when two list it)
+        self._cloudevents: dict[str, str] = {}
+        for name in sorted(self._in_force):
+            for ce_type in self._in_force[name].cloudevents_types:
+                self._cloudevents.setdefault(ce_type, name)
 
     # -- reading -----------------------------------------------------------------------
 
     def get(self, name: str) -> EventTypeDeclaration | None:
         """The declaration in force for ``name`` (retired ones included)."""
         return self._in_force.get(name)
+
+    def for_cloudevents_type(self, ce_type: str) -> str | None:
+        """The event type a CloudEvents ``type`` stands for: the declaration
+        that lists it, else the CloudEvents type itself when it is an event
+        type name; None otherwise."""
+        found = self._cloudevents.get(ce_type)
+        if found is not None:
+            return found
+        return ce_type if is_event_type_name(ce_type) else None
+
+    def cloudevents_owner(self, ce_type: str) -> str | None:
+        """The event type whose declaration lists ``ce_type``, if any."""
+        return self._cloudevents.get(ce_type)
 
     def accepts(self, name: str) -> bool:
         found = self._in_force.get(name)

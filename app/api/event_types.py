@@ -75,6 +75,14 @@ class EventTypeWriter:
             decl = EventTypeDeclaration.model_validate(values)
         except ValidationError as exc:
             raise validation_error(exc, "event type declaration") from exc
+        for ce_type in decl.cloudevents_types:
+            owner = self.feed.registry.cloudevents_owner(ce_type)
+            if owner is not None and owner != name:
+                raise ApiError(409, "cloudevents_type_taken",
+                               f"CloudEvents type {clip(ce_type)!r} is already event type "
+                               f'"{owner}" (its cloudevents_types)',
+                               [{"loc": "cloudevents_types", "message": f"listed by {owner}",
+                                 "type": "cloudevents_type_taken"}])
         if given is not None and given != wanted and not (
                 current is not None and given == current.version and _same(decl, current)):
             raise ApiError(409, "version_conflict",
@@ -185,7 +193,8 @@ def openapi_parts() -> tuple[dict[str, Any], dict[str, Any]]:
                      extra={"200": doc._json(doc._ref("EventTypeWritten"),
                                              "the same as the declaration in force: unchanged"),
                             "400": doc._err("unreadable body"),
-                            "409": doc._err("a version other than the next one"),
+                            "409": doc._err("a version other than the next one, or a "
+                                            "CloudEvents type another event type lists"),
                             "415": doc._err("unsupported content type")})
     put["requestBody"] = body
     paths = {
