@@ -157,7 +157,7 @@ def register_status(ctx: ApiContext, topics: Topics) -> None:
                 raise ApiError(503, "ingest_behind",
                                f"nothing sent: ingest has not forwarded every earlier input "
                                f"within {timeout} s ({exc.behind.describe()}); retry, or "
-                               "raise ?timeout=", headers={"Retry-After": "5"}) from exc
+                               "raise ?timeout= (--timeout)") from exc
             value = encode_envelope("clock", {"to": to.isoformat()})
             sent = [await topics.evaluator_input.send(key=CLOCK_KEY, value=value, partition=p)
                     for p in range(settings.partitions)]
