@@ -30,7 +30,9 @@ __all__ = ["InsightsFold", "register_insights_fold"]
 
 log = logging.getLogger(__name__)
 
-_MAX_RECORDS = 5000  # per fetch, all partitions together
+# Records per fetch (all partitions together), folded and written in one go
+# on the event loop the evaluator shares: 500 new pairs take ~11 ms here.
+_MAX_RECORDS = 500
 
 
 class InsightsFold:

@@ -101,10 +101,14 @@ def fold_in_batches(path: Path, stream: list[dict[str, Any]], cuts: list[int],
 @settings(max_examples=80, deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 200), max_size=6),
        restarts=st.lists(st.booleans(), min_size=1, max_size=6),
-       step=st.sampled_from(["hour", "day"]))
-def test_series_equals_a_naive_count(stream, cuts, restarts, step) -> None:
+       step=st.sampled_from(["hour", "day"]),
+       window=st.one_of(st.none(), st.tuples(st.integers(-30, 120), st.integers(0, 120))))
+def test_series_equals_a_naive_count(stream, cuts, restarts, step, window) -> None:
     hours = [hour_of(datetime.fromisoformat(c["at"])) for c in stream] or [hour_of(BASE)]
-    first, last = min(hours) - 3, max(hours) + 3
+    first, last = min(hours) - 3, max(hours) + 3  # everything, or a window of it:
+    if window is not None:  # changes before it, in it and after it
+        first = min(hours) + window[0]
+        last = first + window[1]
     _, sizes = naive(stream)
     with tempfile.TemporaryDirectory() as tmp:
         store = fold_in_batches(Path(tmp) / "insights", stream, cuts, restarts)
