@@ -7,6 +7,7 @@ naming an undeclared type is refused at its line and column."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import aiohttp
 import orjson
@@ -126,3 +127,58 @@ async def test_declared_types_are_applied_and_undeclared_ones_dead_lettered(
                              'a string, not 5')
     members = json.loads(run("members", "pricing", "--json"))["members"]
     assert sorted(members) == ["c1", "c5"]
+
+
+async def test_cloudevents_in_structured_and_binary_mode_are_interactions(
+        settings, worker, reader):
+    """CloudEvents written by the CloudEvents SDK (its Kafka binding; a
+    client the service does not use) on the interactions topic: both modes
+    are applied as interactions; a CloudEvent without subject and one of an
+    undeclared CloudEvents type are dead-lettered with their reasons."""
+    from aiokafka import AIOKafkaProducer
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.v1.event import CloudEvent
+
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, worker.url, auth=AUTH)
+        await api.call("PUT", "/event-types/page_viewed", expect=202, json={
+            "cloudevents_types": ["com.example.page.viewed"],
+            "properties": {"url": {"type": "string", "required": True}}})
+        await api.call("PUT", "/segments/pricing", expect=202, json={
+            "status": "live", "formula": 'performed page_viewed where url = "/pricing" ever'})
+    await wait_segment_applied(worker, "pricing", 1, settings.partitions)
+
+    def event(event_id: str, subject: str | None, kind: str = "com.example.page.viewed"
+              ) -> CloudEvent:
+        attributes: dict[str, object] = {
+            "type": kind, "source": "/web/shop", "id": event_id,
+            "time": datetime(2026, 3, 1, 10, tzinfo=UTC), "datacontenttype": "application/json"}
+        if subject is not None:
+            attributes["subject"] = attributes["partitionkey"] = subject
+        return CloudEvent(attributes=attributes, data={"url": "/pricing"})
+
+    messages = [ce_kafka.to_structured_event(event("ce-1", "c1")),
+                ce_kafka.to_binary_event(event("ce-2", "c2")),
+                ce_kafka.to_binary_event(event("ce-3", None)),
+                ce_kafka.to_structured_event(event("ce-4", "c4", "com.example.cart.viewed"))]
+    dead = await reader(settings.topics.dead_letters)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for m in messages:
+            key = m.key.encode() if isinstance(m.key, str) else m.key
+            await producer.send_and_wait(settings.topics.interactions, m.value, key=key,
+                                         headers=list(m.headers.items()))
+    finally:
+        await producer.stop()
+    await wait_caught_up(settings)
+    letters = await dead.settle()
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons[0] == "CloudEvent without subject: the subject is the contact id", reasons
+    assert reasons[1].startswith('undeclared CloudEvents type "com.example.cart.viewed": no '
+                                 "event type lists it in cloudevents_types"), reasons
+    assert len(reasons) == 2
+    runner = CliRunner()
+    result = runner.invoke(cli, ["members", "pricing", "--json"],
+                           env={"SEGMENTFLOW_API_URL": worker.url, "SEGMENTFLOW_API_TOKEN": TOKEN})
+    assert sorted(json.loads(result.output)["members"]) == ["c1", "c2"], result.output
