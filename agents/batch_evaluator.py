@@ -11,7 +11,8 @@ from aiokafka import TopicPartition
 
 from agents.state_reads import EvaluatorReads
 from engine import Catalog
-from engine.timeutil import from_us
+from engine.timeutil import from_us, to_us
+from runtime.archive import Archive
 from runtime.keys import Keyspace, contact_key
 from runtime.loop import BatchEvaluator
 from runtime.processor import PartitionProcessor
@@ -106,6 +107,14 @@ class BatchEvaluatorHandle(EvaluatorReads):
         processor = self._processor(partition)
         store = processor.store
         return len(processor.backfills), store.staged_batches, store.settled_batches
+
+    def _archived(self, partition: int, first: str, last: str,
+                  now: datetime) -> dict[str, list[Any]]:
+        archive = Archive(self._read(partition), self._retention_us(), prune=False)
+        return archive.events_of(first, last, to_us(now))  # type: ignore[return-value]
+
+    def _retention_us(self) -> int:
+        return self._loop.settings.processor.retention_us
 
     def _backfill(self, partition: int, segment_id: str) -> Backfill | None:
         return self._processor(partition).backfill_progress(segment_id)

@@ -24,8 +24,16 @@ from typing import Any
 import orjson
 
 from agents.partitioning import partition_for
-from engine import Catalog, ContactState, SegmentChanged, apply, explain
-from engine.timeutil import to_us
+from engine import (
+    Catalog,
+    ContactState,
+    SegmentChanged,
+    apply,
+    explain,
+    rebuild_history,
+    rebuild_needs,
+)
+from engine.timeutil import from_us, to_us
 from models.segments import SegmentDefinition
 
 __all__ = [
@@ -95,6 +103,17 @@ class PreviewResult:
     size: int = 0
     scanned: int = 0
     sample: list[str] = field(default_factory=list)
+    #: against the current members of the same segment id (impact of a change;
+    #: for a new id everyone "joins")
+    joins: int = 0
+    leaves: int = 0
+    join_sample: list[str] = field(default_factory=list)
+    leave_sample: list[str] = field(default_factory=list)
+    #: the oldest instant the retained history covers (None: no archive)
+    history_since: datetime | None = None
+    #: the draft reads running aggregates ('ever', absolute ranges): they
+    #: count what is retained, i.e. since ``history_since``
+    reads_all_history: bool = False
 
 
 class EvaluatorReads:
@@ -140,6 +159,16 @@ class EvaluatorReads:
 
     def _now(self, partition: int) -> datetime:
         raise NotImplementedError
+
+    def _archived(self, partition: int, first: str, last: str,
+                  now: datetime) -> dict[str, list[Any]] | None:
+        """Retained interactions of the contacts ``first``..``last`` (key
+        order), by contact; None where no history is retained (the Faust
+        evaluator)."""
+        return None
+
+    def _retention_us(self) -> int | None:
+        return None
 
     def _backfill(self, partition: int, segment_id: str) -> Any:
         """The partition's backfill progress of the segment (``.scanned``,
@@ -271,14 +300,29 @@ class EvaluatorReads:
 
         return await paginate(fetch, sorted(self.held_partitions()), cursor, limit)
 
+    async def _chunks(self, partition: int):  # type: ignore[no-untyped-def]
+        """Lists of (contact_id, raw state) of one held partition, key order."""
+        after: str | None = None
+        while True:
+            chunk = self._scan_contacts(partition, after, _CHUNK)
+            if chunk:
+                yield chunk
+            if len(chunk) < _CHUNK:
+                return
+            after = chunk[-1][0]
+            await asyncio.sleep(0)
+
     async def preview(self, draft: SegmentDefinition, sample_size: int,
                       deadline: float | None = None) -> PreviewResult:
-        """Who would be a member if ``draft`` went live now: the engine applies
-        ``SegmentChanged`` to a copy of each contact's state, with a catalog
+        """Who would be a member if ``draft`` went live now, and who would
+        join or leave compared with the current members of the same id: the
+        engine applies ``SegmentChanged`` to a copy of each contact's state,
+        rebuilt over its retained history as a go-live would, with a catalog
         holding the draft as live. Nothing is written or emitted. Raises
         ``TimeoutError`` once ``time.monotonic()`` passes ``deadline``.
         Yields to the event loop every ``_PREVIEW_SLICE`` seconds of work."""
         result = PreviewResult()
+        retention = self._retention_us()
         live = draft.model_copy(update={"status": "live"})
         # Partitions holding the same definitions share one catalog: compile
         # the draft once per distinct catalog.
@@ -291,23 +335,48 @@ class EvaluatorReads:
                 catalog = with_draft[id(base)] = base.put(live)
             accounts = self._accounts(partition)
             now = self._now(partition)
+            now_us = to_us(now)
+            if retention is not None:
+                since = from_us(now_us - retention)
+                result.history_since = min(result.history_since or since, since)
+            need = rebuild_needs(catalog, live.id)
+            if need is not None and need.features:
+                result.reads_all_history = True
+            idx, limits = catalog.index, catalog.limits
             inp = SegmentChanged(live.id)
-            async for key, raw in self._states(partition):
-                result.scanned += 1
-                if not result.scanned % 16:
-                    clock = time.monotonic()
-                    if deadline is not None and clock > deadline:
-                        raise TimeoutError
-                    if clock - slice_start > _PREVIEW_SLICE:
-                        # A draft can take ~1 ms per contact (a maximal
-                        # formula): let the evaluator run between slices.
-                        await asyncio.sleep(0)
-                        slice_start = time.monotonic()
-                transition = apply(ContactState.from_bytes(raw), inp, catalog, now, accounts)
-                if transition.state is not None and transition.state.is_member(live.id):
-                    result.size += 1
-                    if len(result.sample) < sample_size:
-                        result.sample.append(key)
+            async for chunk in self._chunks(partition):
+                archived = (self._archived(partition, chunk[0][0], chunk[-1][0], now)
+                            if need is not None else None)
+                for key, raw in chunk:
+                    result.scanned += 1
+                    if not result.scanned % 16:
+                        clock = time.monotonic()
+                        if deadline is not None and clock > deadline:
+                            raise TimeoutError
+                        if clock - slice_start > _PREVIEW_SLICE:
+                            # A draft can take ~1 ms per contact (a maximal
+                            # formula): let the evaluator run between slices.
+                            await asyncio.sleep(0)
+                            slice_start = time.monotonic()
+                    state = ContactState.from_bytes(raw)
+                    was = state.is_member(live.id)
+                    if archived is not None and need is not None:
+                        state = rebuild_history(state, idx, limits, need,
+                                                archived.get(key, ()), now_us)
+                    transition = apply(state, inp, catalog, now, accounts)
+                    member = transition.state is not None and transition.state.is_member(live.id)
+                    if member:
+                        result.size += 1
+                        if len(result.sample) < sample_size:
+                            result.sample.append(key)
+                    if member and not was:
+                        result.joins += 1
+                        if len(result.join_sample) < sample_size:
+                            result.join_sample.append(key)
+                    elif was and not member:
+                        result.leaves += 1
+                        if len(result.leave_sample) < sample_size:
+                            result.leave_sample.append(key)
         return result
 
     # -- metrics -----------------------------------------------------------------------

@@ -8,6 +8,11 @@ references of the file's segments together with the segments the API
 already has (a cycle, a formula that does not compile). All or nothing by
 default: one refused document and nothing is written. ``--partial`` writes
 the valid ones. Exit code 1 when anything was refused.
+
+``--dry-run`` writes nothing: each valid document is previewed over the
+current contacts and their retained history instead (``POST /preview`` with
+the segment's id): its size, and exactly who would join and who would leave
+compared with the members of the version in force.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class Item:
     result: str = "pending"  # created / updated / unchanged / refused / not applied
     reason: str | None = None
     version: int | None = None
+    impact: dict[str, Any] | None = None  # --dry-run: the preview's answer
 
     def line(self) -> str:
         who = f"segment/{self.id}" if self.id else f"document {self.index}"
@@ -48,8 +54,25 @@ class Item:
         where = f" (document {self.index})" if self.id else ""
         return f"{who} {self.result}{where}: {self.reason}"
 
+    def impact_line(self) -> str:
+        answer = self.impact or {}
+        impact = answer.get("impact", {})
+        lines = [f"segment/{self.id} would have {answer.get('size', 0):,} members: "
+                 f"+{impact.get('join', 0):,} join, -{impact.get('leave', 0):,} leave"
+                 + ("" if answer.get("complete", True) else " (partial: some partitions "
+                    "did not answer)")]
+        for key, sign in (("join_sample", "+"), ("leave_sample", "-")):
+            if impact.get(key):
+                lines.append(f"  {sign} " + ", ".join(impact[key]))
+        note = (answer.get("history") or {}).get("note")
+        if note:
+            lines.append(f"  note: {note}")
+        return "\n".join(lines)
+
     def as_json(self) -> dict[str, Any]:
         out = {"index": self.index, "id": self.id, "result": self.result}
+        if self.impact is not None:
+            out["preview"] = self.impact
         if self.version is not None:
             out["version"] = self.version
         if self.reason is not None:
@@ -154,17 +177,47 @@ def write(client: ApiClient, items: list[Item], partial: bool) -> None:
         item.version = accepted["version"]
 
 
+def preview_items(client: ApiClient, items: list[Item], sample: int) -> None:
+    """Preview each pending document; write nothing."""
+    for item in items:
+        if item.result != "pending":
+            continue
+        values = {k: v for k, v in item.doc.items() if k not in _SERVER_FIELDS}
+        try:
+            item.impact = client.request("POST", "/preview", body=values,
+                                         query={"sample": sample})
+        except ApiClientError as exc:
+            if exc.status == 0:
+                raise
+            item.result, item.reason = "refused", str(exc).replace("\n", " ")
+            continue
+        item.result = "would create" if item.current is None else "would update"
+
+
 def register_apply_command(cli: click.Group) -> None:
     @api_command(cli, "apply")
     @click.option("-f", "--filename", "path", required=True,
                   help="YAML or JSON file of one or many segments ('-' for stdin).")
     @click.option("--partial", is_flag=True,
                   help="Write the valid documents even if some are refused.")
-    def apply_(client: ApiClient, as_json: bool, path: str, partial: bool) -> None:
+    @click.option("--dry-run", is_flag=True,
+                  help="Write nothing: show each segment's size and exactly who would "
+                       "join and leave.")
+    @click.option("--sample", default=10, show_default=True,
+                  help="With --dry-run: contact ids listed per join / leave.")
+    def apply_(client: ApiClient, as_json: bool, path: str, partial: bool, dry_run: bool,
+               sample: int) -> None:
         """Create or update segments from a file (like kubectl apply): one line
         per document; nothing is written if any is refused (unless --partial)."""
         items = check(client, read_segment_items(path))
         refused = [i for i in items if i.result == "refused"]
+        if dry_run:
+            preview_items(client, items, sample)
+            emit(as_json, [i.as_json() for i in items], "\n".join(
+                i.impact_line() if i.impact is not None else i.line() for i in items))
+            if any(i.result == "refused" for i in items):
+                sys.exit(1)
+            return
         if refused and not partial:
             for item in items:
                 if item.result == "pending":

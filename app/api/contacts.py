@@ -106,17 +106,14 @@ def register_contacts(ctx: ApiContext) -> None:
             sample = int_param(request, "sample", 10, 0, 1000)
             async with ctx.work.slot() as slot:
                 formula, result = await self.preview(request, slot, sample)
-            size, scanned, found, others = result.size, result.scanned, result.sample, set()
+            answer = preview_answer(result)
+            others: set[int] = set()
             if not is_local(request):  # outside the slot: peers have their own
-                for answer in await cluster.gather(request, "POST", "/preview",
-                                                   {"sample": sample}, await request.read()):
-                    size += answer["size"]
-                    scanned += answer["contacts_scanned"]
-                    found = found + answer["sample"][:max(0, sample - len(found))]
-                    others |= set(answer["partitions_answered"])
-            return json_response({"formula": formula, "size": size,
-                                  "contacts_scanned": scanned, "sample": found,
-                                  **coverage(ctx, others)})
+                for peer in await cluster.gather(request, "POST", "/preview",
+                                                 {"sample": sample}, await request.read()):
+                    merge_preview(answer, peer, sample)
+                    others |= set(peer["partitions_answered"])
+            return json_response({"formula": formula, **answer, **coverage(ctx, others)})
 
         async def preview(self, request: Request, slot: Any, sample: int
                           ) -> tuple[str | None, Any]:
@@ -147,3 +144,32 @@ def register_contacts(ctx: ApiContext) -> None:
                                f"the preview took longer than {settings.api_preview_timeout} s "
                                "(SEGMENTFLOW_API_PREVIEW_TIMEOUT); retry later",
                                headers={"Retry-After": "5"}) from None
+
+
+def preview_answer(result: Any) -> dict[str, Any]:
+    """This worker's share of a preview, as the API answers it."""
+    since = result.history_since
+    return {
+        "size": result.size, "contacts_scanned": result.scanned, "sample": result.sample,
+        "impact": {"join": result.joins, "leave": result.leaves,
+                   "join_sample": result.join_sample, "leave_sample": result.leave_sample},
+        "history": {
+            "retained_since": since.isoformat() if since is not None else None,
+            "note": (f"'ever' and date ranges count the interactions retained, since "
+                     f"{since.isoformat()}" if since is not None and result.reads_all_history
+                     else None)},
+    }
+
+
+def merge_preview(answer: dict[str, Any], peer: dict[str, Any], sample: int) -> None:
+    """Add a peer worker's share (other partitions) to ``answer``."""
+    answer["size"] += peer["size"]
+    answer["contacts_scanned"] += peer["contacts_scanned"]
+    answer["sample"] += peer["sample"][:max(0, sample - len(answer["sample"]))]
+    mine, theirs = answer["impact"], peer.get("impact") or {}
+    for key in ("join", "leave"):
+        mine[key] += theirs.get(key, 0)
+        listed = mine[f"{key}_sample"]
+        listed += theirs.get(f"{key}_sample", [])[:max(0, sample - len(listed))]
+    if answer["history"]["note"] is None:
+        answer["history"] = peer.get("history") or answer["history"]
