@@ -119,7 +119,10 @@ class InsightsFold:
 
 def register_insights_fold(app: faust.App, settings: Settings) -> InsightsFold:
     fold = InsightsFold(settings.bootstrap_servers, settings.topics.membership_changes,
-                        settings.partitions, settings.data_dir / "insights",
+                        settings.partitions,
+                        # One store per topic: a data directory reused with another
+                        # prefix (the demo's are fresh each run) starts a series of its own.
+                        settings.data_dir / "insights" / settings.topics.membership_changes,
                         settings.insights_retention_days)
     task: asyncio.Task[None] | None = None
 

@@ -1,5 +1,5 @@
 """The insights series on disk: one RocksDB (rocksdict, through the
-runtime's ``PartitionStore``) under ``<data_dir>/insights``, holding the
+runtime's ``PartitionStore``) under ``<data_dir>/insights/<topic>``, holding the
 fold's keys (``app.insights.series``) and, in the same write batch, the
 next offset to read of every membership-changes partition (``o<partition>``)
 and the newest hour counted (``n``). A batch of changes and the offsets
