@@ -218,11 +218,11 @@ class InteractionGate:
             return self._mapped(registry, from_binary(attributes, data))
         try:
             model: Interaction = _INTERACTION.validate_json(raw)
-        except ValidationError:
+        except ValidationError as invalid:
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise  # the first error says it all
+                raise invalid from None  # pydantic's error says it all (NaN, syntax…)
             if is_structured(doc, headers):
                 return self._mapped(registry, doc)
             # A declared time property may stand in for a missing occurred_at.

@@ -33,6 +33,7 @@ import yaml
 from pydantic import TypeAdapter
 
 from models.changes import MembershipChange
+from models.cloudevents import BINARY_HEADERS_SCHEMA, STRUCTURED_CONTENT_TYPE, STRUCTURED_SCHEMA
 from models.conditions import Condition
 from models.event_types import EVENT_TYPE_NAME_PATTERN, EventTypeDeclaration
 from models.ids import ID_MAX_LENGTH, ID_PATTERN
@@ -99,6 +100,20 @@ _MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
         {"$ref": _SCHEMAS + "Interaction"},
         {"$ref": _SCHEMAS + "Id", "description": "contact_id (recommended)"},
         "Interaction", "Something a contact did (email opened, purchase...), at occurred_at",
+    ),
+    "cloudEventStructured": (
+        {"$ref": _SCHEMAS + "CloudEventInteraction"},
+        {"$ref": _SCHEMAS + "AnyKey", "description": "the contact id (partitionkey) recommended"},
+        "Interaction as a CloudEvent (structured mode)",
+        "A CloudEvents 1.0 event, whole, as JSON: mapped to an interaction "
+        "(docs/cloudevents.md)",
+    ),
+    "cloudEventBinary": (
+        {"type": "object", "description": "the event's data: the interaction's properties"},
+        {"$ref": _SCHEMAS + "AnyKey", "description": "the contact id (partitionkey) recommended"},
+        "Interaction as a CloudEvent (binary mode)",
+        "A CloudEvents 1.0 event: attributes in ce_* headers, the data as the value; mapped "
+        "to an interaction (docs/cloudevents.md)",
     ),
     "staticEdit": (
         {"$ref": _SCHEMAS + "StaticEdit"},
@@ -192,7 +207,8 @@ TOPICS: tuple[Topic, ...] = (
           _UPSTREAM.format("CONTACTS"), ("receive",), upstream=True),
     Topic("accounts", ("accountInput",), "Account upserts and deletes." +
           _UPSTREAM.format("ACCOUNTS"), ("receive",), upstream=True),
-    Topic("interactions", ("interaction",), "Interactions (events) of contacts." +
+    Topic("interactions", ("interaction", "cloudEventStructured", "cloudEventBinary"),
+          "Interactions (events) of contacts, plain or as CloudEvents 1.0." +
           _UPSTREAM.format("INTERACTIONS"), ("receive",), upstream=True),
     Topic("segment_definitions", ("segmentDefinition", "segmentDelete"),
           "Segment definitions and deletes (the API and CLI write here too)." +
@@ -297,6 +313,7 @@ def payload_schemas() -> dict[str, Any]:
     for schema in components.values():
         _require_tags(schema)
     components.update(_KEY_SCHEMAS)
+    components["CloudEventInteraction"] = STRUCTURED_SCHEMA
     return _strip_discriminators({name: components[name] for name in sorted(components)})
 
 
@@ -357,6 +374,10 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
         }
         if message_id == "evaluatorInput":
             message["headers"] = _SOURCE_HEADER
+        elif message_id == "cloudEventBinary":
+            message["headers"] = BINARY_HEADERS_SCHEMA
+        elif message_id == "cloudEventStructured":
+            message["contentType"] = STRUCTURED_CONTENT_TYPE
         messages[message_id] = message
     return {
         "asyncapi": "3.0.0",

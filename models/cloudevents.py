@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "BINARY_HEADERS_SCHEMA",
+    "STRUCTURED_CONTENT_TYPE",
+    "STRUCTURED_SCHEMA",
     "CloudEventProblem",
     "binary_attributes",
     "from_binary",
@@ -136,3 +139,44 @@ def interaction_from_cloudevent(event: Any,
     if event.get("time"):
         interaction["occurred_at"] = event["time"]
     return interaction
+
+
+# JSON Schemas of the two modes, for the AsyncAPI document (models/asyncapi.py).
+_TEXT = {"type": "string", "minLength": 1}
+STRUCTURED_SCHEMA: dict[str, Any] = {
+    "title": "CloudEventInteraction",
+    "description": "A CloudEvents 1.0 event in structured mode standing for an interaction "
+                   "(docs/cloudevents.md): subject is the contact id, id the event id, time "
+                   "the event time, data the properties, type an event type or a CloudEvents "
+                   "type listed in a declaration's cloudevents_types.",
+    "type": "object",
+    "required": ["specversion", "id", "source", "type", "subject"],
+    "properties": {
+        "specversion": {"const": SPECVERSION},
+        "id": {**_TEXT, "description": "the interaction's event_id"},
+        "source": {**_TEXT, "description": "read, not kept"},
+        "type": {**_TEXT, "description": "an event type, or a CloudEvents type a declaration "
+                 "lists in cloudevents_types"},
+        "subject": {**_TEXT, "description": "the contact id"},
+        "time": {"type": "string", "format": "date-time",
+                 "description": "occurred_at (else the type's declared time property)"},
+        "datacontenttype": {"type": "string", "description": "JSON (application/json, "
+                            "text/json or …+json) when given"},
+        "dataschema": {"type": "string"},
+        "data": {"type": "object", "description": "the interaction's properties"},
+    },
+}
+BINARY_HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject"],
+    "properties": {
+        "ce_specversion": {"const": SPECVERSION},
+        "ce_id": {**_TEXT, "description": "the interaction's event_id"},
+        "ce_source": {**_TEXT, "description": "read, not kept"},
+        "ce_type": {**_TEXT, "description": "an event type, or a CloudEvents type a "
+                    "declaration lists in cloudevents_types"},
+        "ce_subject": {**_TEXT, "description": "the contact id"},
+        "ce_time": {"type": "string", "format": "date-time", "description": "occurred_at"},
+        "content-type": {"type": "string", "description": "the datacontenttype (JSON)"},
+    },
+}

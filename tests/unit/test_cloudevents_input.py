@@ -168,3 +168,42 @@ async def test_ingest_forwards_cloudevents_as_interactions(
     [letter] = [r for r in rig.producer.acked if r["topic"] == f"{PREFIX}.dead-letters"]
     kept = dict(letter["headers"])  # the event's attributes stay with its dead letter
     assert kept["ce_id"] == b"evt-3" and kept["ce_type"] == b"com.example.page.viewed"
+
+
+def test_the_asyncapi_document_describes_both_modes() -> None:
+    """The CloudEvents SDK's records (a client the service does not use)
+    match the documented messages of the interactions channel."""
+    from datetime import UTC, datetime
+
+    import jsonschema
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.v1.event import CloudEvent
+
+    from models.asyncapi import asyncapi_document
+
+    doc = asyncapi_document()
+    assert set(doc["channels"]["interactions"]["messages"]) == {
+        "interaction", "cloudEventStructured", "cloudEventBinary"}
+    messages = doc["components"]["messages"]
+    structured_schema = {**messages["cloudEventStructured"]["payload"],
+                         "components": doc["components"]}
+    headers_schema = messages["cloudEventBinary"]["headers"]
+    event = CloudEvent(attributes={
+        "type": "com.example.page.viewed", "source": "/web", "id": "x1", "subject": "c1",
+        "time": datetime(2026, 3, 1, 10, tzinfo=UTC), "datacontenttype": "application/json"},
+        data={"url": "/pricing"})
+    structured_record = ce_kafka.to_structured_event(event)
+    assert structured_record.headers["content-type"].decode() == \
+        messages["cloudEventStructured"]["contentType"]
+    jsonschema.Draft7Validator(structured_schema).validate(orjson.loads(structured_record.value))
+    binary_record = ce_kafka.to_binary_event(event)
+    jsonschema.Draft7Validator(headers_schema).validate(
+        {k: v.decode() for k, v in binary_record.headers.items()})
+    without_subject = {**orjson.loads(structured_record.value)}
+    del without_subject["subject"]
+    assert not jsonschema.Draft7Validator(structured_schema).is_valid(without_subject)
+    # and what the SDK wrote is what ingest maps
+    assert orjson.loads(gate().decode(structured_record.value, message(
+        list(structured_record.headers.items())))[1])["event_id"] == "x1"
+    assert orjson.loads(gate().decode(binary_record.value, message(
+        list(binary_record.headers.items())))[1])["event_id"] == "x1"

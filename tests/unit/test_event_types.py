@@ -322,3 +322,12 @@ async def test_declaring_the_same_again_changes_nothing() -> None:
     assert not produced and again.version == 1 and len(topic.sent) == 1
     changed, produced = await writer.put("page_viewed", {**PAGE_VIEWED, "description": "new"})
     assert produced and changed.version == 2
+
+
+def test_malformed_json_keeps_pydantic_s_reason() -> None:
+    """What orjson cannot read (NaN, 1e400, a syntax error) is refused with
+    pydantic's reason, as before event types (the fuzz test caught it)."""
+    for text in (b"NaN", b"1e400", b"-"):
+        raw = interaction("purchase").replace(b'"/pricing"', text)
+        with pytest.raises(ValidationError):
+            gate().decode(raw)
