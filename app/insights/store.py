@@ -109,9 +109,14 @@ class InsightsStore:
             return
         self._pruned_day = day
         cutoff = newest - self.retention_hours
-        stale: dict[bytes, bytes | None] = {
-            key: None for key, _ in self._db.iter_range(b"h", b"i")
-            if hour_from_key(key) < cutoff}
+        # Per segment (one total each), only its hours before the cutoff: a
+        # day's worth at most, not a scan of every hour kept.
+        segments = [key[1:].decode() for key, _ in self._db.iter_range(b"t", b"u")]
+        stale: dict[bytes, bytes | None] = {}
+        for segment_id in segments:
+            lower, _ = hour_prefix(segment_id)
+            for key, _ in self._db.iter_range(lower, hour_key(segment_id, cutoff)):
+                stale[key] = None
         if stale:
             self._db.write(stale, None)
             log.info("insights: pruned %d hours older than %d days", len(stale),
