@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from agents.dead_letters import describe_error
 from app.api_client import ApiClient, ApiClientError
 from app.cli_api import api_command, emit, read_segment_items
+from app.cli_event_types import event_type_check
 from app.settings import Settings
 from engine.catalog import Catalog
 from models.segments import SegmentDefinition
@@ -122,6 +123,7 @@ def _current(client: ApiClient, segment_id: str) -> tuple[dict[str, Any] | None,
 def check(client: ApiClient, docs: list[Any]) -> list[Item]:
     """Every document checked; none written. Refused ones say why."""
     catalog = _known_catalog(client.get("/segments")["segments"])
+    undeclared = event_type_check(client)  # formulas name declared event types only
     items = [Item(n, doc) for n, doc in enumerate(docs, 1)]
     seen: dict[str, int] = {}
     for item in items:
@@ -138,6 +140,9 @@ def check(client: ApiClient, docs: list[Any]) -> list[Item]:
         item.current, refused = _current(client, item.id)
         try:
             defn = SegmentDefinition.model_validate(_values(doc, item.current))
+            if (problem := undeclared(defn)) is not None:
+                item.result, item.reason = "refused", problem
+                continue
             catalog = catalog.put(defn)
         except ValidationError as exc:
             item.result = "refused"

@@ -11,6 +11,7 @@ refused (with the reason). Exit 1 when anything was refused.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from agents.dead_letters import describe_error
 from app.api.limits import StructureError, load_yaml
 from app.api_client import ApiClient, ApiClientError
 from app.cli_api import api_command, emit, table
-from models.event_types import EventTypeDeclaration
+from models.event_types import EventTypeDeclaration, EventTypeRegistry
+from models.formula.parser import event_type_references
+from models.segments import SegmentDefinition
 
-__all__ = ["register_event_type_commands"]
+__all__ = ["event_type_check", "register_event_type_commands"]
 
 _SERVER_FIELDS = ("version", "updated_at")
 
@@ -147,3 +150,30 @@ def register_event_type_commands(cli: click.Group) -> None:
             lines.append("  (others: " + ("allowed)" if d["additional_properties"]
                                           else "refused)"))
         emit(as_json, d, "\n".join(lines))
+
+
+def event_type_check(client: ApiClient) -> Callable[[SegmentDefinition], str | None]:
+    """What ``segmentflow apply`` checks before writing anything: a formula
+    naming an event type the API does not accept is refused, at its line
+    and column, as the API would (docs/event-types.md)."""
+    try:
+        payload = client.get("/event-types")
+    except ApiClientError as exc:
+        if exc.status == 0:
+            raise
+        return lambda _definition: None  # a worker without event types: the API decides
+    if payload.get("accept_undeclared"):
+        return lambda _definition: None
+    registry = EventTypeRegistry({}, {d["name"]: EventTypeDeclaration.model_validate(
+        {k: v for k, v in d.items() if k != "source"}) for d in payload["event_types"]})
+
+    def problem(definition: SegmentDefinition) -> str | None:
+        if not definition.formula:
+            return None
+        for name, line, column in event_type_references(definition.formula):
+            if not registry.accepts(name):
+                return (f"formula line {line}, column {column}: "
+                        f"{registry.undeclared_reason(name, payload.get('topic'))}")
+        return None
+
+    return problem

@@ -76,6 +76,15 @@ async def test_declared_types_are_applied_and_undeclared_ones_dead_lettered(
     assert out.splitlines()[0].startswith("event-type/x refused: properties.a.type: ")
     assert out.splitlines()[1].startswith("event-type/fine_one not applied: ")
 
+    # segmentflow apply checks event types before writing anything
+    segments = tmp_path / "segments.yaml"
+    segments.write_text("id: ok\nformula: performed page_viewed ever\n---\n"
+                        "id: typo2\nformula: performed page_veiwed ever\n")
+    out = run("apply", "-f", str(segments), code=1)
+    assert ('segment/typo2 refused (document 2): formula line 1, column 11: undeclared event '
+            'type "page_veiwed" (declared: ') in out, out
+    assert "segment/ok not applied" in out, out
+
     async with aiohttp.ClientSession() as session:
         api = Api(session, worker.url, auth=AUTH)
         await api.load_openapi()
