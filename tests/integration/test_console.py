@@ -270,6 +270,8 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         check_page(driver, shots, "list-phone")
         go(driver, f"#/segments/{SEGMENT}/members", "#member-list .contact")
         check_page(driver, shots, "members-phone")
+        go(driver, f"#/segments/{SEGMENT}/insights", "#size-chart circle.point")
+        check_page(driver, shots, "insights-phone")
         set_viewport(driver, *DESKTOP)
 
         # Stop, then delete: the confirmation can be cancelled (Escape).

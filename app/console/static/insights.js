@@ -29,7 +29,9 @@
     day: [[30, "30 days"], [90, "90 days"]],
   };
   const WIDTH_MS = { hour: 3600e3, day: 86400e3 };
-  const W = 800, H = 170, L = 52, R = 14, T = 12, B = 28;
+  // Drawn at the width it is shown (text keeps its size on a phone).
+  let W = 800;
+  const H = 170, L = 52, R = 14, T = 12, B = 28;
 
   const label = (start, step) => (step === "day" ? start.slice(0, 10)
     : start.slice(5, 16).replace("T", " "));
@@ -195,6 +197,7 @@
           "not counted yet") : null,
         r.history_complete ? null : h("span", { class: "warning" }, " · sizes count only the " +
           "changes this worker folded (the topic had already dropped older ones)"));
+      W = Math.max(300, Math.min(1100, (charts.clientWidth || 826) - 26));
       put(charts,
         h("figure", {}, h("figcaption", {}, `Size at the end of each ${step}`),
           sizeChart(r.points, step)),
