@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -27,6 +29,7 @@ from agents.partitioning import partition_for
 from engine import (
     Catalog,
     ContactState,
+    Rebuild,
     SegmentChanged,
     apply,
     explain,
@@ -37,6 +40,7 @@ from engine.timeutil import from_us, to_us
 from models.segments import SegmentDefinition
 
 __all__ = [
+    "BacktestResult",
     "ContactView",
     "EvaluatorReads",
     "PreviewResult",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 _CHUNK = 2000
+_EVENT_TIME = itemgetter(0)
 # Preview evaluates a draft on the event loop: it yields after this many
 # seconds of work (checked every 16 contacts), not only between chunks.
 _PREVIEW_SLICE = 0.005
@@ -116,6 +121,13 @@ class PreviewResult:
     reads_all_history: bool = False
 
 
+@dataclass
+class BacktestResult:
+    sizes: list[int]  # members at each point in time
+    scanned: int = 0
+    sample: list[str] = field(default_factory=list)  # members at the last point
+
+
 class EvaluatorReads:
     """Mixed into the evaluator handles (``agents.evaluator.EvaluatorHandle``
     over Faust tables, ``agents.batch_evaluator.BatchEvaluatorHandle`` over
@@ -159,6 +171,10 @@ class EvaluatorReads:
 
     def _now(self, partition: int) -> datetime:
         raise NotImplementedError
+
+    def now(self, partition: int) -> datetime:
+        """The instant the partition evaluates at (its event clock or the wall)."""
+        return self._now(partition)
 
     def _archived(self, partition: int, first: str, last: str,
                   now: datetime) -> dict[str, list[Any]] | None:
@@ -377,6 +393,58 @@ class EvaluatorReads:
                         result.leaves += 1
                         if len(result.leave_sample) < sample_size:
                             result.leave_sample.append(key)
+        return result
+
+    async def backtest(self, draft: SegmentDefinition, points: list[datetime],
+                       sample_size: int, deadline: float | None = None) -> BacktestResult:
+        """The draft's members at each of ``points`` (time order), computed
+        from the retained history: each contact's kept history and running
+        features rebuilt over its interactions up to that instant, then the
+        draft evaluated there. Attributes, account and consent are today's
+        (no history of them is kept), and so are the memberships of segments
+        the draft references. Nothing is written. ``sample``: members at the
+        last point."""
+        result = BacktestResult(sizes=[0] * len(points))
+        live = draft.model_copy(update={"status": "live"})
+        with_draft: dict[int, Catalog] = {}
+        inp = SegmentChanged(live.id)
+        stamps = [to_us(p) for p in points]
+        slice_start = time.monotonic()
+        for partition in sorted(self.held_partitions()):
+            base = self._catalog(partition)
+            catalog = with_draft.get(id(base))
+            if catalog is None:
+                catalog = with_draft[id(base)] = base.put(live)
+            need = rebuild_needs(catalog, live.id) or Rebuild(frozenset(), ())
+            idx, limits = catalog.index, catalog.limits
+            accounts = self._accounts(partition)
+            async for chunk in self._chunks(partition):
+                archived = self._archived(partition, chunk[0][0], chunk[-1][0],
+                                          self._now(partition)) or {}
+                for key, raw in chunk:
+                    result.scanned += 1
+                    clock = time.monotonic()
+                    if deadline is not None and clock > deadline:
+                        raise TimeoutError
+                    if clock - slice_start > _PREVIEW_SLICE:
+                        await asyncio.sleep(0)
+                        slice_start = time.monotonic()
+                    current = ContactState.from_bytes(raw)
+                    # the past starts with no kept history, features, timers
+                    # or membership of the draft
+                    blank = ContactState(
+                        current.contact_id, current.attrs, current.account_id, current.consent,
+                        members={k: v for k, v in current.members.items() if k != live.id},
+                        static=current.static)
+                    events = archived.get(key, [])
+                    for i, (at, at_us) in enumerate(zip(points, stamps, strict=True)):
+                        upto = bisect_right(events, at_us, key=_EVENT_TIME)
+                        state = rebuild_history(blank, idx, limits, need, events[:upto], at_us)
+                        after = apply(state, inp, catalog, at, accounts).state
+                        if after is not None and after.is_member(live.id):
+                            result.sizes[i] += 1
+                            if i == len(points) - 1 and len(result.sample) < sample_size:
+                                result.sample.append(key)
         return result
 
     # -- metrics -----------------------------------------------------------------------

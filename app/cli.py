@@ -10,6 +10,7 @@ import click
 
 from app.cli_api import register_api_commands
 from app.cli_apply import register_apply_command
+from app.cli_backtest import register_backtest_command
 from app.cli_event_types import register_event_type_commands
 from app.cli_kafka import format_change, register_kafka_commands, run_kafka
 from app.cli_status import register_status_commands
@@ -119,6 +120,7 @@ def produce_demo(events: int, source: str, contacts: int) -> None:
 
 register_api_commands(cli)
 register_apply_command(cli)
+register_backtest_command(cli)
 register_event_type_commands(cli)
 register_kafka_commands(cli)
 register_status_commands(cli)

@@ -9,6 +9,7 @@ import faust
 
 from agents.evaluator import EvaluatorHandle
 from agents.event_types import EventTypeFeed
+from app.api.backtest import register_backtest
 from app.api.cluster import Cluster, GroupPeers
 from app.api.contacts import register_contacts
 from app.api.context import ApiContext
@@ -68,6 +69,7 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_ops(ctx)
     register_segments(ctx)
     register_contacts(ctx)
+    register_backtest(ctx)  # /backtest over the retained history (docs/history.md)
     register_event_types(ctx, event_types, topics.event_types)  # docs/event-types.md
     register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)

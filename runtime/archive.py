@@ -79,12 +79,12 @@ class Archive:
             end = key.find(0)
             if key[:end] != prefix:
                 prefix, contact = key[:end], key[:end].decode()
-            if int.from_bytes(key[end + 1:end + 9], "big") < horizon:
+            biased = int.from_bytes(key[end + 1:end + 9], "big")
+            if biased < horizon:
                 expired.append(key)
                 continue
             event_type, properties = orjson.loads(value)
-            yield contact, (int.from_bytes(key[end + 1:end + 9], "big") - _TIME_BIAS,
-                            key[end + 9:].decode(), event_type, properties)
+            yield contact, (biased - _TIME_BIAS, key[end + 9:].decode(), event_type, properties)
         if self._prune:  # after the scan: deletes change the overlay it reads
             for key in expired:
                 self._txn.delete(Keyspace.ARCHIVE, key)

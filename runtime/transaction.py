@@ -173,6 +173,13 @@ def merge_overlay(stored: Iterator[_Item], overlay: list[tuple[bytes, bytes | No
                   start: int = 0) -> Iterator[_Item]:
     """Stored items overlaid by writes not stored yet (``None``: deleted),
     both in byte order; keys lose their first ``start`` bytes."""
+    if not overlay:  # the common case of a scan: no layer to merge
+        return stored if start == 0 else ((key[start:], value) for key, value in stored)
+    return _merged(stored, overlay, start)
+
+
+def _merged(stored: Iterator[_Item], overlay: list[tuple[bytes, bytes | None]],
+            start: int) -> Iterator[_Item]:
     i = 0
     for key, value in stored:
         while i < len(overlay) and overlay[i][0] < key:

@@ -139,6 +139,10 @@ _SCHEMAS: dict[str, Any] = {
                      "history": _obj({"retained_since": _NULLABLE_STR,
                                       "note": _NULLABLE_STR}),
                      **_COVERAGE}),
+    "Backtest": _obj({"formula": _NULLABLE_STR, "contacts_scanned": _INT,
+                      "series": {"type": "array", "items": _obj({"at": _STR, "size": _INT})},
+                      "sample": {"type": "array", "items": _STR}, "note": _STR,
+                      **_COVERAGE}),
     "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR}),
     "Health": _obj({"status": _STR}),
     "Ready": _obj({"ready": _BOOL, "topics_declared": _BOOL, "assigned_partitions": _INT,
@@ -336,6 +340,29 @@ def _paths() -> dict[str, Any]:
                                    "415": _err("unsupported content type"),
                                    "422": _err("invalid draft, or a body too deep / with too "
                                                "many values / with YAML anchors"),
+                                   "503": _err("busy (Retry-After), out of time, or no "
+                                               "partition held yet")}}},
+        "/backtest": {
+            "post": {"summary": "a draft's size per day in the past, from the retained "
+                                "interaction history (docs/history.md)",
+                     "parameters": [
+                         {"name": "from", "in": "query", "schema": _STR,
+                          "description": "first day (ISO date); with 'to' (default today)"},
+                         {"name": "to", "in": "query", "schema": _STR},
+                         {"name": "at", "in": "query", "schema": _STR,
+                          "description": "one instant instead of days (ISO, with offset)"},
+                         {"name": "sample", "in": "query",
+                          "schema": {"type": "integer", "minimum": 0, "maximum": 1000}}],
+                     "requestBody": _DEFINITION_BODY,
+                     "security": _READ_SECURITY,
+                     "responses": {"200": _json(_ref("Backtest"), "size per point in time"),
+                                   "400": _err("unreadable body or bad parameter"),
+                                   **_AUTH_ERRORS,
+                                   "409": _err("the draft makes a reference cycle"),
+                                   "413": _err("body too large"),
+                                   "415": _err("unsupported content type"),
+                                   "422": _err("invalid draft, or a point outside the "
+                                               "retained history or in the future"),
                                    "503": _err("busy (Retry-After), out of time, or no "
                                                "partition held yet")}}},
     }

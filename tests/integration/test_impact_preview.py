@@ -85,3 +85,21 @@ async def test_preview_and_dry_run_over_retained_history(settings, worker, tmp_p
     # Nothing was written: still version 1 with its two members.
     shown = json.loads(run("show", "active", "--json"))
     assert shown["version"] == 1 and shown["member_count"] == 2
+
+    # Backtest: the size at the end of each of the last 60 days, from the
+    # retained purchases, against a count made here from PURCHASES.
+    first = (now - timedelta(days=60)).date().isoformat()
+    out = json.loads(run("backtest", "--segment", "active", "--from", first, "--json"))
+    series = out["series"]
+    assert len(series) == 61
+    for point in series:
+        at = datetime.fromisoformat(point["at"])
+        want = sum(any(at - timedelta(days=30) <= now - timedelta(days=d) <= at for d in ages)
+                   for ages in PURCHASES.values())
+        assert point["size"] == want, point
+    assert {p["size"] for p in series} != {series[0]["size"]}  # it changed over time
+    chart = run("backtest", "--formula", "performed purchase ever", "--from", first)
+    assert chart.splitlines()[-3].endswith("  5")  # today: all five buyers
+    out = run("backtest", "--formula", "performed purchase ever", "--from", "2000-01-01",
+              code=1)
+    assert "before the retained history" in out
