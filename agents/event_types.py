@@ -115,20 +115,35 @@ class EventTypeFeed:
         self._position = offset + 1
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
+        """Read and follow the topic until stopped; after an error (the
+        broker gone), start again where it left off."""
         while not self._topics_declared():
             await asyncio.sleep(0.05)
+        while not self._stopped:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event types: reading %s failed; retrying in 1 s", self.topic)
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
         tp = TopicPartition(self.topic, 0)
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
-        self._consumer = consumer
         await consumer.start()
         try:
             consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
+            if self._position:
+                consumer.seek(tp, self._position)
+            else:
+                await consumer.seek_to_beginning(tp)
             start_end = (await consumer.end_offsets([tp]))[tp]
-            if start_end == 0:
+            self._consumer = consumer
+            if start_end <= self._position:
                 self._loaded.set()
             while not self._stopped:
                 fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1000)

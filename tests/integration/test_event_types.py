@@ -19,6 +19,7 @@ from app.client import Publisher
 from models.inputs import Interaction
 from tests.integration.api_helpers import AUTH, TOKEN, Api
 from tests.integration.caught_up import wait_caught_up
+from tests.integration.conftest import free_port
 from tests.integration.helpers import wait_segment_applied
 
 pytestmark = pytest.mark.kafka
@@ -191,3 +192,40 @@ async def test_cloudevents_in_structured_and_binary_mode_are_interactions(
     result = runner.invoke(cli, ["members", "pricing", "--json"],
                            env={"SEGMENTFLOW_API_URL": worker.url, "SEGMENTFLOW_API_TOKEN": TOKEN})
     assert sorted(json.loads(result.output)["members"]) == ["c1", "c2"], result.output
+
+
+async def test_a_declaration_written_to_the_topic_reaches_every_worker(
+        settings, worker, worker_factory, tmp_path):
+    """An operator's record on <prefix>.event-types (no API) is read by the
+    running worker, and by a worker started later, from the topic."""
+    from aiokafka import AIOKafkaProducer
+
+    declaration = {"name": "trial_started", "version": 1,
+                   "properties": {"plan": {"type": "string", "required": True}}}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topics.event_types, orjson.dumps(declaration),
+                                     key=b"trial_started")
+    finally:
+        await producer.stop()
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, worker.url, auth=AUTH)
+        # a segment write reads the topic to its end before refusing a type
+        await api.call("PUT", "/segments/trials", expect=202, json={
+            "status": "live", "formula": 'performed trial_started where plan = "pro" ever'})
+        _, shown = await api.call("GET", "/event-types/trial_started", expect=200)
+        assert shown["source"] == "declared" and shown["version"] == 1
+    worker.stop()
+    later = worker_factory(settings.model_copy(update={
+        "data_dir": tmp_path / "later-data", "web_port": free_port()}))
+    later.start()
+    await later.wait_ready()
+    await wait_segment_applied(later, "trials", 1, settings.partitions)
+    async with Publisher(settings) as publisher:
+        await publisher.send(_interaction("t1", "c1", "trial_started", plan="pro"))
+        await publisher.flush()
+    await wait_caught_up(settings)
+    result = CliRunner().invoke(cli, ["members", "trials", "--json"], env={
+        "SEGMENTFLOW_API_URL": later.url, "SEGMENTFLOW_API_TOKEN": TOKEN})
+    assert json.loads(result.output)["members"] == ["c1"], result.output
