@@ -130,6 +130,7 @@ def register_contacts(ctx: ApiContext) -> None:
             draft = await ctx.work.run(slot, validate_definition, values, "draft")
             if isinstance(draft, Refusal):
                 raise draft.error()
+            ctx.writer.check_event_types(draft)  # 422 at an undeclared type (event-types.md)
             if reads.catalog() is None:
                 raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
             deadline = time.monotonic() + settings.api_preview_timeout

@@ -172,13 +172,16 @@ class DefinitionWriter:
     def undeclared_event_types(self, definition: SegmentDefinition
                                ) -> list[tuple[str, int, int]]:
         """``(type, line, column)`` of each event type the formula names
-        that is not declared (or retired), in order; none when undeclared
-        types are accepted."""
-        if self.event_types is None or self._accept_undeclared or not definition.formula:
+        that is not declared (or retired), in order; only retired ones when
+        undeclared types are accepted."""
+        if self.event_types is None or not definition.formula:
             return []
         registry = self.event_types.registry
-        return [ref for ref in event_type_references(definition.formula)
-                if not registry.accepts(ref[0])]
+        refs = event_type_references(definition.formula)
+        if self._accept_undeclared:  # only retired types are refused at ingest then
+            return [ref for ref in refs
+                    if (found := registry.get(ref[0])) is not None and found.retired]
+        return [ref for ref in refs if not registry.accepts(ref[0])]
 
     def check_event_types(self, definition: SegmentDefinition) -> None:
         """422 ``undeclared_event_type`` at the line and column of each event

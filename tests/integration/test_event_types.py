@@ -96,6 +96,10 @@ async def test_declared_types_are_applied_and_undeclared_ones_dead_lettered(
         assert status == 422 and body["error"]["code"] == "undeclared_event_type", body
         assert body["error"]["details"][0]["message"].startswith(
             'line 2, column 13: undeclared event type "page_veiwed" (declared: ')
+        status, body = await api.call("POST", "/preview", route="/preview",
+                                      data="performed page_veiwed ever",
+                                      headers={**AUTH, "Content-Type": "text/plain"})
+        assert status == 422 and body["error"]["code"] == "undeclared_event_type", body
         await api.call("GET", "/event-types", route="/event-types", expect=200)
         _, shown = await api.call("GET", "/event-types/page_viewed",
                                   route="/event-types/{name}", expect=200)

@@ -331,3 +331,14 @@ def test_malformed_json_keeps_pydantic_s_reason() -> None:
         raw = interaction("purchase").replace(b'"/pricing"', text)
         with pytest.raises(ValidationError):
             gate().decode(raw)
+
+
+async def test_retired_types_are_refused_even_when_undeclared_ones_are_accepted() -> None:
+    retired = EventTypeDeclaration(name="return", version=2, retired=True)
+    writer = definition_writer(retired, accept=True)
+    with pytest.raises(ApiError) as refused:
+        await writer.put(segment("performed return ever"))
+    assert 'event type "return" is retired (version 2)' in refused.value.message
+    await writer.put(segment("performed anything_at_all ever"))
+    with pytest.raises(EventTypeProblem, match="is retired"):
+        gate(retired, accept=True).decode(interaction("return"))
