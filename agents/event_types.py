@@ -42,6 +42,7 @@ from models.inputs import Interaction
 
 __all__ = [
     "CloudEventProblem", "EventTypeFeed", "EventTypeProblem", "InteractionGate", "decode_record",
+    "read_registry",
 ]
 
 log = logging.getLogger(__name__)
@@ -310,3 +311,34 @@ class InteractionGate:
         doc = {**doc, "occurred_at": props[prop]}
         raw = orjson.dumps(doc)
         return _INTERACTION.validate_json(raw), raw
+
+
+async def read_registry(bootstrap_servers: str, topic: str, timeout: float = 10.0
+                        ) -> EventTypeRegistry:
+    """The declarations in force as of now: the built-in ones and the
+    topic's, read to its end once (for one-shot tools, e.g. ``segmentflow
+    produce``). A topic that does not exist yet holds none."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    feed = EventTypeFeed(bootstrap_servers, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return feed.registry
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await consumer.position(tp) < end:
+            if loop.time() > deadline:
+                raise TimeoutError(f"reading {topic} took more than {timeout} s")
+            fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1000)
+            for record in fetched.get(tp, ()):
+                feed.apply(record.offset, record.key, record.value)
+        return feed.registry
+    finally:
+        await consumer.stop()

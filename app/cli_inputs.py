@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.dead_letters import describe_error
+from agents.event_types import CloudEventProblem, EventTypeProblem, InteractionGate
 from app.api.limits import StructureError, load_yaml
 from models.inputs import AccountInput, ContactInput, Interaction, StaticEdit
 
@@ -103,8 +104,11 @@ class Checked:
     problems: list[str]  # one line each: "document N (type): why"
 
 
-def check_documents(docs: list[Any], input_type: str | None, max_bytes: int) -> Checked:
-    """Validate every document; documents are numbered from 1."""
+def check_documents(docs: list[Any], input_type: str | None, max_bytes: int,
+                    gate: InteractionGate | None = None) -> Checked:
+    """Validate every document; documents are numbered from 1. ``gate``:
+    interactions are checked against the declared event types, as ingest
+    checks them (docs/event-types.md)."""
     models: list[BaseModel] = []
     problems: list[str] = []
     for n, doc in enumerate(docs, 1):
@@ -125,7 +129,12 @@ def check_documents(docs: list[Any], input_type: str | None, max_bytes: int) -> 
             problems.append(f"document {n} ({kind}): {len(raw)} bytes exceeds {max_bytes}")
             continue
         try:
-            models.append(INPUT_TYPES[kind].validate_json(raw))
+            if kind == "interaction" and gate is not None:
+                models.append(gate.decode(raw)[0])
+            else:
+                models.append(INPUT_TYPES[kind].validate_json(raw))
+        except (EventTypeProblem, CloudEventProblem) as exc:
+            problems.append(f"document {n} ({kind}): {exc}")
         except ValidationError as exc:
             problems.append(f"document {n} ({kind}): {describe_error(exc)}")
     return Checked(models, problems)

@@ -128,6 +128,19 @@ async def _start(client: Any) -> None:
         raise
 
 
+def _event_type_gate(settings: Settings, docs: list[Any], input_type: str | None) -> Any:
+    """Interactions are checked against the event types declared on the
+    topic (read once, only when there are interactions; docs/event-types.md)."""
+    from agents.event_types import EventTypeFeed, InteractionGate, read_registry
+    from app.cli_inputs import detect_type
+
+    if not any((input_type or detect_type(doc)) == "interaction" for doc in docs):
+        return None
+    registry = run_kafka(settings, read_registry(settings.bootstrap_servers,
+                                                 settings.topics.event_types))
+    return InteractionGate(EventTypeFeed.fixed(registry), settings.accept_undeclared_event_types)
+
+
 def register_kafka_commands(cli: click.Group) -> None:
     from app.cli_inputs import INPUT_TYPES
 
@@ -152,7 +165,8 @@ def register_kafka_commands(cli: click.Group) -> None:
             raise click.ClickException(f"{path}: {exc}") from None
         if not docs:
             raise click.ClickException(f"{path}: no documents")
-        checked = check_documents(docs, input_type, settings.max_input_bytes)
+        checked = check_documents(docs, input_type, settings.max_input_bytes,
+                                  _event_type_gate(settings, docs, input_type))
         for problem in checked.problems:
             click.echo(f"invalid: {problem}", err=True)
         if checked.problems and not partial:

@@ -6,6 +6,7 @@ naming an undeclared type is refused at its line and column."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -76,6 +77,18 @@ async def test_declared_types_are_applied_and_undeclared_ones_dead_lettered(
     out = run("event-types", "apply", "-f", str(bad), code=1)
     assert out.splitlines()[0].startswith("event-type/x refused: properties.a.type: ")
     assert out.splitlines()[1].startswith("event-type/fine_one not applied: ")
+
+    # segmentflow produce checks interactions against the declarations (read from the topic)
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text('{"event_id": "p1", "contact_id": "c9", "type": "page_viewed", '
+                      '"occurred_at": "2026-01-01T00:00:00Z", "properties": {"seconds": 3}}\n')
+    produced = await asyncio.to_thread(
+        runner.invoke, cli, ["produce", "-f", str(inputs)],
+        env={"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+             "SEGMENTFLOW_TOPIC_PREFIX": settings.topic_prefix})
+    assert produced.exit_code == 1, produced.output
+    assert ("invalid: document 1 (interaction): event type \"page_viewed\" (version 1): "
+            "property 'url' is required") in produced.output
 
     # segmentflow apply checks event types before writing anything
     segments = tmp_path / "segments.yaml"
