@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.buckets import ControlGroup
 from engine.limits import Limits
 
 __all__ = ["Settings", "TopicNames", "secret_value"]
@@ -136,6 +137,20 @@ class Settings(BaseSettings):
     max_events_per_type: int = Field(default=256, ge=1)
     # Distinct values tracked by a running count-distinct / most-frequent.
     max_distinct_values: int = Field(default=1000, ge=1)
+    # Global control group, "seed:percent" (e.g. "holdout-2026:5"): contacts
+    # whose bucket("seed") is below percent x 100 belong to no segment
+    # (engine/buckets.py, docs/segments.md). Unset by default: a holdout is a
+    # decision of whoever runs the journeys, never something to fall into.
+    # Every worker must have the same value.
+    control_group: str | None = None
+
+    @field_validator("control_group")
+    @classmethod
+    def _check_control_group(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            ControlGroup.parse(value)  # ValueError names the expected form
+            return value.strip()
+        return None
 
     # Interactions of an event type that is not declared (docs/event-types.md)
     # are dead-lettered, so a misspelt type never silently matches nothing;
@@ -202,6 +217,7 @@ class Settings(BaseSettings):
             max_seen_ids=self.dedup_event_ids,
             max_distinct_values=self.max_distinct_values,
             history_retention_us=self.history_retention_days * 86_400_000_000,
+            control_group=ControlGroup.parse(self.control_group) if self.control_group else None,
         )
 
     @property

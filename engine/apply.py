@@ -56,11 +56,15 @@ class _Step:
     ``members`` and ``due`` are shared with the input state until
     the first write (copy on write): most steps change none of them."""
 
-    __slots__ = ("at", "changes", "ctx", "due_own", "idx", "members_own", "st")
+    __slots__ = ("at", "changes", "ctx", "due_own", "entries", "idx", "members_own", "st")
 
-    def __init__(self, st: ContactState, idx: Index, ctx: Ctx, at: datetime) -> None:
+    def __init__(self, st: ContactState, idx: Index, ctx: Ctx, at: datetime,
+                 control: bool = False) -> None:
         self.st = st
         self.idx = idx
+        # a contact in the control group is evaluated with closures that say
+        # "not a member" for every segment (engine/buckets.py)
+        self.entries = idx.control_entries if control else idx.entries
         self.ctx = ctx
         self.at = at
         self.changes: list[MembershipChange] = []
@@ -91,7 +95,7 @@ class _Step:
         """Re-evaluate the live segments among ``sids`` and, when one changes,
         the segments referencing it, in dependency (rank) order. ``ordered``
         says ``sids`` is one index tuple: unique, live and already ranked."""
-        entries = self.idx.entries
+        entries = self.entries
         if ordered:
             order: Sequence[str] = sids  # type: ignore[assignment]
         else:
@@ -118,7 +122,7 @@ class _Step:
                  dependents: tuple[str, ...]) -> None:
         """Slow path: the remaining seeds plus segments referencing changed
         ones, through a heap ordered by rank."""
-        entries = self.idx.entries
+        entries = self.entries
         st, ctx = self.st, self.ctx
         cid, static = st.contact_id, st.static
         causes = dict.fromkeys(rest, why)
@@ -175,7 +179,9 @@ def apply(
         st = ContactState(cid)
     else:
         st = state.clone()
-    step = _Step(st, idx, make_ctx(st, accounts, now_us), now)
+    control = catalog.limits.control_group
+    in_control = control is not None and control.contains(st.contact_id)
+    step = _Step(st, idx, make_ctx(st, accounts, now_us), now, in_control)
     nd = st.next_due_us()
     if nd is not None and nd <= now_us:
         overdue = [s for s, d in st.due.items() if d <= now_us]
@@ -192,6 +198,12 @@ def apply(
         extra = idx.new_contact + listed
         if extra:
             sids, ordered = (*sids, *extra), False
+    if in_control:
+        # Members from before the control group was set (or widened) leave
+        # at the contact's next step, with that step's cause.
+        stale = [s for s, packed in st.members.items() if packed & 1 and s in idx.live]
+        if stale:
+            sids, ordered = (*sids, *stale), False
     if sids:
         step.evaluate(sids, why, ordered)
     return Transition(st, step.changes, st.next_due)

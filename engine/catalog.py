@@ -46,9 +46,10 @@ class Index:
     includes: dict[str, tuple[str, ...]]
     excludes: dict[str, tuple[str, ...]]
     empty_true: tuple[str, ...]
-    #: what a brand-new contact must evaluate: ``empty_true`` and every segment
-    #: referencing one of them, transitively (their "empty" answers assumed
-    #: memberships a new contact does not have stored yet)
+    #: what a brand-new contact must evaluate: ``empty_true``, the segments
+    #: reading the contact id (``bucket(…)``) and every segment referencing
+    #: one of them, transitively (their "empty" answers assumed memberships a
+    #: new contact does not have stored yet)
     new_contact: tuple[str, ...]
     time_sensitive: frozenset[str]
     #: event type -> {segment: filter}: segments only some events of the type
@@ -57,6 +58,10 @@ class Index:
     features_by_type: dict[str, tuple[FeatureSpec, ...]]
     feature_keys: frozenset[str]
     history: dict[str, HistoryNeed]
+    #: ``entries`` for a contact in the control group (``Limits.control_group``):
+    #: every membership closure answers "not a member, never due"; ``entries``
+    #: itself when there is no control group
+    control_entries: dict[str, SegEntry]
 
 
 class Catalog:
@@ -114,7 +119,7 @@ class Catalog:
 
     @cached_property
     def index(self) -> Index:
-        return _build_index(self._segs)
+        return _build_index(self._segs, self.limits.control_group is not None)
 
 
 def _find_cycle(start: str, segs: dict[str, CompiledSegment]) -> list[str] | None:
@@ -164,7 +169,7 @@ def _topo(segs: dict[str, CompiledSegment]) -> list[str]:
     return order
 
 
-def _build_index(segs: dict[str, CompiledSegment]) -> Index:
+def _build_index(segs: dict[str, CompiledSegment], control: bool = False) -> Index:
     order = _topo(segs)
     rank = {sid: i for i, sid in enumerate(order)}
     live = {sid: segs[sid] for sid in order if segs[sid].defn.status == "live"}
@@ -175,6 +180,7 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
     excludes: dict[str, list[str]] = {}
     by_account: list[str] = []
     by_consent: list[str] = []
+    by_contact_id: list[str] = []
     time_sensitive: set[str] = set()
     feats: dict[str, dict[str, FeatureSpec]] = {}
     hist: dict[str, HistoryNeed] = {}
@@ -202,6 +208,8 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
             by_account.append(sid)
         if d.consent:
             by_consent.append(sid)
+        if d.contact_id:
+            by_contact_id.append(sid)
         if d.time:
             time_sensitive.add(sid)
         for spec in d.features:
@@ -218,6 +226,9 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
     entries = {
         sid: (rank[sid], c.evaluate, c.version, dep_t.get(sid, ())) for sid, c in live.items()
     }
+    control_entries = (
+        {sid: (r, _never, v, deps) for sid, (r, _fn, v, deps) in entries.items()}
+        if control else entries)
     return Index(
         live=live,
         entries=entries,
@@ -230,13 +241,18 @@ def _build_index(segs: dict[str, CompiledSegment]) -> Index:
         includes={k: tuple(v) for k, v in includes.items()},
         excludes={k: tuple(v) for k, v in excludes.items()},
         empty_true=empty_true,
-        new_contact=closure(empty_true, dep_t, rank),
+        new_contact=closure((*empty_true, *by_contact_id), dep_t, rank),
         time_sensitive=frozenset(time_sensitive),
         type_filters=type_filters,
         features_by_type={k: tuple(v.values()) for k, v in feats.items()},
         feature_keys=frozenset(k for v in feats.values() for k in v),
         history=hist,
+        control_entries=control_entries,
     )
+
+
+def _never(ctx: Ctx, cid: str, static: object) -> tuple[bool, None]:
+    return False, None
 
 
 def closure(

@@ -52,6 +52,12 @@ class Ctx:
         self._owned = False
         self._today: dict[str, int] = {}
 
+    @property
+    def contact_id(self) -> str | None:
+        """The contact's id (None for the empty profile the catalog probes)."""
+        owner = self.owner
+        return owner.contact_id if owner is not None else None
+
     def today(self, tzname: str) -> int:
         """Local day ordinal of ``now`` in ``tzname`` (memoised per step)."""
         o = self._today.get(tzname)

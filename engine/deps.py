@@ -47,6 +47,9 @@ class Deps:
     account: bool = False
     account_fields: frozenset[str] = frozenset()
     consent: bool = False
+    #: reads the contact id (``bucket(…)``): constant per contact, but a new
+    #: contact must be evaluated for it whatever it carries
+    contact_id: bool = False
     event_types: frozenset[str] = frozenset()
     segments: frozenset[str] = frozenset()
     time: bool = False
@@ -76,6 +79,7 @@ def merge_deps(parts: Iterable[Deps]) -> Deps:
         account=any(p.account for p in parts),
         account_fields=frozenset().union(*(p.account_fields for p in parts)),
         consent=any(p.consent for p in parts),
+        contact_id=any(p.contact_id for p in parts),
         event_types=frozenset().union(*(p.event_types for p in parts)),
         segments=frozenset().union(*(p.segments for p in parts)),
         time=any(p.time for p in parts),

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.apply import make_ctx
+from engine.buckets import bucket
 from engine.catalog import Catalog
 from engine.state import ContactState
 from engine.timeutil import to_us
@@ -32,6 +33,15 @@ def explain(
     st = state.clone()
     trace = cs.trace(make_ctx(st, accounts, to_us(now)), st.contact_id, st.static)
     stored = st.is_member(segment_id)
+    control = catalog.limits.control_group
+    if control is not None and control.contains(st.contact_id):
+        # The condition's trace stays (what the contact would be), but the
+        # control group wins over everything, include lists and static adds too.
+        trace.result = False
+        trace.children.insert(0, Trace(
+            f"contact is in the control group (SEGMENTFLOW_CONTROL_GROUP {control}: "
+            f'bucket("{control.seed}") < {control.buckets}): kept out of every segment',
+            True, seen=bucket(control.seed, st.contact_id), threshold=control.buckets))
     if cs.defn.status != "live":
         trace.children.append(
             Trace(f"segment is {cs.defn.status}: membership frozen at {stored}", stored)

@@ -1,8 +1,10 @@
-"""Bounds on per-contact state (configurable per catalog)."""
+"""Bounds on per-contact state and the control group (configurable per catalog)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from engine.buckets import ControlGroup
 
 __all__ = ["Limits"]
 
@@ -19,3 +21,6 @@ class Limits:
     #: relative window reaching further back could never be filled, so it
     #: is refused when the segment is compiled
     history_retention_us: int | None = None
+    #: contacts kept out of every segment (``SEGMENTFLOW_CONTROL_GROUP``;
+    #: engine/buckets.py), None: no control group
+    control_group: ControlGroup | None = None

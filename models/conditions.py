@@ -16,15 +16,20 @@ import functools
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from models.ids import Id
 
 __all__ = [
+    "BUCKETS",
     "AggregateCondition",
     "AggregateFunc",
     "AllOf",
     "AnniversaryWindow",
     "AnyOf",
     "Between",
+    "Bucket",
+    "BucketOp",
     "CompareOp",
     "Comparison",
     "Condition",
@@ -225,6 +230,29 @@ class AggregateCondition(Node):
     value: Literal_ | list[Literal_]
 
 
+# --- splits and holdouts ----------------------------------------------------------
+
+#: buckets per seed: a contact's bucket is 0 … BUCKETS - 1
+BUCKETS = 10_000
+
+BucketOp = Literal["=", "!=", "<", "<=", ">", ">="]
+
+
+class Bucket(Node):
+    """``bucket("spring-test") < 1000``: the contact's stable hash bucket
+    (0-9999) for a seed, compared with a whole number 0-10000. The bucket
+    is the first 8 bytes of SHA-256 over ``seed + "/" + contact_id`` (UTF-8),
+    read as a big-endian unsigned integer, modulo 10,000 (docs/formula.md,
+    "Splits and holdouts"): the same contact and seed give the same bucket
+    on every worker, after restarts and in replays. ``< 1000`` is 10 % of
+    contacts; different seeds split independently."""
+
+    node: Literal["bucket"] = "bucket"
+    seed: Id
+    op: BucketOp
+    value: StrictInt = Field(ge=0, le=BUCKETS)
+
+
 # --- segment references and logic ---------------------------------------------
 
 
@@ -261,6 +289,7 @@ Condition = Annotated[
         LastPerformed,
         AggregateCondition,
         InSegment,
+        Bucket,
         AllOf,
         AnyOf,
         Negation,

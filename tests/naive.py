@@ -11,6 +11,7 @@ against it after every step.
 from __future__ import annotations
 
 import calendar
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,6 +28,7 @@ from models.conditions import (
     AnniversaryWindow,
     AnyOf,
     Between,
+    Bucket,
     Comparison,
     DateLiteral,
     DateTimeLiteral,
@@ -44,7 +46,7 @@ from models.conditions import (
 from models.inputs import Interaction
 from models.segments import SegmentDefinition
 
-__all__ = ["NaiveContact", "naive_memberships"]
+__all__ = ["NaiveContact", "naive_bucket", "naive_memberships"]
 
 _UNITS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 7 * 86400}
 
@@ -158,6 +160,8 @@ class _Eval:
             return self.compare(v, ">=", n.low) and self.compare(v, "<=", n.high)
         if isinstance(n, InSegment):
             return self.members.get(n.segment_id, False)
+        if isinstance(n, Bucket):
+            return _ordered(n.op, naive_bucket(n.seed, self.c.contact_id), n.value)
         if isinstance(n, DateWithin):
             return self.date_within(n, props)
         if isinstance(n, AnniversaryWindow):
@@ -314,14 +318,27 @@ def _ordered(op: str, a: Any, b: Any) -> bool:
     raise ValueError(op)
 
 
+def naive_bucket(seed: str, contact_id: str) -> int:
+    """The documented bucket (docs/formula.md), written out again here:
+    SHA-256 of "seed/contact_id", its first 8 bytes as an unsigned
+    big-endian number, modulo 10,000."""
+    digest = hashlib.sha256((seed + "/" + contact_id).encode("utf-8")).hexdigest()
+    return int(digest[:16], 16) % 10_000
+
+
 def naive_memberships(
     defs: list[SegmentDefinition],
     c: NaiveContact,
     accounts: Mapping[str, Mapping[str, Any]],
     now: datetime,
+    control: tuple[str, int] | None = None,
 ) -> dict[str, bool]:
     """Membership of every live segment, recomputed from scratch.
-    ``defs`` must list referenced segments before the ones using them."""
+    ``defs`` must list referenced segments before the ones using them.
+    ``control``: the control group (seed, buckets): its contacts are in
+    no segment."""
+    if control is not None and naive_bucket(control[0], c.contact_id) < control[1]:
+        return {d.id: False for d in defs if d.status == "live"}
     members: dict[str, bool] = {}
     account = accounts.get(c.account_id, {}) if c.account_id else {}
     for d in defs:

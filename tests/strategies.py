@@ -25,6 +25,8 @@ from models.conditions import (
     AnniversaryWindow,
     AnyOf,
     Between,
+    Bucket,
+    BucketOp,
     CompareOp,
     Comparison,
     Condition,
@@ -93,6 +95,7 @@ _AWKWARD_NAMES = [
 
 _UNITS = ["minutes", "hours", "days", "weeks"]
 _ORDERING: list[CompareOp] = ["<", "<=", ">", ">="]
+_BUCKET_OPS: list[BucketOp] = ["=", "!=", "<", "<=", ">", ">="]
 
 
 @cache
@@ -311,6 +314,12 @@ def _behavioural_leaves() -> st.SearchStrategy[Condition]:
             window=windows(),
         ),
         st.builds(InSegment, segment_id=st.text(min_size=1, max_size=10)),
+        st.builds(
+            Bucket,
+            seed=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:@+\-]{0,12}", fullmatch=True),
+            op=st.sampled_from(_BUCKET_OPS),
+            value=st.integers(0, 10_000),
+        ),
     )
 
 

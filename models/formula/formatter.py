@@ -22,6 +22,7 @@ from models.conditions import (
     AnniversaryWindow,
     AnyOf,
     Between,
+    Bucket,
     Comparison,
     Condition,
     DateLiteral,
@@ -72,6 +73,11 @@ def _fmt(cond: object) -> str:
         if not cond.segment_id:
             raise ValueError("in segment: the segment id is empty")
         return f"in segment {_string(cond.segment_id)}"
+    if isinstance(cond, Bucket):
+        problem = rules.check_bucket(cond.seed, cond.op, cond.value)
+        if problem:
+            raise ValueError(problem)
+        return f"bucket({_string(cond.seed)}) {cond.op} {cond.value}"
     if isinstance(cond, Performed):
         parts = ["performed", _event(cond.event_type), *_where(cond.where)]
         if (cond.count_op, cond.count) != ("at least", 1):

@@ -29,6 +29,7 @@ from models.conditions import (
     AnniversaryWindow,
     AnyOf,
     Between,
+    Bucket,
     Comparison,
     Condition,
     DateLiteral,
@@ -302,6 +303,17 @@ class _ToCondition(Transformer[Token, Condition]):
             _tok_fail(tok, "the segment id is empty", ["a segment id"])
         return InSegment(segment_id=segment_id)
 
+    def bucket(self, meta: Meta, children: list[Any]) -> Bucket:
+        _kw, tok, (op, value, lit) = children
+        seed = json.loads(str(tok))
+        problem = rules.check_bucket(seed, "=", 0)
+        if problem:
+            _tok_fail(tok, problem, ["a seed"])
+        problem = rules.check_bucket(seed, op, value)
+        if problem:
+            _fail(problem, lit.line, lit.column, ["a whole number from 0 to 10000"])
+        return Bucket(seed=seed, op=op, value=value)
+
     # behavioural conditions
     def performed(self, meta: Meta, children: list[Any]) -> Performed:
         event, where, count, window = children
@@ -489,10 +501,12 @@ _CONDITION_TERMS = frozenset(
         "_IN",
         "_NOT",
         "_LPAR",
+        "BUCKET",
     }
 )
 _CONDITION_PHRASE = (
-    'a condition (a field, "performed", "last performed", an aggregate, "in segment", "not" or "(")'
+    'a condition (a field, "performed", "last performed", an aggregate, "in segment", '
+    '"bucket(…)", "not" or "(")'
 )
 _OPERATOR_TERMS = frozenset(
     {"CMP_OP", "_IN", "_NOT", "_EXISTS", "_BETWEEN", "_CONTAINS", "_STARTS", "_WITHIN"}
@@ -528,6 +542,7 @@ _KEYWORD_PHRASES: dict[str, str] = {
     "_STARTS": '"starts with"',
     "_AT": '"at least" / "at most"',
     "_FROM": '"from now"',
+    "BUCKET": '"bucket(…)"',
 }
 
 

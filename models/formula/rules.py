@@ -14,6 +14,7 @@ from datetime import date, datetime
 from importlib import resources
 
 from models.conditions import (
+    BUCKETS,
     AllOf,
     AnniversaryWindow,
     AnyOf,
@@ -27,12 +28,14 @@ from models.conditions import (
     RelativeTime,
 )
 from models.event_types import EVENT_TYPE_NAME_MAX, is_event_type_name
+from models.ids import is_valid_id
 
 __all__ = [
     "KEYWORDS",
     "TIME_UNITS",
     "check_aggregate_value",
     "check_between",
+    "check_bucket",
     "check_compare_value",
     "check_event_type",
     "check_range",
@@ -133,6 +136,23 @@ def check_between(low: object, high: object) -> str | None:
             return '"between" cannot order booleans'
     if _kind(low) != _kind(high):
         return f'"between" needs bounds of one type, not a {_kind(low)} and a {_kind(high)}'
+    return None
+
+
+_BUCKET_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+
+
+def check_bucket(seed: object, op: str, value: object) -> str | None:
+    """``bucket("seed") OP N``: a seed written like an id (so every system
+    that reproduces the hash reads the same bytes), one of the six
+    comparisons, a whole number 0-10000."""
+    if not isinstance(seed, str) or not is_valid_id(seed):
+        return ("a bucket seed is 1-200 letters, digits and _ . : @ + -, starting with a "
+                'letter or digit, e.g. bucket("spring-test")')
+    if op not in _BUCKET_OPS:
+        return f'a bucket compares with =, !=, <, <=, > or >= and a number, not "{op}"'
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BUCKETS:
+        return f"a bucket is compared with a whole number from 0 to {BUCKETS}"
     return None
 
 

@@ -19,13 +19,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import AccountChanged, ContactState, Tick, apply
+from engine import AccountChanged, ContactState, Limits, Tick, apply
+from engine.buckets import ControlGroup
 from models.conditions import (
     AggregateCondition,
     AllOf,
     AnniversaryWindow,
     AnyOf,
     Between,
+    Bucket,
     Comparison,
     DateLiteral,
     DateTimeLiteral,
@@ -49,6 +51,10 @@ MAX_EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "400"))
 EXAMPLES_RUN = {"n": 0, "steps": 0, "changes": 0}
 
 CITIES = ["Paris", "Lyon", "Nice", "paris"]
+# The contact each example drives (bucket(…) and the control group depend on
+# it); include/exclude lists name c1.
+CIDS = ["c1", "c1", "c2", "u-7", "alice@example.com"]
+SEEDS = ["spring-test", "a", "b:2"]
 TYPES = ["purchase", "email_opened", "page_visited"]
 CATEGORIES = ["shoes", "hats", "bags"]
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]
@@ -107,6 +113,8 @@ def profile_leaves(start: datetime) -> st.SearchStrategy[Any]:
         st.builds(Exists, field=st.sampled_from(["age", "city", "signup", "account.size"]),
                   negated=st.booleans()),
         st.builds(Between, field=st.just("age"), low=st.integers(0, 3), high=st.integers(2, 6)),
+        st.builds(Bucket, seed=st.sampled_from(SEEDS), op=order_ops,
+                  value=st.integers(0, 10_000)),
     )
     return st.one_of(temporal, temporal, plain)
 
@@ -254,7 +262,7 @@ def steps(draw: st.DrawFn) -> list[tuple[str, Any]]:
     return out
 
 
-def make_upsert(draw: st.DrawFn, now: datetime) -> ContactUpsert:
+def make_upsert(draw: st.DrawFn, now: datetime, cid: str = "c1") -> ContactUpsert:
     attrs: dict[str, Any] = {}
     names = ["age", "city", "vip", "tags", "signup", "birthday", "signup", "birthday"]
     for name in draw(st.sets(st.sampled_from(names))):
@@ -275,7 +283,7 @@ def make_upsert(draw: st.DrawFn, now: datetime) -> ContactUpsert:
     if draw(st.integers(0, 3)) == 0:
         kw["account_id"] = draw(st.sampled_from(["acc1", "acc2", None]))
     mode = "replace" if draw(st.integers(0, 5)) == 0 else "merge"
-    return ContactUpsert(contact_id="c1", attributes=attrs, mode=mode, **kw)
+    return ContactUpsert(contact_id=cid, attributes=attrs, mode=mode, **kw)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None,
@@ -286,11 +294,16 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
     EXAMPLES_RUN["n"] += 1
     start, defs = scenario
     draw = data.draw
-    catalog = catalog_of(*defs)
+    cid = draw(st.sampled_from(CIDS))
+    # A control group one time in four (its members are in no segment).
+    control = draw(st.one_of(st.none(), st.none(), st.none(), st.tuples(
+        st.sampled_from(SEEDS), st.integers(0, 10_000))))
+    catalog = catalog_of(*defs, limits=Limits(
+        control_group=ControlGroup(*control) if control is not None else None))
     accounts: dict[str, dict[str, Any]] = {"acc1": {"size": 3}}
     now = start
     state: ContactState | None = None
-    naive = NaiveContact("c1")
+    naive = NaiveContact(cid)
     live_seen: list[Interaction] = []
     prev = {d.id: False for d in defs}
     folded: dict[str, bool] = {}
@@ -298,12 +311,12 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
 
     def check(at: datetime, changes: list[Any], where: str) -> None:
         nonlocal prev
-        expected = naive_memberships(defs, naive, accounts, at) if state is not None else {
+        expected = naive_memberships(defs, naive, accounts, at, control) if state is not None else {
             d.id: False for d in defs}
         got = {d.id: state.is_member(d.id) if state is not None else False for d in defs}
         shown = [(d.id, d.kind, d.include, d.exclude, d.condition) for d in defs]
-        assert got == expected, (
-            f"{where} at {at}: engine {got} != naive {expected}\ndefs={shown}\nplan={plan}")
+        assert got == expected, (f"{where} at {at}: engine {got} != naive {expected}\ncid={cid} "
+                                  f"control={control}\ndefs={shown}\nplan={plan}")
         diff = {(sid, "joined" if v else "left") for sid, v in expected.items() if prev[sid] != v}
         assert {(c.segment_id, c.change) for c in changes} == diff, f"{where} at {at}"
         assert len(changes) == len(diff)
@@ -343,7 +356,7 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
             check(now, [], "probe")
             continue
         if kind == "upsert":
-            inp: Any = make_upsert(draw, now)
+            inp: Any = make_upsert(draw, now, cid)
             for k, v in inp.attributes.items():
                 if inp.mode == "merge":
                     if v is None:
@@ -359,7 +372,7 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
                 inp = draw(st.sampled_from(live_seen))
             else:
                 inp = Interaction(
-                    event_id=f"e{len(live_seen)}", contact_id="c1",
+                    event_id=f"e{len(live_seen)}", contact_id=cid,
                     type=draw(st.sampled_from(TYPES)),
                     occurred_at=now + timedelta(minutes=draw(st.integers(-5 * 1440, 2 * 1440))),
                     properties={"amount": draw(st.one_of(st.integers(0, 10), st.just("5"))),
@@ -371,7 +384,7 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
             naive.add_event(inp)
         elif kind == "static":
             inp = StaticEdit(segment_id=draw(st.sampled_from([d.id for d in defs])),
-                             contact_id="c1", op=draw(st.sampled_from(["add", "remove"])))
+                             contact_id=cid, op=draw(st.sampled_from(["add", "remove"])))
             naive.static[inp.segment_id] = inp.op == "add"
         else:
             accounts[draw(st.sampled_from(["acc1", "acc2"]))] = {"size": draw(st.integers(0, 6))}
