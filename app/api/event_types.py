@@ -94,6 +94,9 @@ class EventTypeWriter:
 
     async def put(self, name: str, body: Any) -> tuple[EventTypeDeclaration, bool]:
         """``(declaration in force afterwards, whether it was produced)``."""
+        if not self.feed.loaded:  # a worker just started: versions would be numbered wrong
+            raise ApiError(503, "not_ready", "this worker has not read the event types yet; "
+                           "retry", headers={"Retry-After": "1"})
         async with self._writing:
             await self.feed.catch_up()  # number versions after every earlier write
             decl = self.build(name, body)

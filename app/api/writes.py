@@ -190,6 +190,9 @@ class DefinitionWriter:
         missing = self.undeclared_event_types(definition)
         if not missing or self.event_types is None:
             return
+        if not self.event_types.loaded:  # a worker just started: it may not know them yet
+            raise ApiError(503, "not_ready", "this worker has not read the event types yet; "
+                           "retry", headers={"Retry-After": "1"})
         registry = self.event_types.registry
         details = []
         for name, line, column in missing:
