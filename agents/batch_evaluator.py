@@ -113,6 +113,10 @@ class BatchEvaluatorHandle(EvaluatorReads):
         archive = Archive(self._read(partition), self._retention_us(), prune=False)
         return archive.events_of(first, last, to_us(now))  # type: ignore[return-value]
 
+    def _fields(self, partition: int) -> dict[str, Any]:
+        fields = self._processor(partition).fields
+        return {"fields": fields.fields, "truncated": fields.truncated}
+
     def _retention_us(self) -> int:
         return self._loop.settings.processor.retention_us
 

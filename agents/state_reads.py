@@ -38,6 +38,7 @@ from engine import (
 )
 from engine.timeutil import from_us, to_us
 from models.segments import SegmentDefinition
+from runtime.fields import field_warnings, merge_catalogues
 
 __all__ = [
     "BacktestResult",
@@ -171,6 +172,28 @@ class EvaluatorReads:
 
     def _now(self, partition: int) -> datetime:
         raise NotImplementedError
+
+    def _fields(self, partition: int) -> Mapping[str, Any]:
+        """The partition's field catalogue (runtime.fields); none kept: empty."""
+        return {"fields": {}, "truncated": False}
+
+    def field_catalogue(self) -> dict[str, Any]:
+        """Fields seen on the held partitions' inputs, counts added."""
+        return merge_catalogues(self._fields(p) for p in sorted(self.held_partitions()))
+
+    def field_warnings(self, definition: SegmentDefinition) -> list[str]:
+        """Fields the definition reads that no input of a held partition
+        carried yet (warnings, never errors); none if it does not compile."""
+        catalog = self.catalog()
+        if catalog is None or not definition.formula:
+            return []
+        try:
+            compiled = catalog.put(definition).compiled(definition.id)
+        except (ValueError, RecursionError):
+            return []  # refused elsewhere, with its own reason
+        if compiled is None:
+            return []
+        return field_warnings(self.field_catalogue(), compiled.deps)
 
     def now(self, partition: int) -> datetime:
         """The instant the partition evaluates at (its event clock or the wall)."""

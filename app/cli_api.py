@@ -206,7 +206,29 @@ def register_api_commands(cli: click.Group) -> None:
                 raise click.UsageError(f"{path}: preview takes one segment, found {len(docs)}")
             result = client.request("POST", "/preview", body=docs[0], query=query)
         human = (f"size: {result['size']} of {result['contacts_scanned']} contacts\n"
-                 f"sample: {', '.join(result['sample']) or '-'}")
+                 f"sample: {', '.join(result['sample']) or '-'}"
+                 + "".join(f"\nwarning: {w}" for w in result.get("warnings", [])))
+        emit(as_json, result, human)
+
+    @api_command(cli)
+    def fields(client: ApiClient, as_json: bool) -> None:
+        """Contact and account attributes and event properties seen so far,
+        with their JSON types and how many inputs carried them."""
+        result = client.get("/fields")
+        rows = [("SCOPE", "FIELD", "TYPES", "INPUTS")]
+        for scope in sorted(result["fields"]):
+            paths = result["fields"][scope] or {"-": {}}
+            for path in sorted(paths):
+                types = paths[path]
+                rows.append((scope, path, ",".join(sorted(types)) or "-",
+                             f"{sum(types.values()):,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        human = "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}"
+                          for a, b, c, d in rows)
+        if result.get("truncated"):
+            human += "\n(truncated: more fields were seen than are listed)"
+        if not result.get("complete", True):
+            human += "\n(partial: some partitions did not answer)"
         emit(as_json, result, human)
 
     def _status_command(name: str, status: str) -> None:

@@ -18,7 +18,7 @@ compared with the members of the version in force.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -47,11 +47,13 @@ class Item:
     reason: str | None = None
     version: int | None = None
     impact: dict[str, Any] | None = None  # --dry-run: the preview's answer
+    warnings: list[str] = field(default_factory=list)  # fields never seen (typos?)
 
     def line(self) -> str:
         who = f"segment/{self.id}" if self.id else f"document {self.index}"
         if self.result in ("created", "updated", "unchanged"):
-            return f"{who} {self.result} (v{self.version})"
+            return f"{who} {self.result} (v{self.version})" + "".join(
+                f"\n  warning: {w}" for w in self.warnings)
         where = f" (document {self.index})" if self.id else ""
         return f"{who} {self.result}{where}: {self.reason}"
 
@@ -68,12 +70,15 @@ class Item:
         note = (answer.get("history") or {}).get("note")
         if note:
             lines.append(f"  note: {note}")
+        lines += [f"  warning: {w}" for w in answer.get("warnings", [])]
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
         out = {"index": self.index, "id": self.id, "result": self.result}
         if self.impact is not None:
             out["preview"] = self.impact
+        if self.warnings:
+            out["warnings"] = self.warnings
         if self.version is not None:
             out["version"] = self.version
         if self.reason is not None:
@@ -180,6 +185,7 @@ def write(client: ApiClient, items: list[Item], partial: bool) -> None:
             continue
         item.result = "created" if item.current is None else "updated"
         item.version = accepted["version"]
+        item.warnings = list(accepted.get("warnings", []))
 
 
 def preview_items(client: ApiClient, items: list[Item], sample: int) -> None:

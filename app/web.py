@@ -15,6 +15,7 @@ from app.api.contacts import register_contacts
 from app.api.context import ApiContext
 from app.api.errors import json_errors_middleware
 from app.api.event_types import register_event_types
+from app.api.fields import register_fields
 from app.api.insights import register_insights
 from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
@@ -70,6 +71,7 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_segments(ctx)
     register_contacts(ctx)
     register_backtest(ctx)  # /backtest over the retained history (docs/history.md)
+    register_fields(ctx)  # /fields: the field catalogue (runtime/fields.py)
     register_event_types(ctx, event_types, topics.event_types)  # docs/event-types.md
     register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)

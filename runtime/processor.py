@@ -54,6 +54,7 @@ from models.inputs import (
 from models.segments import SegmentDefinition, SegmentDelete
 from runtime.archive import DAY_US, Archive
 from runtime.catalogs import CatalogCache, short_reason
+from runtime.fields import ACCOUNT, CONTACT, FieldCatalogue
 from runtime.keys import Keyspace, contact_key, decode_offset, encode_offset, stored_key
 from runtime.staged import StagedStore
 from runtime.transaction import PartitionTransaction
@@ -166,6 +167,7 @@ class PartitionProcessor:
             self._history_jobs: list[tuple[Backfill, Rebuild]] = []
             self._refresh_history_jobs()
             self.event_clock = EventClock.load(txn)
+            self.fields = FieldCatalogue.load(txn)
             raw = txn.get(Keyspace.META, INPUT_OFFSET_KEY)
             #: offset of the last input the state includes (None: none yet)
             self.applied_offset: int | None = decode_offset(raw) if raw is not None else None
@@ -203,6 +205,7 @@ class PartitionProcessor:
                 self._wake_due(self.wall())
             for job in list(self.backfills.values()):
                 self._run_backfill_chunk(job, self._now(None))
+            self.fields.store(txn)
             if last_offset is not None:
                 txn.put(Keyspace.META, INPUT_OFFSET_KEY, encode_offset(last_offset))
                 self.applied_offset = last_offset
@@ -228,6 +231,10 @@ class PartitionProcessor:
             inp = contact_input(kind, body)
             now = self._now(event_time(inp))
             self._apply(inp.contact_id, inp, now, data=True)
+            if type(inp) is Interaction:
+                self.fields.observe_event(inp.type, inp.properties)
+            elif type(inp) is ContactUpsert:
+                self.fields.observe(CONTACT, inp.attributes)
         elif kind in _LEGACY_KINDS:
             return
         elif kind == "segment":
@@ -432,6 +439,7 @@ class PartitionProcessor:
             upsert = AccountUpsert.model_validate(body)
             account_id = upsert.account_id
             accounts.upsert(account_id, dict(upsert.attributes), upsert.mode == "merge")
+            self.fields.observe(ACCOUNT, upsert.attributes)
         now = self._now(None)
         for contact_id in AccountIndex(self._txn).contacts(account_id):
             self._apply(contact_id, AccountChanged(account_id), now)

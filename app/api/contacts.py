@@ -105,7 +105,7 @@ def register_contacts(ctx: ApiContext) -> None:
             authorize(request, settings, write=False)
             sample = int_param(request, "sample", 10, 0, 1000)
             async with ctx.work.slot() as slot:
-                formula, result = await self.preview(request, slot, sample)
+                draft, result = await self.preview(request, slot, sample)
             answer = preview_answer(result)
             others: set[int] = set()
             if not is_local(request):  # outside the slot: peers have their own
@@ -113,10 +113,12 @@ def register_contacts(ctx: ApiContext) -> None:
                                                  {"sample": sample}, await request.read()):
                     merge_preview(answer, peer, sample)
                     others |= set(peer["partitions_answered"])
-            return json_response({"formula": formula, **answer, **coverage(ctx, others)})
+            return json_response({"formula": draft.formula, **answer,
+                                  "warnings": reads.field_warnings(draft),
+                                  **coverage(ctx, others)})
 
         async def preview(self, request: Request, slot: Any, sample: int
-                          ) -> tuple[str | None, Any]:
+                          ) -> tuple[Any, Any]:
             """This worker's share: the draft validated in a worker process,
             then the scan of the held partitions within the time budget."""
             kind, body = await read_body(request, settings, ctx.work, slot)
@@ -135,7 +137,7 @@ def register_contacts(ctx: ApiContext) -> None:
                 raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
             deadline = time.monotonic() + settings.api_preview_timeout
             try:
-                return draft.formula, await reads.preview(draft, sample, deadline)
+                return draft, await reads.preview(draft, sample, deadline)
             except CycleError as exc:
                 raise ApiError(409, "reference_cycle", f"draft refused: {exc}") from exc
             except (CompileError, ValueError) as exc:

@@ -138,11 +138,19 @@ _SCHEMAS: dict[str, Any] = {
                                      "leave_sample": {"type": "array", "items": _STR}}),
                      "history": _obj({"retained_since": _NULLABLE_STR,
                                       "note": _NULLABLE_STR}),
+                     # fields the draft reads that no input carried yet (typos)
+                     "warnings": {"type": "array", "items": _STR},
                      **_COVERAGE}),
     "Backtest": _obj({"formula": _NULLABLE_STR, "contacts_scanned": _INT,
                       "series": {"type": "array", "items": _obj({"at": _STR, "size": _INT})},
                       "sample": {"type": "array", "items": _STR}, "note": _STR,
                       **_COVERAGE}),
+    "Fields": _obj({
+        "fields": {"type": "object", "description": "scope ('contact', 'account', "
+                   "'event:<type>') -> field path -> JSON type -> inputs that carried it",
+                   "additionalProperties": {"type": "object", "additionalProperties": {
+                       "type": "object", "additionalProperties": _INT}}},
+        "truncated": _BOOL, **_COVERAGE}),
     "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR}),
     "Health": _obj({"status": _STR}),
     "Ready": _obj({"ready": _BOOL, "topics_declared": _BOOL, "assigned_partitions": _INT,
@@ -212,6 +220,10 @@ def _read(summary: str, ok: dict[str, Any], *, params: list[Any] | None = None,
 
 _NOT_FOUND = {"404": _err("no such segment")}
 _DEFINITION = _json(_ref("SegmentDefinition"), "accepted (produced to segment-definitions)")
+# A create / update also names the fields it reads that no input carried yet.
+_ACCEPTED = _json({"allOf": [_ref("SegmentDefinition"), _obj(
+    {"warnings": {"type": "array", "items": _STR}})]},
+    "accepted (produced to segment-definitions), with warnings about fields never seen")
 
 
 def _paths() -> dict[str, Any]:
@@ -237,14 +249,14 @@ def _paths() -> dict[str, Any]:
         "/segments": {
             "get": _read("list segments (with exact member counts)",
                          _json(_ref("SegmentList"), "segments"), params=[_LOCAL]),
-            "post": _write("create a segment", _DEFINITION, body=True),
+            "post": _write("create a segment", _ACCEPTED, body=True),
         },
         "/segments/{segment_id}": {
             "parameters": [_SEGMENT_ID],
             "get": _read("status, version, formula, member count, go-live progress",
                          _json(_ref("SegmentSummary"), "segment"), extra=_NOT_FOUND,
                          params=[_LOCAL]),
-            "put": _write("create or update a segment", _DEFINITION, body=True),
+            "put": _write("create or update a segment", _ACCEPTED, body=True),
             "delete": _write("delete a segment (every member leaves)",
                              _json(_ref("Deleted"), "accepted"), extra=_NOT_FOUND),
         },
@@ -342,6 +354,9 @@ def _paths() -> dict[str, Any]:
                                                "many values / with YAML anchors"),
                                    "503": _err("busy (Retry-After), out of time, or no "
                                                "partition held yet")}}},
+        "/fields": {"get": _read("the field catalogue: contact and account attributes and "
+                                 "event properties seen, with JSON types and counts",
+                                 _json(_ref("Fields"), "fields seen"))},
         "/backtest": {
             "post": {"summary": "a draft's size per day in the past, from the retained "
                                 "interaction history (docs/history.md)",

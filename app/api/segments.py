@@ -196,7 +196,13 @@ def _register_collection(ctx: ApiContext) -> None:
                                    f'segment "{segment_id}" exists; use PUT '
                                    f'/segments/{segment_id}')
                 defn = await writer.build(None, body, existing=None, slot=slot)
-            return json_response(_public(await writer.put(defn)), 202)
+            return json_response(_accepted(ctx, await writer.put(defn)), 202)
+
+
+def _accepted(ctx: ApiContext, defn: SegmentDefinition) -> dict[str, Any]:
+    """The accepted definition, and what it reads that no input carried yet
+    (a typo such as ``citty``: a warning, the definition is accepted)."""
+    return {**_public(defn), "warnings": ctx.reads.field_warnings(defn)}
 
 
 def _register_segment(ctx: ApiContext) -> None:
@@ -221,7 +227,7 @@ def _register_segment(ctx: ApiContext) -> None:
                     body = {**_public(existing), "formula": body["formula"]}
                     body.pop("condition", None)
                 defn = await writer.build(segment_id, body, existing=existing, slot=slot)
-            return json_response(_public(await writer.put(defn)), 202)
+            return json_response(_accepted(ctx, await writer.put(defn)), 202)
 
         async def delete(self, request: Request, segment_id: str) -> Response:
             authorize(request, settings, write=True)

@@ -148,7 +148,19 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         # Preview before anything is applied: c0 and c1 would match.
         css(driver, "#preview").click()
         wait_for(driver, attribute_is("#preview-size", "data-size", "2"), "preview")
+        assert not css_all(driver, "#preview-warnings")
         check_page(driver, shots, "designer-preview")
+
+        # A field no input carried (a typo) is accepted, with a warning.
+        formula.send_keys(Keys.CONTROL, "a")
+        formula.send_keys('citty = "Paris"')
+        wait_for(driver, attribute_is("#formula-status", "data-valid", "true"), "valid typo")
+        css(driver, "#preview").click()
+        warning = wait_for(driver, lambda d: css_all(d, "#preview-warnings li"), "warning")[0]
+        assert "'citty'" in warning.text and "'city'" in warning.text
+        formula.send_keys(Keys.CONTROL, "a")
+        formula.send_keys(FORMULA)
+        wait_for(driver, attribute_is("#formula-status", "data-valid", "true"), "valid formula")
 
         # Save as draft, then go live.
         css(driver, "#save-draft").click()

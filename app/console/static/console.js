@@ -656,7 +656,12 @@
             now !== null ? `; now ${fmt(now)} members (${result.size - now >= 0 ? "+" : "−"}` +
               `${fmt(Math.abs(result.size - now))})` : "", ". Nothing changed yet."),
           coverageNote(result),
-          result.sample.length ? h("p", {}, "Sample: ", result.sample.join(", ")) : null);
+          result.sample.length ? h("p", {}, "Sample: ", result.sample.join(", ")) : null,
+          // fields no input carried yet: typos are accepted, so say it here
+          (result.warnings || []).length
+            ? h("ul", { id: "preview-warnings", class: "warnings" },
+                ...result.warnings.map((w) => h("li", {}, "Warning: ", w)))
+            : null);
         preview.scrollIntoView({ block: "nearest" });
       } catch (error) {
         if (error instanceof ApiError && [409, 422].includes(error.status)) {
