@@ -222,7 +222,7 @@ _NOT_FOUND = {"404": _err("no such segment")}
 _DEFINITION = _json(_ref("SegmentDefinition"), "accepted (produced to segment-definitions)")
 # A create / update also names the fields it reads that no input carried yet.
 _ACCEPTED = _json({"allOf": [_ref("SegmentDefinition"), _obj(
-    {"warnings": {"type": "array", "items": _STR}})]},
+    {"warnings": {"type": "array", "items": _STR}}, required=[])]},
     "accepted (produced to segment-definitions), with warnings about fields never seen")
 
 
