@@ -98,8 +98,16 @@ class EventTypeFeed:
         """True once the first read reached the topic's end."""
         return self._loaded.is_set()
 
-    async def wait_loaded(self) -> None:
-        await self._loaded.wait()
+    async def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Wait until loaded (at most ``timeout`` seconds); whether it is."""
+        if timeout is None:
+            await self._loaded.wait()
+            return True
+        try:
+            await asyncio.wait_for(self._loaded.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def apply(self, offset: int, key: bytes | None, value: bytes | None) -> None:
         """One record of the topic (in offset order)."""

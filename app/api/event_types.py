@@ -33,6 +33,8 @@ __all__ = ["EventTypeWriter", "register_event_types"]
 # Fields the server owns: a client's value is ignored (version is checked).
 _SERVER_FIELDS = ("updated_at",)
 _COMPARED = ("updated_at", "version")
+# Seconds a write waits for a just-started worker to read the event-types topic.
+LOAD_WAIT = 10.0
 
 
 def check_name(name: str) -> str:
@@ -94,7 +96,8 @@ class EventTypeWriter:
 
     async def put(self, name: str, body: Any) -> tuple[EventTypeDeclaration, bool]:
         """``(declaration in force afterwards, whether it was produced)``."""
-        if not self.feed.loaded:  # a worker just started: versions would be numbered wrong
+        if not await self.feed.wait_loaded(LOAD_WAIT):
+            # a worker just started: versions would be numbered from the built-in ones
             raise ApiError(503, "not_ready", "this worker has not read the event types yet; "
                            "retry", headers={"Retry-After": "1"})
         async with self._writing:

@@ -47,6 +47,10 @@ _SERVER_FIELDS = ("version", "created_at", "updated_at")
 
 
 class DefinitionWriter:
+    # Seconds a write naming an unknown event type waits for a just-started
+    # worker to read the event-types topic.
+    load_wait = 10.0
+
     def __init__(self, reads: EvaluatorReads, topics: Topics, work: HeavyWork,
                  definition_chars_per_second: int = 16_384,
                  event_types: EventTypeFeed | None = None,
@@ -207,6 +211,7 @@ class DefinitionWriter:
         one definition write at a time."""
         async with self._writing:
             if self.undeclared_event_types(definition) and self.event_types is not None:
+                await self.event_types.wait_loaded(self.load_wait)  # a worker just started
                 await self.event_types.catch_up()  # a declaration just written elsewhere
             self.check_references(definition)
             return await self._put(definition)

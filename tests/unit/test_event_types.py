@@ -344,14 +344,18 @@ async def test_retired_types_are_refused_even_when_undeclared_ones_are_accepted(
         gate(retired, accept=True).decode(interaction("return"))
 
 
-async def test_a_worker_that_has_not_read_the_event_types_yet_asks_to_retry() -> None:
+async def test_a_worker_that_has_not_read_the_event_types_yet_asks_to_retry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     feed = EventTypeFeed("unused:1", "t.event-types")  # never started: not loaded
+    assert not await feed.wait_loaded(0.01)
+    monkeypatch.setattr("app.api.event_types.LOAD_WAIT", 0.01)
     with pytest.raises(ApiError) as refused:
         await EventTypeWriter(feed, Topic()).put("page_viewed", dict(PAGE_VIEWED))
     assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "1"}
     topics: Any = type("Topics", (), {"segment_definitions": Topic()})()
     writer = DefinitionWriter(Reads(), topics, work=None,  # type: ignore[arg-type]
                               event_types=feed)
+    writer.load_wait = 0.01
     await writer.put(segment("performed purchase ever"))  # built-in: no need to wait
     with pytest.raises(ApiError) as refused:
         await writer.put(segment("performed page_viewed ever"))
