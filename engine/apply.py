@@ -17,7 +17,8 @@ from engine.catalog import Catalog, Index, closure
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
 from engine.context import Ctx
 from engine.fastmodel import cause, membership_change
-from engine.history import gc_state, is_duplicate, record_event, remember_seen
+from engine.history import gc_state, is_duplicate, record_event
+from engine.nodes.consent import consent_key
 from engine.state import SEQ_MASK, ContactState
 from engine.timeutil import to_us
 from models.changes import Cause, MembershipChange
@@ -56,7 +57,8 @@ class _Step:
     ``members`` and ``due`` are shared with the input state until
     the first write (copy on write): most steps change none of them."""
 
-    __slots__ = ("at", "changes", "ctx", "due_own", "entries", "idx", "members_own", "st")
+    __slots__ = ("at", "causes", "changes", "ctx", "due_own", "entries", "idx", "members_own",
+                 "st")
 
     def __init__(self, st: ContactState, idx: Index, ctx: Ctx, at: datetime,
                  control: bool = False) -> None:
@@ -70,6 +72,9 @@ class _Step:
         self.changes: list[MembershipChange] = []
         self.members_own = False
         self.due_own = False
+        #: per-segment causes overriding the step's one (an upsert that changed
+        #: consent and attributes: consent-dependent segments get ``consent``)
+        self.causes: dict[str, Cause] | None = None
 
     def own_due(self) -> dict[str, int]:
         st = self.st
@@ -100,6 +105,9 @@ class _Step:
             order: Sequence[str] = sids  # type: ignore[assignment]
         else:
             order = sorted({s for s in sids if s in entries}, key=lambda s: entries[s][0])
+        if self.causes is not None:
+            self._run({s: self.causes.get(s, why) for s in order}, None, ())
+            return
         st, ctx = self.st, self.ctx
         cid, static = st.contact_id, st.static
         # Fast path: ranked seeds, one by one, until a change has dependents.
@@ -115,17 +123,17 @@ class _Step:
             if member != (st.members.get(sid, 0) & 1):
                 self.emit(sid, member, version, why)
                 if dependents:
-                    self._cascade(order[i + 1:], why, sid, dependents)
+                    self._run(dict.fromkeys(order[i + 1:], why), sid, dependents)
                     return
 
-    def _cascade(self, rest: Sequence[str], why: Cause, changed: str,
-                 dependents: tuple[str, ...]) -> None:
-        """Slow path: the remaining seeds plus segments referencing changed
-        ones, through a heap ordered by rank."""
+    def _run(self, causes: dict[str, Cause], changed: str | None,
+             dependents: tuple[str, ...]) -> None:
+        """Slow path: the seeds (``causes``: live segment -> its cause) plus
+        segments referencing changed ones, through a heap ordered by rank."""
         entries = self.entries
         st, ctx = self.st, self.ctx
         cid, static = st.contact_id, st.static
-        causes = dict.fromkeys(rest, why)
+        rest = list(causes)
         heap = [(entries[s][0], s) for s in rest]
         queued = set(rest)
 
@@ -136,7 +144,8 @@ class _Step:
                     causes[dep] = cause("segment_change", sid)
                     heappush(heap, (entries[dep][0], dep))
 
-        enqueue(changed, dependents)
+        if changed is not None:
+            enqueue(changed, dependents)
         heapify(heap)
         while heap:
             sid = heappop(heap)[1]
@@ -252,9 +261,8 @@ def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> Routed:
         return (), why, True
     affected = idx.by_type.get(etype, ())
     if not affected and etype not in idx.history:
-        # Read by no live segment, but retained (runtime archive): remember
-        # its id so a duplicate is one for a segment created later too.
-        remember_seen(st, catalog.limits, inp.event_id)
+        # Read by no live segment: nothing to store (the runtime's archive
+        # keeps it, a same-time duplicate under the same key).
         return (), why, True
     t = to_us(inp.occurred_at)
     props = inp.properties
@@ -267,6 +275,32 @@ def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> Routed:
 
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
+
+
+def _consent(st: ContactState, inp: ContactUpsert, now_us: int) -> dict[str, Any]:
+    """The consent map after ``inp``: its flags (the first form: merged, or
+    all replaced in replace mode) and its records (``"channel/purpose/topic"``
+    -> ``[given, at_us]``, engine/nodes/consent.py), the newest ``at`` per key
+    winning (equal: the later record). Records are never dropped, not even
+    by replace mode: they are the contact's consent history."""
+    old = st.consent
+    if inp.mode == "merge":
+        if not inp.consent and not inp.consents:
+            return old
+        consent = {**old, **inp.consent}
+    else:
+        consent = {k: v for k, v in old.items() if type(v) is list}
+        consent.update(inp.consent)
+    if inp.consents:
+        default_at = to_us(inp.updated_at) if inp.updated_at is not None else now_us
+        for rec in inp.consents:
+            key = consent_key(rec.channel, rec.purpose, rec.topic)
+            at = to_us(rec.at) if rec.at is not None else default_at
+            was = consent.get(key)
+            if type(was) is list and was[1] > at:
+                continue  # an older record arriving late
+            consent[key] = [rec.status == "given", at]
+    return consent
 
 
 def _upsert(
@@ -282,11 +316,10 @@ def _upsert(
             else:
                 new[k] = v
         touched: Any = inp.attributes.keys()
-        consent = {**st.consent, **inp.consent}
     else:
         new = {k: v for k, v in inp.attributes.items() if v is not None}
         touched = old.keys() | new.keys()
-        consent = dict(inp.consent)
+    consent = _consent(st, inp, now_us)
     changed = [k for k in touched if not _same(old.get(k), new.get(k))]
     st.attrs = new
     by_field = idx.by_field
@@ -294,10 +327,20 @@ def _upsert(
     if "account_id" in inp.model_fields_set and inp.account_id != st.account_id:
         st.account_id = inp.account_id
         groups.append(idx.by_account)
+    consent_cause: Cause | None = None
     if consent != st.consent:
+        keys = [k for k in consent.keys() | st.consent.keys()
+                if not _same(consent.get(k), st.consent.get(k))]
+        consent_cause = cause("consent", keys[0] if len(keys) == 1 else None)
         st.consent = consent
-        groups.append(idx.by_consent)
     step.ctx = make_ctx(st, accounts, now_us)
+    if consent_cause is not None and idx.by_consent:
+        # A withdrawal (or a consent given) re-evaluates every segment that
+        # reads consent, with cause consent, in this step.
+        if not groups:
+            return idx.by_consent, consent_cause, True
+        step.causes = dict.fromkeys(idx.by_consent, consent_cause)
+        groups.append(idx.by_consent)
     if not groups:
         return (), _UPDATE, True
     if len(groups) == 1:
