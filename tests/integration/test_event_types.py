@@ -127,7 +127,7 @@ async def test_declared_types_are_applied_and_undeclared_ones_dead_lettered(
                        json={"description": "x"}, headers={}, expect=401)  # no token
         await api.call("PUT", "/event-types/webinar_joined", route="/event-types/{name}",
                        json={"version": 7}, expect=409)
-        await api.call("PUT", "/segments/pricing", route="/segments/{segment_id}", expect=202,
+        await api.call("PUT", "/segments/pricing", expect=202,
                        json={"status": "live",
                              "formula": 'performed page_viewed where url = "/pricing" ever'})
     await wait_segment_applied(worker, "pricing", 1, settings.partitions)
