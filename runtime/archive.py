@@ -70,6 +70,25 @@ class Archive:
         for key in keys:
             self._txn.delete(Keyspace.ARCHIVE, key)
 
+    def sweep(self, after: bytes | None, now_us: int, limit: int) -> bytes | None:
+        """Delete expired entries among up to ``limit`` keys after ``after``
+        (any contact); the cursor to continue from, None at the end."""
+        horizon = now_us - self._retention_us + _TIME_BIAS
+        last = None
+        seen = 0
+        expired = []
+        for key, _ in self._txn.scan_range(Keyspace.ARCHIVE, after=after):
+            seen += 1
+            last = key
+            end = key.find(0)
+            if int.from_bytes(key[end + 1:end + 9], "big") < horizon:
+                expired.append(key)
+            if seen >= limit:
+                break
+        for key in expired:
+            self._txn.delete(Keyspace.ARCHIVE, key)
+        return last if seen >= limit else None
+
     def _decode(self, scan: Iterator[tuple[bytes, bytes]],
                 now_us: int) -> Iterator[tuple[str, ArchivedEvent]]:
         horizon = now_us - self._retention_us + _TIME_BIAS  # compared biased

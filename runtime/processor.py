@@ -21,6 +21,7 @@ older versions are accepted and ignored.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +91,10 @@ class ProcessorConfig:
     max_contact_state_bytes: int = 900_000
     #: interactions kept for segments defined later (days before "now")
     history_retention_days: int = 400
+    #: a pass over the archive dropping what the retention no longer covers
+    #: starts at most this often (wall seconds), then runs a chunk per batch
+    archive_sweep_seconds: float = 6 * 3600
+    archive_sweep_chunk: int = 5000
 
     @property
     def retention_us(self) -> int:
@@ -165,6 +170,8 @@ class PartitionProcessor:
                 (Backfill.from_bytes(v) for _, v in txn.scan_range(Keyspace.BACKFILLS))
                 if not job.complete}
             self._history_jobs: list[tuple[Backfill, Rebuild]] = []
+            self._sweep_cursor: bytes | None = None  # None: no pass running
+            self._next_sweep = 0.0  # time.monotonic() of the next pass
             self._refresh_history_jobs()
             self.event_clock = EventClock.load(txn)
             self.fields = FieldCatalogue.load(txn)
@@ -205,6 +212,7 @@ class PartitionProcessor:
                 self._wake_due(self.wall())
             for job in list(self.backfills.values()):
                 self._run_backfill_chunk(job, self._now(None))
+            self._sweep_archive(self._now(None))
             self.fields.store(txn)
             if last_offset is not None:
                 txn.put(Keyspace.META, INPUT_OFFSET_KEY, encode_offset(last_offset))
@@ -400,6 +408,19 @@ class PartitionProcessor:
         events = Archive(self._txn, self.config.retention_us).events(state.contact_id, now_us)
         return rebuild_history(state, self.catalog.index, self.catalog.limits, need, events,
                                now_us)
+
+    def _sweep_archive(self, now: datetime) -> None:
+        """One chunk of the periodic pass that deletes archived interactions
+        older than the retention (those of contacts no go-live reads)."""
+        if self._sweep_cursor is None:
+            clock = time.monotonic()
+            if clock < self._next_sweep:
+                return
+            self._next_sweep = clock + self.config.archive_sweep_seconds
+            self._sweep_cursor = b""
+        done = Archive(self._txn, self.config.retention_us).sweep(
+            self._sweep_cursor or None, to_us(now), self.config.archive_sweep_chunk)
+        self._sweep_cursor = done
 
     def _run_backfill_chunk(self, job: Backfill, now: datetime) -> None:
         after = job.after.encode() if job.after is not None else None

@@ -169,3 +169,21 @@ def test_a_window_longer_than_the_retention_is_refused_with_the_limit() -> None:
         assert driver.members() == {"ok": {"a"}}
     finally:
         driver.close()
+
+
+def test_the_sweep_drops_what_the_retention_no_longer_covers() -> None:
+    """Contacts no go-live reads lose their expired history too."""
+    config = ProcessorConfig(partitions=1, clock="event", history_retention_days=30,
+                             archive_sweep_seconds=0, archive_sweep_chunk=2)
+    driver = Driver(1, config=config, store="rocksdb", batch_size=2, depth=0,
+                    wall=lambda: T0)
+    try:
+        for cid in ("a", "b", "c"):
+            for n in range(3):
+                driver.send("interaction", _purchase(cid, n, T0 + timedelta(days=n)))
+        driver.send("interaction", _purchase("d", 0, T0 + timedelta(days=40)))  # the clock
+        driver.run()
+        driver.run(idle_rounds=6)  # the pass: two keys a batch
+        assert [_archived(driver, cid) for cid in "abcd"] == [0, 0, 0, 1]
+    finally:
+        driver.close()
