@@ -1,6 +1,9 @@
 """Per-contact state, compact (orjson) for RocksDB tables.
 
 Everything is plain JSON-able data so ``from_bytes(to_bytes(s)) == s``:
+- ``consent``: the first form's flags (``"email": true``) and consent
+  records (``"channel/purpose/topic": [given, at_us]``, topic empty for the
+  whole channel; engine/nodes/consent.py) in one map;
 - ``members``: segment id -> ``sequence | version << 32``: the sequence of the
   last change for that pair (odd means member: the
   ``MembershipChange.sequence`` parity rule) and the segment version it
@@ -52,7 +55,7 @@ class ContactState:
         contact_id: str,
         attrs: dict[str, Any] | None = None,
         account_id: str | None = None,
-        consent: dict[str, bool] | None = None,
+        consent: dict[str, Any] | None = None,
         history: dict[str, list[list[Any]]] | None = None,
         seen: Sequence[str] | None = None,
         features: dict[str, Any] | None = None,
@@ -63,7 +66,7 @@ class ContactState:
         self.contact_id = contact_id
         self.attrs: dict[str, Any] = attrs if attrs is not None else {}
         self.account_id = account_id
-        self.consent: dict[str, bool] = consent if consent is not None else {}
+        self.consent: dict[str, Any] = consent if consent is not None else {}
         self.history: dict[str, list[list[Any]]] = history if history is not None else {}
         self.seen: Sequence[str] = seen if seen is not None else ()
         self.features: dict[str, Any] = features if features is not None else {}

@@ -20,6 +20,7 @@ CauseKind = Literal[
     "static_edit",       # explicit add/remove
     "erasure",           # the contact was deleted
     "segment_change",    # a referenced segment's membership changed
+    "consent",           # consent given or withdrawn (ref: "channel/purpose/topic" when one)
 ]
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "CompareOp",
     "Comparison",
     "Condition",
+    "Consented",
     "CountOp",
     "DateLiteral",
     "DateTimeLiteral",
@@ -253,6 +254,21 @@ class Bucket(Node):
     value: StrictInt = Field(ge=0, le=BUCKETS)
 
 
+# --- consent --------------------------------------------------------------------
+
+
+class Consented(Node):
+    """``consented to email for "newsletter"``, ``consented to transactional
+    sms``: the contact's consent for a channel, purpose (commercial by
+    default) and topic (absent: channel-wide). Semantics in
+    docs/segments.md, "Consent"."""
+
+    node: Literal["consented"] = "consented"
+    channel: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    purpose: Literal["commercial", "transactional"] = "commercial"
+    topic: Id | None = None
+
+
 # --- segment references and logic ---------------------------------------------
 
 
@@ -290,6 +306,7 @@ Condition = Annotated[
         AggregateCondition,
         InSegment,
         Bucket,
+        Consented,
         AllOf,
         AnyOf,
         Negation,

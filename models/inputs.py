@@ -22,6 +22,7 @@ __all__ = [
     "AccountDelete",
     "AccountInput",
     "AccountUpsert",
+    "ConsentChange",
     "ContactDelete",
     "ContactInput",
     "ContactUpsert",
@@ -48,6 +49,28 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+CONSENT_CHANNEL_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+#: channels: email, sms, push, whatsapp, in_app, … (lower-case names)
+ConsentChannel = Annotated[str, Field(pattern=CONSENT_CHANNEL_PATTERN)]
+ConsentPurpose = Literal["commercial", "transactional"]
+
+
+class ConsentChange(Contract):
+    """Consent given or withdrawn for one channel, purpose and topic
+    (docs/segments.md, "Consent"). ``topic`` absent: the whole channel for
+    that purpose (an "unsubscribe from all e-mail" is a withdrawn
+    channel-wide record). ``at``: when it was given or withdrawn (default:
+    the upsert's ``updated_at``, else the evaluator's clock); the newest
+    ``at`` per channel, purpose and topic wins, whatever order the records
+    arrive in (equal times: the later record)."""
+
+    channel: ConsentChannel
+    purpose: ConsentPurpose = "commercial"
+    topic: Id | None = None
+    status: Literal["given", "withdrawn"]
+    at: AwareDatetime | None = None
+
+
 class ContactUpsert(Contract):
     """Create or update a contact.
 
@@ -62,7 +85,12 @@ class ContactUpsert(Contract):
     contact_id: Id
     attributes: JsonObject = Field(default_factory=dict)
     account_id: Id | None = Field(default=None)
+    #: consent flags (the first form, kept working): ``{"email": true}`` reads
+    #: as ``consent.email`` and as the channel-wide commercial consent of
+    #: ``email`` while the contact has no record for it
     consent: dict[str, bool] = Field(default_factory=dict)
+    #: consent per channel, purpose and topic, with its time (ConsentChange)
+    consents: list[ConsentChange] = Field(default_factory=list, max_length=1000)
     mode: Literal["merge", "replace"] = "merge"
     updated_at: AwareDatetime | None = None
 

@@ -30,6 +30,7 @@ from models.conditions import (
     Between,
     Bucket,
     Comparison,
+    Consented,
     DateLiteral,
     DateTimeLiteral,
     DateWithin,
@@ -43,7 +44,7 @@ from models.conditions import (
     RelativeTime,
     RelativeWindow,
 )
-from models.inputs import Interaction
+from models.inputs import ContactUpsert, Interaction
 from models.segments import SegmentDefinition
 
 __all__ = ["NaiveContact", "naive_bucket", "naive_memberships"]
@@ -59,6 +60,22 @@ class NaiveContact:
     consent: dict[str, bool] = field(default_factory=dict)
     events: list[Interaction] = field(default_factory=list)
     static: dict[str, bool] = field(default_factory=dict)
+    #: (channel, purpose, topic or None) -> (given, when)
+    records: dict[tuple[str, str, str | None], tuple[bool, datetime]] = field(
+        default_factory=dict)
+
+    def upsert_consent(self, inp: ContactUpsert, now: datetime) -> None:
+        """Flags merged (or replaced), records kept by newest time."""
+        if inp.mode == "replace":
+            self.consent = dict(inp.consent)
+        else:
+            self.consent.update(inp.consent)
+        for r in inp.consents:
+            when = r.at or inp.updated_at or now
+            key = (r.channel, r.purpose, r.topic)
+            if key in self.records and self.records[key][1] > when:
+                continue
+            self.records[key] = (r.status == "given", when)
 
     def add_event(self, e: Interaction) -> None:
         if all(x.event_id != e.event_id for x in self.events):
@@ -160,6 +177,8 @@ class _Eval:
             return self.compare(v, ">=", n.low) and self.compare(v, "<=", n.high)
         if isinstance(n, InSegment):
             return self.members.get(n.segment_id, False)
+        if isinstance(n, Consented):
+            return self.consented(n)
         if isinstance(n, Bucket):
             return _ordered(n.op, naive_bucket(n.seed, self.c.contact_id), n.value)
         if isinstance(n, DateWithin):
@@ -175,6 +194,23 @@ class _Eval:
         if isinstance(n, AggregateCondition):
             return self.aggregate(n)
         raise TypeError(n)
+
+    def consented(self, n: Consented) -> bool:
+        whole = self.c.records.get((n.channel, n.purpose, None))
+        whole_given: bool | None = None
+        whole_at: datetime | None = None
+        if whole is not None:
+            whole_given, whole_at = whole
+        elif n.purpose == "commercial" and isinstance(self.c.consent.get(n.channel), bool):
+            whole_given = self.c.consent[n.channel]  # a flag: no time
+        if n.topic is None:
+            return whole_given is True
+        rec = self.c.records.get((n.channel, n.purpose, n.topic))
+        if rec is None or not rec[0]:
+            return False
+        if whole_given is False:  # withdrawn from the whole channel
+            return whole_at is not None and whole_at < rec[1]
+        return True
 
     def date_within(self, n: DateWithin, props: dict[str, Any] | None) -> bool:
         a = self.temporal(self.lookup(n.field, props))

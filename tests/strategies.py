@@ -30,6 +30,7 @@ from models.conditions import (
     CompareOp,
     Comparison,
     Condition,
+    Consented,
     DateLiteral,
     DateTimeLiteral,
     DateWithin,
@@ -319,6 +320,15 @@ def _behavioural_leaves() -> st.SearchStrategy[Condition]:
             seed=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:@+\-]{0,12}", fullmatch=True),
             op=st.sampled_from(_BUCKET_OPS),
             value=st.integers(0, 10_000),
+        ),
+        st.builds(
+            Consented,
+            channel=st.one_of(st.sampled_from(["email", "sms", "push", "commercial", "in", "to",
+                                               "for", "transactional"]),
+                              st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)),
+            purpose=st.sampled_from(["commercial", "transactional"]),
+            topic=st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:@+\-]{0,12}",
+                                                     fullmatch=True)),
         ),
     )
 

@@ -25,6 +25,7 @@ from models.conditions import (
     Bucket,
     Comparison,
     Condition,
+    Consented,
     DateLiteral,
     DateTimeLiteral,
     DateWithin,
@@ -78,6 +79,20 @@ def _fmt(cond: object) -> str:
         if problem:
             raise ValueError(problem)
         return f"bucket({_string(cond.seed)}) {cond.op} {cond.value}"
+    if isinstance(cond, Consented):
+        problem = rules.check_consent_channel(cond.channel) or rules.check_consent_topic(
+            cond.topic)
+        if problem:
+            raise ValueError(problem)
+        parts = ["consented to"]
+        if cond.purpose != "commercial":
+            parts.append(cond.purpose)
+        # a channel named like a purpose word needs backticks there
+        channel = cond.channel
+        parts.append(f"`{channel}`" if channel in rules.CONSENT_PURPOSES else _name(channel))
+        if cond.topic is not None:
+            parts += ["for", _string(cond.topic)]
+        return " ".join(parts)
     if isinstance(cond, Performed):
         parts = ["performed", _event(cond.event_type), *_where(cond.where)]
         if (cond.count_op, cond.count) != ("at least", 1):

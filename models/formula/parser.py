@@ -32,6 +32,7 @@ from models.conditions import (
     Bucket,
     Comparison,
     Condition,
+    Consented,
     DateLiteral,
     DateTimeLiteral,
     DateWithin,
@@ -314,6 +315,22 @@ class _ToCondition(Transformer[Token, Condition]):
             _fail(problem, lit.line, lit.column, ["a whole number from 0 to 10000"])
         return Bucket(seed=seed, op=op, value=value)
 
+    def consented(self, meta: Meta, children: list[Any]) -> Consented:
+        _kw, purpose, channel, topic_tok = children
+        problem = rules.check_consent_channel(channel)
+        if problem:
+            _fail(problem, *_meta_pos(meta), ["a channel (email, sms, push…)"])
+        topic = None
+        if topic_tok is not None:
+            topic = json.loads(str(topic_tok))
+            problem = rules.check_consent_topic(topic)
+            if problem:
+                _tok_fail(topic_tok, problem, ["a topic"])
+        return Consented(channel=channel, purpose=purpose or "commercial", topic=topic)
+
+    def consent_purpose(self, meta: Meta, children: list[Any]) -> str:
+        return str(children[0]).lower()
+
     # behavioural conditions
     def performed(self, meta: Meta, children: list[Any]) -> Performed:
         event, where, count, window = children
@@ -502,11 +519,12 @@ _CONDITION_TERMS = frozenset(
         "_NOT",
         "_LPAR",
         "BUCKET",
+        "CONSENTED",
     }
 )
 _CONDITION_PHRASE = (
     'a condition (a field, "performed", "last performed", an aggregate, "in segment", '
-    '"bucket(…)", "not" or "(")'
+    '"bucket(…)", "consented to", "not" or "(")'
 )
 _OPERATOR_TERMS = frozenset(
     {"CMP_OP", "_IN", "_NOT", "_EXISTS", "_BETWEEN", "_CONTAINS", "_STARTS", "_WITHIN"}
@@ -543,6 +561,11 @@ _KEYWORD_PHRASES: dict[str, str] = {
     "_AT": '"at least" / "at most"',
     "_FROM": '"from now"',
     "BUCKET": '"bucket(…)"',
+    "CONSENTED": '"consented to"',
+    "_TO": '"to"',
+    "_FOR": '"for"',
+    "COMMERCIAL": '"commercial"',
+    "TRANSACTIONAL": '"transactional"',
 }
 
 

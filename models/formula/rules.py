@@ -37,6 +37,8 @@ __all__ = [
     "check_between",
     "check_bucket",
     "check_compare_value",
+    "check_consent_channel",
+    "check_consent_topic",
     "check_event_type",
     "check_range",
     "check_where",
@@ -154,6 +156,26 @@ def check_bucket(seed: object, op: str, value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BUCKETS:
         return f"a bucket is compared with a whole number from 0 to {BUCKETS}"
     return None
+
+
+_CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
+CONSENT_PURPOSES = ("commercial", "transactional")
+
+
+def check_consent_channel(channel: object) -> str | None:
+    """Channels are lower-case names (email, sms, push, in_app…), as in
+    ``ContactUpsert.consents``."""
+    if isinstance(channel, str) and _CHANNEL.match(channel):
+        return None
+    return (f"{channel!r} is not a consent channel: lower-case letters, digits and _, "
+            "starting with a letter, at most 32 (email, sms, push…)")
+
+
+def check_consent_topic(topic: object) -> str | None:
+    if topic is None or is_valid_id(topic):
+        return None
+    return ("a consent topic is 1-200 letters, digits and _ . : @ + -, starting with a "
+            'letter or digit, e.g. "newsletter"')
 
 
 def check_aggregate_value(value: object) -> str | None:

@@ -29,6 +29,7 @@ from models.conditions import (
     Between,
     Bucket,
     Comparison,
+    Consented,
     DateLiteral,
     DateTimeLiteral,
     DateWithin,
@@ -42,7 +43,7 @@ from models.conditions import (
     RelativeTime,
     RelativeWindow,
 )
-from models.inputs import ContactUpsert, Interaction, StaticEdit
+from models.inputs import ConsentChange, ContactUpsert, Interaction, StaticEdit
 from models.segments import SegmentDefinition
 from tests.engine_helpers import catalog_of
 from tests.naive import NaiveContact, naive_memberships
@@ -55,6 +56,9 @@ CITIES = ["Paris", "Lyon", "Nice", "paris"]
 # it); include/exclude lists name c1.
 CIDS = ["c1", "c1", "c2", "u-7", "alice@example.com"]
 SEEDS = ["spring-test", "a", "b:2"]
+CHANNELS = ["email", "sms"]  # consent
+TOPICS = [None, "newsletter", "offers"]
+PURPOSES = ["commercial", "commercial", "transactional"]
 TYPES = ["purchase", "email_opened", "page_visited"]
 CATEGORIES = ["shoes", "hats", "bags"]
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]
@@ -149,6 +153,12 @@ def windows(start: datetime) -> st.SearchStrategy[Any]:
     return st.one_of(st.just(EverWindow()), relative, relative, ranges())
 
 
+def consent_leaves() -> st.SearchStrategy[Any]:
+    return st.builds(Consented, channel=st.sampled_from(CHANNELS[:1] * 3 + CHANNELS),
+                     purpose=st.sampled_from(PURPOSES),
+                     topic=st.sampled_from(TOPICS[:2] + TOPICS[1:2] * 2 + TOPICS))
+
+
 def behaviour_leaves(start: datetime) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.builds(Performed, event_type=st.sampled_from(TYPES), where=wheres,
@@ -198,9 +208,12 @@ def time_leaves(start: datetime, windows_only: bool = False) -> st.SearchStrateg
 
 
 def trees(start: datetime, refs: list[str], mode: str = "mixed") -> st.SearchStrategy[Any]:
-    if mode != "mixed":
+    if mode in ("time", "windows"):
         return time_leaves(start, windows_only=mode == "windows")
-    leaves = st.one_of(profile_leaves(start), behaviour_leaves(start))
+    if mode == "consent":  # consent and splits, with a few profile tests
+        leaves = st.one_of(consent_leaves(), consent_leaves(), profile_leaves(start))
+    else:
+        leaves = st.one_of(profile_leaves(start), behaviour_leaves(start), consent_leaves())
     if refs:
         leaves = st.one_of(leaves, st.builds(InSegment, segment_id=st.sampled_from(refs)))
     return st.recursive(
@@ -216,7 +229,7 @@ def trees(start: datetime, refs: list[str], mode: str = "mixed") -> st.SearchStr
 
 @st.composite
 def catalogs(draw: st.DrawFn, start: datetime) -> list[SegmentDefinition]:
-    mode = draw(st.sampled_from(["mixed", "time", "windows"]))
+    mode = draw(st.sampled_from(["mixed", "time", "windows", "consent"]))
     n = draw(st.integers(1, 5))
     defs: list[SegmentDefinition] = []
     for i in range(n):
@@ -257,9 +270,23 @@ def steps(draw: st.DrawFn) -> list[tuple[str, Any]]:
     for _ in range(draw(st.integers(1, 20))):
         kind = draw(st.sampled_from(
             ["upsert", "upsert", "event", "event", "event", "advance", "advance", "advance",
-             "static", "account", "dup"]))
+             "static", "account", "dup", "consent"]))
         out.append((kind, draw(st.integers(0, 2**31))))
     return out
+
+
+def consent_changes(draw: st.DrawFn, now: datetime) -> list[ConsentChange]:
+    """Records for one channel and purpose (mostly e-mail, commercial: what
+    the consent leaves test most), channel-wide and per topic so the two
+    meet, some late, some without a time."""
+    channel = draw(st.sampled_from(CHANNELS[:1] * 3 + CHANNELS))
+    purpose = draw(st.sampled_from(PURPOSES))
+    return draw(st.lists(st.builds(
+        ConsentChange, channel=st.just(channel), purpose=st.just(purpose),
+        topic=st.sampled_from(TOPICS[:2] * 2 + TOPICS),
+        status=st.sampled_from(["given", "withdrawn"]),
+        at=st.one_of(st.none(), st.integers(-3 * 1440, 60).map(
+            lambda m: now + timedelta(minutes=m)))), min_size=1, max_size=4))
 
 
 def make_upsert(draw: st.DrawFn, now: datetime, cid: str = "c1") -> ContactUpsert:
@@ -283,6 +310,13 @@ def make_upsert(draw: st.DrawFn, now: datetime, cid: str = "c1") -> ContactUpser
     if draw(st.integers(0, 3)) == 0:
         kw["account_id"] = draw(st.sampled_from(["acc1", "acc2", None]))
     mode = "replace" if draw(st.integers(0, 5)) == 0 else "merge"
+    if draw(st.integers(0, 3)) == 0:  # consent flags (the first form)
+        kw["consent"] = draw(st.dictionaries(st.sampled_from(CHANNELS), st.booleans(),
+                                             max_size=2))
+    if draw(st.integers(0, 2)) == 0:
+        kw["consents"] = consent_changes(draw, now)
+        if draw(st.booleans()):
+            kw["updated_at"] = now - timedelta(minutes=draw(st.integers(0, 3 * 1440)))
     return ContactUpsert(contact_id=cid, attributes=attrs, mode=mode, **kw)
 
 
@@ -355,8 +389,9 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
             now = target
             check(now, [], "probe")
             continue
-        if kind == "upsert":
-            inp: Any = make_upsert(draw, now, cid)
+        if kind in ("upsert", "consent"):
+            inp: Any = make_upsert(draw, now, cid) if kind == "upsert" else ContactUpsert(
+                contact_id=cid, consents=consent_changes(draw, now))
             for k, v in inp.attributes.items():
                 if inp.mode == "merge":
                     if v is None:
@@ -367,6 +402,7 @@ def _incremental_equals_naive(scenario: tuple[datetime, list[SegmentDefinition]]
                 naive.attrs = {k: v for k, v in inp.attributes.items() if v is not None}
             if "account_id" in inp.model_fields_set:
                 naive.account_id = inp.account_id
+            naive.upsert_consent(inp, now)
         elif kind in ("event", "dup"):
             if kind == "dup" and live_seen:
                 inp = draw(st.sampled_from(live_seen))

@@ -17,7 +17,7 @@ from tests.strategies import condition_trees
 VALUE = "a value (string, number, date…)"
 CONDITION = (
     'a condition (a field, "performed", "last performed", an aggregate, "in segment", '
-    '"bucket(…)", "not" or "(")'
+    '"bucket(…)", "consented to", "not" or "(")'
 )
 OPERATOR = (
     "an operator (=, !=, <, <=, >, >=, in, not in, contains, starts with, exists, "
