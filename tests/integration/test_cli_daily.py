@@ -158,21 +158,24 @@ async def test_members_paging_and_apply_report(api_settings, worker, tmp_path):
     people = "\n".join(json.dumps({"contact_id": f"p{i}", "attributes": {"city": "Paris"}})
                        for i in range(5))
     await invoke(["produce", "-f", "-"], kafka_env(settings), stdin=people)
+    await wait_caught_up(settings)  # the contacts' fields are in the catalogue
 
-    # apply: one line per document; a second apply reports unchanged / updated.
+    # apply: one line per document; a second apply reports unchanged / updated;
+    # 'age' was on no input: a warning line (accepted all the same).
+    age = "  warning: contact attribute 'age' has not been seen on any input yet"
     first = tmp_path / "first.yaml"
     first.write_text('id: paris\nstatus: live\nformula: city = "Paris"\n---\n'
                      'id: adults\nformula: age >= 18\n')
     assert run("apply", "-f", str(first)).stdout.splitlines() == [
-        "segment/paris created (v1)", "segment/adults created (v1)"]
+        "segment/paris created (v1)", "segment/adults created (v1)", age]
     await wait_segment_applied(worker, "paris", 1, settings.partitions)
     await wait_segment_applied(worker, "adults", 1, settings.partitions)
     second = tmp_path / "second.yaml"
     second.write_text('id: paris\nstatus: live\nformula: city = "Paris"\n---\n'
                       'id: adults\nformula: age >= 21\n---\nid: kids\nformula: age < 12\n')
     assert run("apply", "-f", str(second)).stdout.splitlines() == [
-        "segment/paris unchanged (v1)", "segment/adults updated (v2)",
-        "segment/kids created (v1)"]
+        "segment/paris unchanged (v1)", "segment/adults updated (v2)", age,
+        "segment/kids created (v1)", age]
 
     # All or nothing: a reference cycle inside the file, a document without
     # an id and a bad formula refuse the file; nothing is written.
