@@ -460,11 +460,18 @@ class EvaluatorReads:
                         members={k: v for k, v in current.members.items() if k != live.id},
                         static=current.static)
                     events = archived.get(key, [])
+                    member, seen, until = False, -1, -1  # until: the answer holds before it
                     for i, (at, at_us) in enumerate(zip(points, stamps, strict=True)):
                         upto = bisect_right(events, at_us, key=_EVENT_TIME)
-                        state = rebuild_history(blank, idx, limits, need, events[:upto], at_us)
-                        after = apply(state, inp, catalog, at, accounts).state
-                        if after is not None and after.is_member(live.id):
+                        if upto != seen or (until is not None and at_us >= until):
+                            # no new event and not due: the last answer still holds
+                            state = rebuild_history(blank, idx, limits, need, events[:upto],
+                                                    at_us)
+                            after = apply(state, inp, catalog, at, accounts).state
+                            member = after is not None and after.is_member(live.id)
+                            until = after.due.get(live.id) if after is not None else None
+                            seen = upto
+                        if member:
                             result.sizes[i] += 1
                             if i == len(points) - 1 and len(result.sample) < sample_size:
                                 result.sample.append(key)
