@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     dedup_event_ids: int = Field(default=128, ge=1)
     # Newest events kept per interaction type that live segments use.
     max_events_per_type: int = Field(default=256, ge=1)
+    # Per-type exceptions, "type=N,type=N" (e.g. "page_visited=2000,purchase=64"):
+    # what a contact keeps of that type for relative windows (the archive
+    # keeps everything within the retention). Every worker needs the same.
+    max_events_by_type: str = ""
     # Distinct values tracked by a running count-distinct / most-frequent.
     max_distinct_values: int = Field(default=1000, ge=1)
     # Global control group, "seed:percent" (e.g. "holdout-2026:5"): contacts
@@ -143,6 +147,12 @@ class Settings(BaseSettings):
     # decision of whoever runs the journeys, never something to fall into.
     # Every worker must have the same value.
     control_group: str | None = None
+
+    @field_validator("max_events_by_type")
+    @classmethod
+    def _check_events_by_type(cls, value: str) -> str:
+        Settings.events_by_type(Settings.model_construct(max_events_by_type=value))
+        return value
 
     @field_validator("control_group")
     @classmethod
@@ -218,7 +228,20 @@ class Settings(BaseSettings):
             max_distinct_values=self.max_distinct_values,
             history_retention_us=self.history_retention_days * 86_400_000_000,
             control_group=ControlGroup.parse(self.control_group) if self.control_group else None,
+            events_by_type=self.events_by_type(),
         )
+
+    def events_by_type(self) -> tuple[tuple[str, int], ...]:
+        """``max_events_by_type`` parsed: ``(type, n)`` pairs."""
+        pairs = []
+        for item in filter(None, (part.strip() for part in self.max_events_by_type.split(","))):
+            name, sep, number = item.partition("=")
+            if not sep or not name.strip() or not number.strip().isdigit() \
+                    or int(number) < 1:
+                raise ValueError(f"SEGMENTFLOW_MAX_EVENTS_BY_TYPE: {item!r} is not "
+                                 "'type=N' with N >= 1 (e.g. 'page_visited=2000,purchase=64')")
+            pairs.append((name.strip(), int(number)))
+        return tuple(pairs)
 
     @property
     def topics(self) -> TopicNames:

@@ -60,7 +60,7 @@ def record_event(
     drop = 0
     while drop < len(events) and events[drop][0] < horizon:
         drop += 1
-    drop = max(drop, len(events) - limits.max_events_per_type)
+    drop = max(drop, len(events) - limits.max_events(event_type))
     if drop:
         del events[:drop]
     if events:
@@ -138,7 +138,7 @@ def rebuild_history(st: ContactState, idx: Index, limits: Limits, need: Rebuild,
             first = 0
             while first < len(kept) and kept[first][0] < horizon:
                 first += 1
-            kept = kept[max(first, len(kept) - limits.max_events_per_type):]
+            kept = kept[max(first, len(kept) - limits.max_events(etype)):]
             if kept:
                 new.history[etype] = kept
             else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.buckets import ControlGroup
 
@@ -24,3 +24,16 @@ class Limits:
     #: contacts kept out of every segment (``SEGMENTFLOW_CONTROL_GROUP``;
     #: engine/buckets.py), None: no control group
     control_group: ControlGroup | None = None
+    #: per event type, a kept-history bound other than ``max_events_per_type``
+    #: (``SEGMENTFLOW_MAX_EVENTS_BY_TYPE``: page views by the thousand,
+    #: purchases fewer); pairs, so the limits stay hashable
+    events_by_type: tuple[tuple[str, int], ...] = ()
+    _by_type: dict[str, int] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_type", dict(self.events_by_type))
+
+    def max_events(self, event_type: str) -> int:
+        """Newest events of this type kept per contact."""
+        return self._by_type.get(event_type, self.max_events_per_type)

@@ -187,3 +187,28 @@ def test_the_sweep_drops_what_the_retention_no_longer_covers() -> None:
         assert [_archived(driver, cid) for cid in "abcd"] == [0, 0, 0, 1]
     finally:
         driver.close()
+
+
+def test_kept_history_limits_per_type() -> None:
+    """SEGMENTFLOW_MAX_EVENTS_BY_TYPE: a type's own bound on what a contact
+    keeps for relative windows; other types keep the general one."""
+    from engine import Catalog, Limits, apply
+    from models.inputs import Interaction
+    from models.segments import SegmentDefinition
+
+    limits = Limits(max_events_per_type=5, events_by_type=(("purchase", 2),))
+    catalog = Catalog.empty(limits)
+    for sid, etype in (("p", "purchase"), ("v", "page_visited")):
+        catalog = catalog.put(SegmentDefinition.model_validate({
+            "id": sid, "name": sid, "status": "live",
+            "formula": f"performed {etype} at least 3 times within last 30 days"}))
+    state = None
+    for n in range(4):
+        for etype in ("purchase", "page_visited"):
+            at = T0 + timedelta(hours=n)
+            event = Interaction(event_id=f"{etype}{n}", contact_id="a", type=etype,
+                                occurred_at=at, properties={})
+            state = apply(state, event, catalog, at, {}).state
+    assert state is not None
+    assert [len(state.history[t]) for t in ("purchase", "page_visited")] == [2, 4]
+    assert state.memberships() == {"v": True}  # 2 purchases kept: never 3
