@@ -90,6 +90,11 @@ class Rebuild:
     types: frozenset[str]
     features: tuple[FeatureSpec, ...]
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Every event type the rebuild reads."""
+        return self.types | {f.event_type for f in self.features}
+
     def __or__(self, other: Rebuild) -> Rebuild:
         keys = {f.key for f in self.features}
         return Rebuild(self.types | other.types,

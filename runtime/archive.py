@@ -14,7 +14,7 @@ range scan. Entries older than the retention are dropped when read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Any
 
@@ -50,18 +50,21 @@ class Archive:
         self._txn.put(Keyspace.ARCHIVE, archive_key(contact_id, time_us, event_id),
                       orjson.dumps((event_type, properties)))
 
-    def events(self, contact_id: str, now_us: int) -> list[ArchivedEvent]:
-        """One contact's retained events, time order."""
+    def events(self, contact_id: str, now_us: int,
+               types: Iterable[str] | None = None) -> list[ArchivedEvent]:
+        """One contact's retained events, time order (of ``types`` only, if given)."""
         scan = self._txn.scan_prefix(Keyspace.ARCHIVE, archive_prefix(contact_id))
-        return [event for _, event in self._decode(scan, now_us)]
+        return [event for _, event in self._decode(scan, now_us, types)]
 
-    def events_of(self, first: str, last: str, now_us: int) -> dict[str, list[ArchivedEvent]]:
+    def events_of(self, first: str, last: str, now_us: int,
+                  types: Iterable[str] | None = None) -> dict[str, list[ArchivedEvent]]:
         """Retained events of every contact from ``first`` to ``last``
         (inclusive, byte order), by contact: one range scan."""
         upper = prefix_upper_bound(archive_prefix(last))
         scan = self._txn.scan_range(Keyspace.ARCHIVE, after=contact_key(first), before=upper)
+        decoded = self._decode(scan, now_us, types)
         return {contact: [event for _, event in group]
-                for contact, group in groupby(self._decode(scan, now_us), key=lambda x: x[0])}
+                for contact, group in groupby(decoded, key=lambda x: x[0])}
 
     def erase(self, contact_id: str) -> None:
         """Forget a contact's history (erasure)."""
@@ -89,9 +92,12 @@ class Archive:
             self._txn.delete(Keyspace.ARCHIVE, key)
         return last if seen >= limit else None
 
-    def _decode(self, scan: Iterator[tuple[bytes, bytes]],
-                now_us: int) -> Iterator[tuple[str, ArchivedEvent]]:
+    def _decode(self, scan: Iterator[tuple[bytes, bytes]], now_us: int,
+                types: Iterable[str] | None = None) -> Iterator[tuple[str, ArchivedEvent]]:
         horizon = now_us - self._retention_us + _TIME_BIAS  # compared biased
+        # A value starts with its type (orjson of [type, props]): other
+        # types are skipped without decoding them.
+        wanted = None if types is None else tuple(orjson.dumps([t])[:-1] + b"," for t in types)
         expired: list[bytes] = []
         prefix, contact = b"", ""
         for key, value in scan:  # decode_archive_key, inlined: the hot loop of a go-live
@@ -101,6 +107,8 @@ class Archive:
             biased = int.from_bytes(key[end + 1:end + 9], "big")
             if biased < horizon:
                 expired.append(key)
+                continue
+            if wanted is not None and not value.startswith(wanted):
                 continue
             event_type, properties = orjson.loads(value)
             yield contact, (biased - _TIME_BIAS, key[end + 9:].decode(), event_type, properties)

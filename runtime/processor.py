@@ -405,7 +405,8 @@ class PartitionProcessor:
         if need is None:
             return state
         now_us = to_us(now)
-        events = Archive(self._txn, self.config.retention_us).events(state.contact_id, now_us)
+        events = Archive(self._txn, self.config.retention_us).events(
+            state.contact_id, now_us, need.event_types)
         return rebuild_history(state, self.catalog.index, self.catalog.limits, need, events,
                                now_us)
 
@@ -433,7 +434,7 @@ class PartitionProcessor:
         else:  # over the retained history: one archive scan for the chunk
             now_us, idx, limits = to_us(now), self.catalog.index, self.catalog.limits
             archived = Archive(self._txn, self.config.retention_us).events_of(
-                chunk[0][0].decode(), chunk[-1][0].decode(), now_us)
+                chunk[0][0].decode(), chunk[-1][0].decode(), now_us, need.event_types)
             for key, raw in chunk:
                 contact_id = key.decode()
                 state = rebuild_history(self._decode(contact_id, raw), idx, limits, need,
