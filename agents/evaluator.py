@@ -50,7 +50,7 @@ from models.inputs import (
     AccountUpsert,
 )
 from models.segments import SegmentDefinition, SegmentDelete
-from runtime.outputs import change_record, snapshot_record
+from runtime.outputs import change_record_as, snapshot_record
 from runtime.processor import StateTooLarge
 from runtime.processor import contact_input as _contact_input
 from runtime.processor import event_time as _event_time
@@ -117,9 +117,11 @@ class Evaluator:
         self.metrics.count_changes(changes)
         send = self.output.send
         partitions = self.settings.partitions
+        fmt, prefix = self.settings.changes_format, self.settings.topic_prefix
         for change in changes:
-            key, value = change_record(change)
-            self.pending.append(await send(self.changes_topic, key, value, partition))
+            key, value, headers = change_record_as(change, fmt, prefix)
+            self.pending.append(await send(self.changes_topic, key, value, partition,
+                                           headers=headers or None))
             s_key, s_value, s_partition = snapshot_record(change, partitions)
             self.pending.append(await send(self.snapshot_topic, s_key, s_value, s_partition))
 

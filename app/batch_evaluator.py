@@ -51,7 +51,8 @@ def loop_settings(settings: Settings) -> LoopSettings:
         dead_letter_max_bytes=settings.dead_letter_max_bytes,
         client_id=f"http://{settings.web_host}:{settings.web_port}",
         cache_bytes=settings.rocksdb_block_cache_bytes,
-        write_buffer_bytes=settings.rocksdb_write_buffer_bytes)
+        write_buffer_bytes=settings.rocksdb_write_buffer_bytes,
+        changes_format=settings.changes_format, topic_prefix=settings.topic_prefix)
 
 
 def loop_topics(settings: Settings) -> LoopTopics:

@@ -219,6 +219,13 @@ class Settings(BaseSettings):
     # than this (counted from the newest hour seen) are pruned; issue #15
     # asks for at least 90 days at hourly resolution.
     insights_retention_days: int = Field(default=90, ge=1)
+    # How membership changes are written (docs/cloudevents.md): "native"
+    # (the change's JSON; the default, what existing consumers read),
+    # "cloudevents-binary" (CloudEvents 1.0 Kafka binding, ce_* headers, the
+    # value still the change's JSON) or "cloudevents-structured" (the whole
+    # CloudEvent as JSON, the change as its data). The key is the contact id
+    # in every format. Every worker of a prefix needs the same value.
+    changes_format: Literal["native", "cloudevents-binary", "cloudevents-structured"] = "native"
 
     @property
     def limits(self) -> Limits:

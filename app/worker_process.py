@@ -56,6 +56,7 @@ class WorkerProcess:
             "SEGMENTFLOW_API_PREVIEW_TIMEOUT": str(s.api_preview_timeout),
             "SEGMENTFLOW_API_DEFINITION_CHARS_PER_SECOND": str(
                 s.api_definition_chars_per_second),
+            "SEGMENTFLOW_CHANGES_FORMAT": s.changes_format,
         })
         for name, value in (("SEGMENTFLOW_API_TOKEN", s.api_token),
                             ("SEGMENTFLOW_API_READ_TOKEN", s.api_read_token)):

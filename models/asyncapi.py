@@ -32,6 +32,11 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
+from models.change_events import (
+    CHANGE_BINARY_HEADERS_SCHEMA,
+    CHANGE_STRUCTURED_SCHEMA,
+)
+from models.change_events import STRUCTURED_CONTENT_TYPE as CHANGE_STRUCTURED_CONTENT_TYPE
 from models.changes import MembershipChange
 from models.cloudevents import BINARY_HEADERS_SCHEMA, STRUCTURED_CONTENT_TYPE, STRUCTURED_SCHEMA
 from models.conditions import Condition
@@ -141,7 +146,24 @@ _MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
         {"$ref": _SCHEMAS + "MembershipChange"},
         {"$ref": _SCHEMAS + "Id", "description": "contact_id"},
         "Membership change", "joined / left for one (segment, contact); drop any sequence not "
-        "greater than the last one applied for the pair",
+        "greater than the last one applied for the pair (SEGMENTFLOW_CHANGES_FORMAT=native, "
+        "the default)",
+    ),
+    "membershipChangeCloudEventBinary": (
+        {"$ref": _SCHEMAS + "MembershipChange"},
+        {"$ref": _SCHEMAS + "Id", "description": "contact_id (the partitionkey extension)"},
+        "Membership change as a CloudEvent (binary mode)",
+        "SEGMENTFLOW_CHANGES_FORMAT=cloudevents-binary: CloudEvents 1.0 attributes in ce_* "
+        "headers (type io.segmentflow.membership.joined / .left, id "
+        "<segment_id>/<contact_id>/<sequence>), the value the native change "
+        "(docs/cloudevents.md)",
+    ),
+    "membershipChangeCloudEventStructured": (
+        {"$ref": _SCHEMAS + "MembershipChangeCloudEvent"},
+        {"$ref": _SCHEMAS + "Id", "description": "contact_id (the partitionkey extension)"},
+        "Membership change as a CloudEvent (structured mode)",
+        "SEGMENTFLOW_CHANGES_FORMAT=cloudevents-structured: the whole CloudEvents 1.0 event "
+        "as JSON, the native change as its data (docs/cloudevents.md)",
     ),
     "membershipSnapshot": (
         {"$ref": _SCHEMAS + "MembershipSnapshot"},
@@ -220,9 +242,12 @@ TOPICS: tuple[Topic, ...] = (
           "forwards every valid input here, keyed by contact_id; accounts and segment "
           "definitions go to every partition. Not a contract for other services.",
           ("send", "receive")),
-    Topic("membership_changes", ("membershipChange",),
+    Topic("membership_changes", ("membershipChange", "membershipChangeCloudEventBinary",
+                                 "membershipChangeCloudEventStructured"),
           "joined / left the moment membership changes, on the contact's partition. "
-          "At-least-once: deduplicate on (segment_id, contact_id, sequence).", ("send",)),
+          "At-least-once: deduplicate on (segment_id, contact_id, sequence), or on the "
+          "CloudEvent id. One message format per deployment, SEGMENTFLOW_CHANGES_FORMAT: "
+          "native (default), cloudevents-binary or cloudevents-structured.", ("send",)),
     Topic("memberships", ("membershipSnapshot", "membershipTombstone"),
           "Compacted snapshot of the current members: read it from the start to "
           "bootstrap, then follow membership-changes.", ("send",), compacted=True),
@@ -314,6 +339,7 @@ def payload_schemas() -> dict[str, Any]:
         _require_tags(schema)
     components.update(_KEY_SCHEMAS)
     components["CloudEventInteraction"] = STRUCTURED_SCHEMA
+    components["MembershipChangeCloudEvent"] = CHANGE_STRUCTURED_SCHEMA
     return _strip_discriminators({name: components[name] for name in sorted(components)})
 
 
@@ -378,6 +404,10 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
             message["headers"] = BINARY_HEADERS_SCHEMA
         elif message_id == "cloudEventStructured":
             message["contentType"] = STRUCTURED_CONTENT_TYPE
+        elif message_id == "membershipChangeCloudEventBinary":
+            message["headers"] = CHANGE_BINARY_HEADERS_SCHEMA
+        elif message_id == "membershipChangeCloudEventStructured":
+            message["contentType"] = CHANGE_STRUCTURED_CONTENT_TYPE
         messages[message_id] = message
     return {
         "asyncapi": "3.0.0",

@@ -49,7 +49,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from engine import Limits
 from runtime.catalogs import CatalogCache
 from runtime.dead_letters import dead_letter_record
-from runtime.outputs import change_record, snapshot_record
+from runtime.outputs import change_record_as, snapshot_record
 from runtime.processor import Batch, PartitionProcessor, ProcessorConfig
 from runtime.restore import apply_changelog
 from runtime.staged import StagedStore
@@ -59,6 +59,7 @@ from runtime.types import OffsetRecord
 __all__ = ["BatchEvaluator", "LoopSettings", "LoopTopics"]
 
 log = logging.getLogger(__name__)
+_NO_HEADERS: list[tuple[str, bytes]] = []  # aiokafka's own default (a list, never mutated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class LoopSettings:
     client_id: str = "segmentflow-evaluator"  # the API's URL: peers find it by it
     cache_bytes: int = 8 * MIB
     write_buffer_bytes: int = 4 * MIB
+    changes_format: str = "native"  # SEGMENTFLOW_CHANGES_FORMAT (models/change_events.py)
+    topic_prefix: str = "segmentflow"  # in a CloudEvent's source
 
 
 @dataclass(slots=True)
@@ -254,14 +257,18 @@ class BatchEvaluator:
         key's partition), as whole producer batches: per-record ``send``
         costs more than evaluating an input."""
         partitions = self.settings.processor.partitions
+        fmt, prefix = self.settings.changes_format, self.settings.topic_prefix
         changes: list[tuple[int, bytes | None, bytes | None]] = []
+        headers: list[list[tuple[str, bytes]]] = []
         snapshots: list[tuple[int, bytes | None, bytes | None]] = []
         for change in batch.changes:
-            key, value = change_record(change)
+            key, value, change_headers = change_record_as(change, fmt, prefix)
             changes.append((partition, key, value))
+            headers.append(change_headers)
             s_key, s_value, s_partition = snapshot_record(change, partitions)
             snapshots.append((s_partition, s_key, s_value))
-        sent = await self._send_grouped(self.topics.changes, changes)
+        sent = await self._send_grouped(self.topics.changes, changes,
+                                        headers if fmt != "native" else None)
         sent += await self._send_grouped(self.topics.snapshot, snapshots)
         return [future for future, _ in sent]
 
@@ -272,22 +279,26 @@ class BatchEvaluator:
 
     async def _send_grouped(
         self, topic: str, records: list[tuple[int, bytes | None, bytes | None]],
+        headers: list[list[tuple[str, bytes]]] | None = None,
     ) -> list[tuple[asyncio.Future[Any], int]]:
         """(future, record count) per producer batch; records keep their
-        order within each partition. A batch's future gives its base offset."""
+        order within each partition. A batch's future gives its base offset.
+        ``headers``: each record's Kafka headers, when they have any."""
         producer = self.producer
         assert producer is not None
-        by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
-        for p, key, value in records:
-            by_partition.setdefault(p, []).append((key, value))
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None, Any]]] = {}
+        for i, (p, key, value) in enumerate(records):
+            by_partition.setdefault(p, []).append(
+                (key, value, headers[i] if headers else _NO_HEADERS))
         sent: list[tuple[asyncio.Future[Any], int]] = []
         for p, items in by_partition.items():
             builder, count = producer.create_batch(), 0
-            for key, value in items:
-                if builder.append(key=key, value=value, timestamp=None) is None:
+            for key, value, hdrs in items:
+                if builder.append(key=key, value=value, timestamp=None, headers=hdrs) is None:
                     sent.append((await producer.send_batch(builder, topic, partition=p), count))
                     builder, count = producer.create_batch(), 0
-                    if builder.append(key=key, value=value, timestamp=None) is None:
+                    if builder.append(key=key, value=value, timestamp=None,
+                                      headers=hdrs) is None:
                         raise ValueError(f"a record of {len(value or b''):,} bytes does not "
                                          "fit a producer batch")
                 count += 1
