@@ -48,10 +48,11 @@ def run_kafka(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
 
 
 def format_change(raw: bytes) -> str:
-    """One membership change (JSON bytes) as a coloured line."""
-    import orjson
+    """One membership change (a record value, in any SEGMENTFLOW_CHANGES_FORMAT)
+    as a coloured line."""
+    from models.change_events import native_change
 
-    c = orjson.loads(raw)
+    c = native_change(raw)
     sign = click.style("+ joined", fg="green") if c["change"] == "joined" else click.style(
         "- left  ", fg="red")
     cause = c["cause"]["kind"] + (f" {c['cause']['ref']}" if c["cause"].get("ref") else "")
@@ -227,7 +228,7 @@ def register_kafka_commands(cli: click.Group) -> None:
 
 
 def _segment_of(value: bytes) -> str | None:
-    import orjson
+    from models.change_events import native_change
 
-    return orjson.loads(value).get("segment_id")
+    return native_change(value).get("segment_id")
 

@@ -56,6 +56,7 @@ from app.cli_kafka import format_change
 from app.client import Publisher
 from app.settings import Settings, secret_value
 from app.worker_process import WorkerProcess
+from models.change_events import native_change
 from models.inputs import ContactUpsert, Interaction
 from models.segments import SegmentDefinition
 from tools.retail_dataset import replay_inputs
@@ -240,7 +241,7 @@ class ChangeLog:
                     self._arrived.notify_all()
 
     def _add(self, raw: bytes) -> None:
-        change = orjson.loads(raw)
+        change = native_change(raw)  # whatever SEGMENTFLOW_CHANGES_FORMAT the worker has
         segment_id, contact_id = change["segment_id"], change["contact_id"]
         if segment_id == SYNC_SEGMENT.id:
             if change["change"] == "joined":

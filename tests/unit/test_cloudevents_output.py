@@ -246,3 +246,17 @@ async def test_the_faust_evaluator_sends_changes_in_the_configured_format(mode: 
     expected_key, expected_value, expected_headers = encode_change(JOINED, mode, "shop")
     assert (key, value, partition) == (expected_key, expected_value, 1)
     assert headers == (expected_headers or None)
+
+
+@pytest.mark.parametrize("mode", CHANGES_FORMATS)
+def test_the_cli_and_the_demo_read_changes_in_every_format(mode: str) -> None:
+    """`segmentflow watch` and the demo's change log read the value of any
+    format (a structured CloudEvent: its data)."""
+    from app.cli_kafka import _segment_of, format_change
+
+    _, value, _ = encode_change(JOINED, mode, "shop")
+    _, native = change_record(JOINED)
+    assert format_change(value) == format_change(native)
+    assert "french-buyers" in format_change(value) and "+ joined" in format_change(value)
+    assert _segment_of(value) == "french-buyers"
+    assert native_change(value) == orjson.loads(native)
