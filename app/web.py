@@ -19,8 +19,10 @@ from app.api.fields import register_fields
 from app.api.insights import register_insights
 from app.api.offload import HeavyWork
 from app.api.ops import readiness, register_ops
+from app.api.recent import register_recent
 from app.api.segments import register_segments
 from app.api.status import register_status
+from app.api.versions import register_versions
 from app.api.writes import DefinitionWriter
 from app.console import register_console
 from app.faust_app import Topics
@@ -75,4 +77,7 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_event_types(ctx, event_types, topics.event_types)  # docs/event-types.md
     register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)
-    register_insights(ctx, register_insights_fold(app, settings))  # docs/insights.md
+    fold = register_insights_fold(app, settings)
+    register_insights(ctx, fold)  # docs/insights.md
+    register_recent(ctx, fold)  # /insights/recent: the list's last hour and day
+    register_versions(ctx)  # /segments/{id}/versions, read from the definitions topic

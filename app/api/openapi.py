@@ -393,6 +393,9 @@ def openapi_document() -> dict[str, Any]:
     components.update(insights_schemas(_obj, _ref, _COVERAGE))
     paths = {**_paths(), **insights_paths(_read, _json, _err, _ref, _SEGMENT_ID, _LOCAL,
                                           _NOT_FOUND)}
+    from app.api.versions_openapi import versions_paths, versions_schemas  # console lists
+    components.update(versions_schemas(_obj, _ref))
+    paths.update(versions_paths(_read, _json, _err, _ref, _SEGMENT_ID, _NOT_FOUND))
     from app.api.event_types import openapi_parts  # docs/event-types.md
     event_type_paths, event_type_schemas = openapi_parts()
     components.update(event_type_schemas)

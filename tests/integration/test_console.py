@@ -179,7 +179,10 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         css(driver, "#apply").click()
         wait_for(driver, lambda d: css(d, "#confirm-dialog").is_displayed(), "impact")
         impact = css(driver, "#confirm-body").text
-        assert "Now: 2 members. With this definition: 1 contacts match (\u22121)" in impact, impact
+        assert "Now: 2 members. With this definition: 1 contacts match." in impact, impact
+        # Who would join and leave: against the current members (c0, c1).
+        assert css(driver, "#impact-join").text == "+0 would join"
+        assert css(driver, "#impact-leave").text == "\u22121 would leave: c0"
         driver.switch_to.active_element.send_keys(Keys.ESCAPE)
         wait_for(driver, lambda d: not css(d, "#confirm-dialog").is_displayed(), "cancelled")
         formula.send_keys(Keys.CONTROL, "a")

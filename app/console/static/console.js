@@ -270,6 +270,19 @@
       h("p", { class: "muted" }, "Loading…"));
     let segments = [];
     let answer = null;
+    let recent = null; // GET /insights/recent: joins and leaves, last hour and day
+
+    const activity = (s, span) => {
+      const r = recent && recent.bySegment[s.id];
+      if (!recent) return h("span", { class: "muted" }, "–");
+      const joins = r ? r[`joins_${span}`] : 0;
+      const leaves = r ? r[`leaves_${span}`] : 0;
+      return h("span", { class: "activity", dataset: { joins, leaves, span },
+                         title: `since ${recent[`${span}_from`]}` },
+        h("span", { class: "joins" }, `+${fmt(joins)}`), " / ",
+        h("span", { class: "leaves" }, `\u2212${fmt(leaves)}`),
+        h("span", { class: "sr-only" }, ` (${joins} joined, ${leaves} left)`));
+    };
 
     const render = () => {
       listFilters = { q: search.value.trim().toLowerCase(), status: status.value,
@@ -291,6 +304,8 @@
           h("a", { href: `#/segments/${encodeURIComponent(s.id)}/members`,
                    "aria-label": `${fmt(s.member_count)} members of ${s.name || s.id}` },
             fmt(s.member_count))),
+        h("td", { "data-label": "Last hour", class: "num hour-activity" }, activity(s, "hour")),
+        h("td", { "data-label": "Last day", class: "num day-activity" }, activity(s, "day")),
         h("td", { "data-label": "Last change" }, time(s.updated_at, ago(s.updated_at)))));
       put(body,
         coverageNote(answer),
@@ -298,17 +313,25 @@
           `${shown.length} of ${segments.length} segments`),
         shown.length ? h("table", { class: "table" },
           h("caption", { class: "sr-only" }, "Segments"),
-          h("thead", {}, h("tr", {}, ["Name", "Status", "Kind", "Members", "Last change"].map(
-            (c, i) => h("th", { scope: "col", class: i === 3 ? "num" : null }, c)))),
+          h("thead", {}, h("tr", {}, ["Name", "Status", "Kind", "Members",
+            "Joins / leaves, last hour", "Last day", "Last change"].map(
+            (c, i) => h("th", { scope: "col", class: i >= 3 && i <= 5 ? "num" : null }, c)))),
           h("tbody", {}, rows))
           : h("p", { class: "empty" }, segments.length
             ? "No segment matches these filters." : "No segments yet: create one."));
     };
 
     const load = async () => {
+      const activityOf = api("GET", "/insights/recent", undefined, { signal }).catch(() => null);
       answer = await api("GET", "/segments", undefined, { signal });
       segments = answer.segments;
       render();
+      const r = await activityOf;
+      recent = r && { ...r, bySegment: Object.fromEntries(r.segments.map((x) => [x.segment_id, x])) };
+      if (r) {
+        $("#segment-list").dataset.activityFrom = r.hour_from;
+        render();
+      }
     };
     for (const input of [search, status, kind]) input.addEventListener("input", render);
 
@@ -368,6 +391,14 @@
     const preview = h("section", { id: "preview-result", class: "panel", hidden: true,
                                    "aria-live": "polite", "aria-labelledby": "preview-title" });
     const actions = h("div", { class: "actions", id: "designer-actions" });
+    const versionsBox = h("section", { id: "versions", class: "panel", hidden: true,
+                                       "aria-labelledby": "versions-title" });
+    // The structured condition builder (builder.js): it edits the tree, the
+    // server writes the formula text (POST /ui/api/check).
+    const builder = window.segmentflowConsole.createBuilder
+      ? window.segmentflowConsole.createBuilder({
+        onChange: (tree) => fromBuilder(tree), segmentId: () => idInput.value.trim() })
+      : null;
 
     const values = () => {
       const v = { id: idInput.value.trim(), name: nameInput.value.trim() || undefined,
@@ -467,12 +498,29 @@
       state.checkCtl = ctl;
       const seq = ++state.checkSeq;
       formulaStatus.dataset.valid = "pending";
+      const body = values();
+      // The builder follows the formula text when the text changed (not
+      // when another field did: its unfinished edits stay).
+      const textChanged = formula.value !== state.builderFormula;
+      if (!body.formula && textChanged) {
+        builder?.load(null);
+        state.builderFormula = formula.value;
+      }
       try {
-        await api("POST", "/ui/api/check", values(), { signal: ctl.signal });
-        if (seq === state.checkSeq) showCheck(null);
+        const r = await api("POST", "/ui/api/check", body, { signal: ctl.signal });
+        if (seq === state.checkSeq) {
+          showCheck(null);
+          if (textChanged && builder) {
+            builder.load(r.definition.condition || null);
+            state.builderFormula = formula.value;
+          }
+        }
       } catch (error) {
         if (ctl.signal.aborted || seq !== state.checkSeq) return;
-        if (error instanceof ApiError && [409, 422].includes(error.status)) showCheck(error);
+        if (error instanceof ApiError && [409, 422].includes(error.status)) {
+          showCheck(error);
+          if (body.formula) builder?.stale();
+        }
         else if (error instanceof ApiError && error.status === 503) {
           formulaStatus.dataset.valid = "unknown";
           put(formulaStatus, "Not checked (the worker is busy); keep typing to retry.");
@@ -480,10 +528,50 @@
       }
     };
     const checkSoon = debounce(check, 300);
-    signal.addEventListener("abort", () => { checkSoon.cancel(); state.checkCtl?.abort(); });
+
+    // A tree edited in the builder: the server checks it and writes its
+    // formula text, which replaces the editor's.
+    const sendTree = async (tree) => {
+      checkSoon.cancel();
+      state.checkCtl?.abort();
+      const ctl = new AbortController();
+      state.checkCtl = ctl;
+      const seq = ++state.checkSeq;
+      const body = values();
+      delete body.formula;
+      body.condition = tree;
+      formulaStatus.dataset.valid = "pending";
+      try {
+        const r = await api("POST", "/ui/api/check", body, { signal: ctl.signal });
+        if (seq !== state.checkSeq) return;
+        formula.value = r.definition.formula || "";
+        state.builderFormula = formula.value;
+        paintMirror(null);
+        showCheck(null);
+        builder.accepted();
+        renderActions();
+      } catch (error) {
+        if (ctl.signal.aborted || seq !== state.checkSeq) return;
+        if (error instanceof ApiError && [409, 422].includes(error.status)) {
+          formulaStatus.dataset.valid = formulaStatus.classList.contains("error") ? "false" : "true";
+          builder.refused(error.details.length
+            ? error.details.map((d) => d.message).join("; ") : error.message);
+        } else if (!(error instanceof ApiError && error.status === 401)) showError(error);
+      }
+    };
+    const fromBuilder = debounce((tree) => { sendTree(tree).catch(showError); }, 250);
+    signal.addEventListener("abort", () => {
+      checkSoon.cancel(); fromBuilder.cancel(); state.checkCtl?.abort();
+    });
     for (const input of [idInput, nameInput, descInput, tzInput, formula]) {
       input.addEventListener("input", () => {
-        if (input === formula) paintMirror(null);
+        if (input === formula) {
+          paintMirror(null);
+          // Typed text wins over a builder edit not yet written back.
+          fromBuilder.cancel();
+          state.checkCtl?.abort();
+          state.checkSeq += 1;
+        }
         formulaStatus.dataset.valid = "pending";
         checkSoon();
         renderActions();
@@ -491,6 +579,7 @@
     }
     kindInput.addEventListener("change", () => {
       formula.disabled = kindInput.value === "static";
+      if (builder) builder.el.hidden = formula.disabled;
       checkSoon();
       renderActions();
     });
@@ -547,6 +636,55 @@
       put(actions, ...list);
     };
 
+    // Version history: GET /segments/ID/versions (read from the
+    // segment-definitions topic), newest first, with what changed.
+    const changeText = (c) => {
+      if (c.field === "op") return c.to === "delete" ? "deleted" : "created";
+      const show = (v) => (v === null || v === undefined || v === "" ? "(none)"
+        : Array.isArray(v) ? (v.length ? v.join(", ") : "(none)") : String(v));
+      if (c.field === "formula") {
+        return h("span", {}, "formula ", h("code", { class: "was" }, show(c.from)), " → ",
+          h("code", {}, show(c.to)));
+      }
+      return `${c.field}: ${show(c.from)} → ${show(c.to)}`;
+    };
+    const loadVersions = async () => {
+      const r = await api("GET", `${seg(params.id)}/versions?limit=20`, undefined, { signal });
+      versionsBox.hidden = false;
+      versionsBox.dataset.total = String(r.total);
+      const rows = r.versions.map((v) => h("tr", {
+          dataset: { version: v.version ?? "", op: v.op, inForce: String(v.in_force),
+                     changed: v.changes.map((c) => c.field).join(" ") } },
+        h("td", { "data-label": "Version" },
+          v.op === "delete" ? "deleted" : `v${v.version}`,
+          v.in_force ? h("span", { class: "badge badge-live in-force" }, "in force") : null),
+        h("td", { "data-label": "When" }, time(v.updated_at || v.written_at,
+          ago(v.updated_at || v.written_at))),
+        h("td", { "data-label": "Status" }, v.status ? badge(v.status) : "–"),
+        h("td", { "data-label": "What changed" },
+          h("ul", { class: "changes" }, v.changes.length
+            ? v.changes.map((c) => h("li", { dataset: { field: c.field } }, changeText(c)))
+            : h("li", { class: "muted" }, "nothing (written again)")),
+          v.refused_reason ? h("p", { class: "warning small" }, `Refused: ${v.refused_reason}`)
+            : null)));
+      put(versionsBox,
+        h("h2", { id: "versions-title" }, "Version history"),
+        h("p", { class: "muted small" }, `${fmt(r.total)} version${r.total === 1 ? "" : "s"} ` +
+          `on ${r.source}` + (r.history_complete ? "."
+            : "; older ones were deleted by the topic's retention.")),
+        h("table", { class: "table versions" },
+          h("caption", { class: "sr-only" }, "Versions, newest first"),
+          h("thead", {}, h("tr", {}, ["Version", "When", "Status", "What changed"].map(
+            (c) => h("th", { scope: "col" }, c)))),
+          h("tbody", { id: "versions-rows" }, rows)));
+    };
+    const refreshVersions = () => loadVersions().catch((error) => {
+      if (!(error instanceof ApiError) || error.status === 404) return;
+      versionsBox.hidden = false;
+      put(versionsBox, h("h2", { id: "versions-title" }, "Version history"),
+        h("p", { class: "error" }, error.message));
+    });
+
     const fill = (d) => {
       nameInput.value = d.name || "";
       descInput.value = d.description || "";
@@ -554,6 +692,7 @@
       tzInput.value = d.timezone || "UTC";
       formula.value = d.formula || "";
       formula.disabled = kindInput.value === "static";
+      if (builder) builder.el.hidden = formula.disabled;
     };
 
     const load = async () => {
@@ -570,7 +709,10 @@
     const followUntilApplied = async (version, wantLive) => {
       for (let i = 0; i < 300 && !signal.aborted; i++) {
         const s = await load();
-        if (s.applied_version >= version && (!wantLive || s.go_live.complete)) return;
+        if (s.applied_version >= version && (!wantLive || s.go_live.complete)) {
+          await refreshVersions();
+          return;
+        }
         await sleep(300, signal);
       }
     };
@@ -601,15 +743,26 @@
     }
 
     async function confirmImpact(body) {
-      // Before an edit to a live segment applies: how many would match now.
+      // Before an edit to a live segment applies: who would join and who
+      // would leave, against the current members of the same id (the
+      // preview's impact).
       const result = await api("POST", "/preview?sample=5", body, { signal });
       const now = state.summary.member_count;
-      const delta = result.size - now;
+      const impact = result.impact || { join: 0, leave: 0, join_sample: [], leave_sample: [] };
+      const who = (ids, n) => (ids.length ? `: ${ids.join(", ")}${n > ids.length ? ", …" : ""}` : "");
       return confirmDialog(`Apply the change to live segment "${state.summary.id}"?`, [
-        `Now: ${fmt(now)} members. With this definition: ${fmt(result.size)} contacts match ` +
-        `(${delta >= 0 ? "+" : "−"}${fmt(Math.abs(delta))}).`,
+        h("p", { id: "impact-summary", dataset: { join: impact.join, leave: impact.leave,
+                                                  size: result.size } },
+          `Now: ${fmt(now)} members. With this definition: ${fmt(result.size)} contacts match.`),
+        h("ul", { class: "impact" },
+          h("li", { id: "impact-join", class: "impact-join" },
+            h("strong", {}, `+${fmt(impact.join)}`), ` would join${who(impact.join_sample, impact.join)}`),
+          h("li", { id: "impact-leave", class: "impact-leave" },
+            h("strong", {}, `\u2212${fmt(impact.leave)}`),
+            ` would leave${who(impact.leave_sample, impact.leave)}`)),
+        coverageNote(result),
         "Members who no longer match leave at once; new matches join.",
-      ], "Apply", false);
+      ].filter(Boolean), "Apply", false);
     }
 
     async function goLive() {
@@ -655,6 +808,10 @@
             h("strong", {}, fmt(result.size)), ` contacts match (of ${fmt(result.contacts_scanned)} scanned)`,
             now !== null ? `; now ${fmt(now)} members (${result.size - now >= 0 ? "+" : "−"}` +
               `${fmt(Math.abs(result.size - now))})` : "", ". Nothing changed yet."),
+          state.summary && result.impact ? h("p", { id: "preview-impact",
+              dataset: { join: result.impact.join, leave: result.impact.leave } },
+            `Against the current members: +${fmt(result.impact.join)} would join, ` +
+            `\u2212${fmt(result.impact.leave)} would leave.`) : null,
           coverageNote(result),
           result.sample.length ? h("p", {}, "Sample: ", result.sample.join(", ")) : null,
           // fields no input carried yet: typos are accepted, so say it here
@@ -690,11 +847,31 @@
           h("p", { class: "hint", id: "formula-hint" },
             'e.g. city = "Paris" and performed purchase at least 2 times within last 30 days'),
           formulaStatus),
+        builder ? builder.el : null,
         actions),
-      preview);
+      preview,
+      versionsBox);
     renderState();
     renderActions();
     paintMirror(null);
+    if (builder) {
+      // Choices for the builder: attributes and event properties seen, event
+      // types declared, segments (none of them is needed to type a formula).
+      const quiet = (p) => p.catch(() => null);
+      Promise.all([quiet(api("GET", "/fields", undefined, { signal })),
+                   quiet(api("GET", "/event-types", undefined, { signal })),
+                   quiet(api("GET", "/segments", undefined, { signal }))])
+        .then(([fields, types, segments]) => builder.setChoices({
+          fields,
+          eventTypes: ((types && types.event_types) || []).filter((t) => !t.retired)
+            .map((t) => t.name),
+          segments: ((segments && segments.segments) || []).map((x) => x.id),
+        }));
+      if (isNew) {
+        builder.load(null);
+        state.builderFormula = "";
+      }
+    }
     if (isNew) return null;
     return load().then(async (s) => {
       if (s.definition) fill(s.definition);
@@ -702,6 +879,7 @@
       paintMirror(null);
       renderActions();
       check();
+      refreshVersions();
       // Just written (e.g. created and sent live): follow until applied.
       const settled = s.applied_version >= s.version &&
         (s.status !== "live" || s.go_live.complete);
