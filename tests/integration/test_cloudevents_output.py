@@ -6,6 +6,9 @@ the service does not use) decodes the binary and structured records."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,10 +24,20 @@ from app.settings import Settings
 from models.inputs import ContactUpsert
 from models.segments import SegmentDefinition
 from tests.integration.caught_up import end_offsets, wait_caught_up
-from tests.integration.conftest import free_port
+from tests.integration.conftest import ROOT, free_port
 from tests.integration.helpers import wait_segment_applied
 
 pytestmark = pytest.mark.kafka
+
+EXAMPLE = ROOT / "examples/cloudevents_consumer.py"  # docs/integrating.md's CloudEvents consumer
+
+
+def load_example() -> Any:
+    spec = importlib.util.spec_from_file_location("cloudevents_consumer", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 # (contact, city, minutes after T0): c1 joins, leaves and joins again; c3 joins
@@ -134,3 +147,25 @@ async def test_changes_as_cloudevents_in_binary_and_structured_mode(
     members = {r.key.decode(): orjson.loads(r.value) for r in snapshot if r.value is not None}
     assert set(members) == {"paris/c1", "paris/c3"}
     assert all(not r.headers for r in snapshot)
+
+    # docs/integrating.md's consumer (confluent-kafka + the SDK) on each
+    # CloudEvents topic: every record, then each once more (a replay), is
+    # one event; the replays are dropped by id and the members are right.
+    example = load_example()
+    for mode in ("cloudevents-binary", "cloudevents-structured"):
+        journeys = example.Journeys()
+        events = [example.to_cloudevent(r.key, r.value, r.headers) for r in records[mode]]
+        assert [journeys.apply(e) for e in events + events] == [True] * len(events) + [
+            False] * len(events)
+        assert journeys.members == {("paris", "c1"), ("paris", "c3")}
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, str(EXAMPLE), "--bootstrap", settings.bootstrap_servers,
+             "--prefix", configs[mode].topic_prefix, "--group", f"journeys-{run}",
+             "--max-events", str(len(native))],
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[-1] == 'members: ["paris/c1", "paris/c3"]', result.stdout
+        assert sum(line.endswith("  applied") for line in lines) == len(native), result.stdout
+        assert "joined  paris  c1  id=paris/c1/1  applied" in lines, result.stdout
