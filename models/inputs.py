@@ -8,7 +8,6 @@ surface as dead-letters instead of silently ignored data.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -162,4 +161,4 @@ class StaticEdit(Contract):
     segment_id: Id
     contact_id: Id
     op: Literal["add", "remove"]
-    at: datetime | None = None
+    at: AwareDatetime | None = None  # with a UTC offset, as every input time

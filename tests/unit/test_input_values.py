@@ -198,3 +198,14 @@ def test_the_largest_version_is_carried_through_state_and_changes() -> None:
     assert t.state is not None
     stored = ContactState.from_bytes(t.state.to_bytes())
     assert stored.membership("s") == (True, 1, MAX_SEGMENT_VERSION)
+
+
+def test_a_static_edit_time_needs_a_utc_offset() -> None:
+    """Like every input time: an event-clock worker cannot place a naive one
+    (it failed there, after ingest had accepted it)."""
+    with pytest.raises(ValidationError, match="timezone"):
+        StaticEdit.model_validate({"segment_id": "s", "contact_id": "c", "op": "add",
+                                   "at": "2026-01-01T00:00:00"})
+    edit = StaticEdit.model_validate({"segment_id": "s", "contact_id": "c", "op": "add",
+                                      "at": "2026-01-01T00:00:00Z"})
+    assert edit.at is not None and edit.at.utcoffset() is not None
