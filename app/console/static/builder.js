@@ -158,7 +158,9 @@
   function createBuilder({ onChange, segmentId }) {
     let model = null; // the root group
     let lastTree = null; // JSON of the tree last loaded or sent
-    const choices = { contact: {}, account: {}, events: {}, eventTypes: [], segments: [] };
+    const choices = { contact: {}, account: {}, events: {}, eventTypes: [], declared: {},
+                      segments: [] };
+    let timezone = "UTC";
     const status = h("div", { id: "builder-status", class: "builder-status", role: "status",
                               "aria-live": "polite" });
     const root = h("div", { id: "builder-root", class: "builder-root" });
@@ -168,7 +170,7 @@
         h("h2", { id: "builder-title" }, "Condition builder"),
         h("p", { class: "hint" }, "Edits here rewrite the formula text above (written by the " +
           "server's formatter); text typed there comes back here. Dates and windows are read " +
-          "in the segment's time zone.")),
+          "in the segment's time zone: ", h("strong", { id: "builder-tz" }, timezone), ".")),
       status, root, lists);
 
     const emit = () => {
@@ -207,12 +209,17 @@
       return h("datalist", { id }, names.map((n) => h("option", { value: n })));
     }
 
+    // The properties of one event type: seen on interactions, and declared.
+    const propsOf = (type) => [...new Set([...Object.keys(choices.events[type] || {}),
+                                           ...(choices.declared[type] || [])])].sort();
+    const propsList = (type) => `b-props-${String(type).replace(/[^A-Za-z0-9_-]/g, "_")}`;
+
     function refreshLists() {
-      const eventProps = new Set(Object.values(choices.events).flatMap((x) => Object.keys(x)));
+      const types = [...new Set([...Object.keys(choices.events), ...choices.eventTypes])];
       put(lists,
         datalist("b-contact-fields", Object.keys(choices.contact).sort()),
         datalist("b-account-fields", Object.keys(choices.account).sort().map((f) => `account.${f}`)),
-        datalist("b-event-props", [...eventProps].sort()));
+        types.map((t) => datalist(propsList(t), propsOf(t))));
     }
 
     function groupView(g, path, parent) {
@@ -340,11 +347,15 @@
 
     function eventSelect(node, path) {
       const names = [...new Set([...choices.eventTypes, node.event_type])].filter(Boolean);
-      return control("select", path, "event", "Event type", node.event_type,
-        (v) => { node.event_type = v; emit(); }, { options: opts(names) });
+      return control("select", path, "event", "Event type", node.event_type, (v) => {
+        node.event_type = v;
+        render(idOf(path, "event")); // the property lists follow the type
+        emit();
+      }, { options: opts(names) });
     }
 
     function whereView(node, path) {
+      if (node.where) node.where.eventType = node.event_type;
       if (!node.where) {
         return h("button", { type: "button", id: idOf(path, "add-where"), class: "link",
           onclick: () => {
@@ -375,7 +386,7 @@
           }, { options: KINDS }));
       }
       if (kind === "profile" || kind === "account" || kind === "property") {
-        const scope = kind === "property" ? "b-event-props"
+        const scope = kind === "property" ? propsList(parent.eventType)
           : kind === "account" ? "b-account-fields" : "b-contact-fields";
         const field = control("input", path, "field", kind === "property" ? "Property" : "Attribute",
           node.field, (v) => {
@@ -432,7 +443,8 @@
           { options: opts(["sum", "avg", "min", "max", "count distinct", "most frequent"]) }),
         control("input", path, "property", "Event property", node.property,
           (v) => { node.property = v.trim(); emit(); },
-          { list: "b-event-props", autocomplete: "off", spellcheck: "false", class: "b-field" }),
+          { list: propsList(node.event_type), autocomplete: "off", spellcheck: "false",
+            class: "b-field" }),
         h("span", {}, "of"), eventSelect(node, path), ...windowEditor(node, path),
         control("select", path, "op", "Operator", node.op, (v) => {
           const list = v === "in" || v === "not in";
@@ -471,10 +483,17 @@
         choices.account = f.account || {};
         choices.events = Object.fromEntries(Object.entries(f).filter(([k]) => k.startsWith("event:"))
           .map(([k, v]) => [k.slice(6), v]));
-        choices.eventTypes = eventTypes || [];
+        choices.eventTypes = (eventTypes || []).map((t) => t.name);
+        choices.declared = Object.fromEntries((eventTypes || []).map(
+          (t) => [t.name, Object.keys(t.properties || {})]));
         choices.segments = segments || [];
         refreshLists();
         if (model) render();
+      },
+      setTimezone(tz) {
+        timezone = tz || "UTC";
+        const box = el.querySelector("#builder-tz");
+        if (box) box.textContent = timezone;
       },
       // The tree the server parsed from the formula text (null: no formula).
       load(tree) {

@@ -692,7 +692,10 @@
       tzInput.value = d.timezone || "UTC";
       formula.value = d.formula || "";
       formula.disabled = kindInput.value === "static";
-      if (builder) builder.el.hidden = formula.disabled;
+      if (builder) {
+        builder.el.hidden = formula.disabled;
+        builder.setTimezone(tzInput.value);
+      }
     };
 
     const load = async () => {
@@ -863,10 +866,10 @@
                    quiet(api("GET", "/segments", undefined, { signal }))])
         .then(([fields, types, segments]) => builder.setChoices({
           fields,
-          eventTypes: ((types && types.event_types) || []).filter((t) => !t.retired)
-            .map((t) => t.name),
+          eventTypes: ((types && types.event_types) || []).filter((t) => !t.retired),
           segments: ((segments && segments.segments) || []).map((x) => x.id),
         }));
+      tzInput.addEventListener("input", () => builder.setTimezone(tzInput.value.trim()));
       if (isNew) {
         builder.load(null);
         state.builderFormula = "";
