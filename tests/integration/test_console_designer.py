@@ -179,6 +179,17 @@ async def test_designer_builder_impact_versions(settings, worker, browser, tmp_p
         assert "cannot be written" in css(driver, "#builder-status").text
         css(driver, "[aria-label='Remove condition 4']").click()
 
+        # Consent and split buckets have their rows too.
+        formula.send_keys(Keys.CONTROL, "a")
+        formula.send_keys('consented to transactional sms or bucket("spring") < 1000')
+        wait_for(driver, lambda d: builder_rows(d) == [
+            ("1", "consented", "consented", "false"), ("2", "bucket", "bucket", "false")],
+            "consent and bucket rows")
+        assert css(driver, "#b-0-purpose").get_attribute("value") == "transactional"
+        type_into(driver, "b-1-bucket", "500")
+        wait_for(driver, formula_is('consented to transactional sms or bucket("spring") < 500'),
+                 "bucket edited in the builder")
+
         # The formula of the test: typed, then saved as draft and sent live.
         formula.send_keys(Keys.CONTROL, "a")
         formula.send_keys(FORMULA)

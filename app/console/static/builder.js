@@ -20,6 +20,7 @@
     ["profile", "Profile attribute"], ["account", "Account attribute"],
     ["performed", "Behaviour: performed"], ["aggregate", "Behaviour: aggregate"],
     ["last_performed", "Behaviour: last performed"], ["in_segment", "In segment"],
+    ["consented", "Consent"], ["bucket", "Split bucket"],
   ];
   const VALUE_TYPES = [["text", "text"], ["number", "number"], ["boolean", "true/false"],
                        ["date", "date"], ["datetime", "date-time"], ["relative", "relative"]];
@@ -116,7 +117,8 @@
     if (["compare", "exists", "between", "date_within", "anniversary"].includes(node.node)) {
       return (node.field || "").startsWith("account.") ? "account" : "profile";
     }
-    if (["performed", "aggregate", "last_performed", "in_segment"].includes(node.node)) {
+    if (["performed", "aggregate", "last_performed", "in_segment", "consented", "bucket"]
+      .includes(node.node)) {
       return node.node;
     }
     return "other";
@@ -218,6 +220,7 @@
       const types = [...new Set([...Object.keys(choices.events), ...choices.eventTypes])];
       put(lists,
         datalist("b-contact-fields", Object.keys(choices.contact).sort()),
+        datalist("b-channels", ["email", "sms", "push", "whatsapp"]),
         datalist("b-account-fields", Object.keys(choices.account).sort().map((f) => `account.${f}`)),
         types.map((t) => datalist(propsList(t), propsOf(t))));
     }
@@ -278,6 +281,8 @@
                           at: { amount: 30, unit: "days", direction: "ago" } },
         in_segment: { node: "in_segment",
                       segment_id: choices.segments.find((s) => s !== segmentId()) || "" },
+        consented: { node: "consented", channel: "email", purpose: "commercial" },
+        bucket: { node: "bucket", seed: segmentId() || "split", op: "<", value: 1000 },
       }[kind];
       return { t: "leaf", neg: false, node };
     }
@@ -463,6 +468,24 @@
                                  node.segment_id])].filter(Boolean);
         parts.push(control("select", path, "segment", "Segment", node.segment_id,
           (v) => { node.segment_id = v; emit(); }, { options: opts(ids) }));
+      } else if (kind === "consented") {
+        parts.push(control("select", path, "purpose", "Purpose", node.purpose || "commercial",
+          (v) => { node.purpose = v; emit(); }, { options: opts(["commercial", "transactional"]) }),
+        control("input", path, "channel", "Channel", node.channel,
+          (v) => { node.channel = v.trim(); emit(); },
+          { list: "b-channels", autocomplete: "off", spellcheck: "false", class: "b-field" }),
+        control("input", path, "topic", "Topic (empty: the whole channel)", node.topic || "",
+          (v) => { if (v.trim()) node.topic = v.trim(); else delete node.topic; emit(); },
+          { autocomplete: "off", spellcheck: "false", class: "b-field", placeholder: "topic" }));
+      } else if (kind === "bucket") {
+        parts.push(control("input", path, "seed", "Seed", node.seed,
+          (v) => { node.seed = v.trim(); emit(); },
+          { autocomplete: "off", spellcheck: "false", class: "b-field" }),
+        control("select", path, "op", "Operator", node.op, (v) => { node.op = v; emit(); },
+          { options: opts(["<", "<=", ">", ">=", "=", "!="]) }),
+        control("input", path, "bucket", "Bucket (0-10000; < 1000 is 10 %)", String(node.value),
+          (v) => { node.value = Math.max(0, parseInt(v, 10) || 0); emit(); },
+          { type: "number", min: "0", max: "10000", class: "b-num" }));
       } else {
         parts.push(h("code", { class: "b-other" }, JSON.stringify(node)),
           h("span", { class: "muted small" }, " (edit it in the formula text)"));
