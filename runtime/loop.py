@@ -259,16 +259,16 @@ class BatchEvaluator:
         partitions = self.settings.processor.partitions
         fmt, prefix = self.settings.changes_format, self.settings.topic_prefix
         changes: list[tuple[int, bytes | None, bytes | None]] = []
-        headers: list[list[tuple[str, bytes]]] = []
+        headers: list[list[tuple[str, bytes]]] | None = None if fmt == "native" else []
         snapshots: list[tuple[int, bytes | None, bytes | None]] = []
         for change in batch.changes:
             key, value, change_headers = change_record_as(change, fmt, prefix)
             changes.append((partition, key, value))
-            headers.append(change_headers)
+            if headers is not None:
+                headers.append(change_headers)
             s_key, s_value, s_partition = snapshot_record(change, partitions)
             snapshots.append((s_partition, s_key, s_value))
-        sent = await self._send_grouped(self.topics.changes, changes,
-                                        headers if fmt != "native" else None)
+        sent = await self._send_grouped(self.topics.changes, changes, headers)
         sent += await self._send_grouped(self.topics.snapshot, snapshots)
         return [future for future, _ in sent]
 
@@ -287,9 +287,12 @@ class BatchEvaluator:
         producer = self.producer
         assert producer is not None
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, Any]]] = {}
-        for i, (p, key, value) in enumerate(records):
-            by_partition.setdefault(p, []).append(
-                (key, value, headers[i] if headers else _NO_HEADERS))
+        if headers is None:
+            for p, key, value in records:
+                by_partition.setdefault(p, []).append((key, value, _NO_HEADERS))
+        else:
+            for (p, key, value), record_headers in zip(records, headers, strict=True):
+                by_partition.setdefault(p, []).append((key, value, record_headers))
         sent: list[tuple[asyncio.Future[Any], int]] = []
         for p, items in by_partition.items():
             builder, count = producer.create_batch(), 0
