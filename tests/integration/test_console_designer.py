@@ -131,6 +131,8 @@ async def test_designer_builder_impact_versions(settings, worker, browser, tmp_p
             ".map(o => o.value)")), "attributes offered")
         css(driver, "#b-root-add").send_keys(Keys.ENTER)
         type_into(driver, "b-0-field", "city")
+        # Rows repeat: each control's name says which condition it is in.
+        assert css(driver, "#b-0-field").get_attribute("aria-label") == "Condition 1: Attribute"
         type_into(driver, "b-0-value", "Paris")
         wait_for(driver, formula_is('city = "Paris"'), "first condition as text")
         css(driver, "#b-root-add-group").send_keys(Keys.ENTER)
@@ -177,7 +179,10 @@ async def test_designer_builder_impact_versions(settings, worker, browser, tmp_p
         css(driver, "#b-root-add").send_keys(Keys.ENTER)
         wait_for(driver, attribute_is("#builder", "data-state", "refused"), "refused")
         assert "cannot be written" in css(driver, "#builder-status").text
-        css(driver, "[aria-label='Remove condition 4']").click()
+        css(driver, "[aria-label='Remove condition 4']").send_keys(Keys.ENTER)
+        # By keyboard: focus stays in the group, on its "+ Condition".
+        wait_for(driver, lambda d: d.switch_to.active_element.get_attribute("id")
+                 == "b-root-add", "focus after removing")
 
         # Consent and split buckets have their rows too.
         formula.send_keys(Keys.CONTROL, "a")

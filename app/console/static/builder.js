@@ -249,7 +249,11 @@
           h("label", { for: op.id, class: "sr-only" }, "Match"), op,
           isRoot ? null : h("button", { type: "button", class: "link b-remove",
             "aria-label": `Remove group ${nameOf(path)}`,
-            onclick: () => { parent.items.splice(path[path.length - 1], 1); render(); emit(); } },
+            onclick: () => {
+              parent.items.splice(path[path.length - 1], 1);
+              render(idOf(path.slice(0, -1), "add")); // focus stays in the group
+              emit();
+            } },
           "Remove")),
         h("ol", { class: "b-items" }, items),
         h("div", { class: "b-add" },
@@ -290,7 +294,9 @@
     // A select / input bound to one property of a node.
     function control(tag, path, part, label, value, onInput, extra = {}) {
       const { options, ...props } = extra;
-      const input = h(tag, { id: idOf(path, part), "aria-label": label, ...props },
+      // Every control says which condition it belongs to (rows repeat).
+      const named = label.startsWith("Condition ") ? label : `Condition ${nameOf(path)}: ${label}`;
+      const input = h(tag, { id: idOf(path, part), "aria-label": named, ...props },
         ...(options || []).map(([v, text]) => h("option", { value: v }, text)));
       input.value = value ?? "";
       input.addEventListener(tag === "select" ? "change" : "input", () => onInput(input.value));
@@ -379,7 +385,11 @@
       const kind = inWhere ? "property" : leafKind(node);
       const remove = h("button", { type: "button", class: "link b-remove",
         "aria-label": `Remove condition ${nameOf(path)}`,
-        onclick: () => { parent.items.splice(path[path.length - 1], 1); render(); emit(); } }, "Remove");
+        onclick: () => {
+          parent.items.splice(path[path.length - 1], 1);
+          render(idOf(path.slice(0, -1), "add")); // focus stays in the group
+          emit();
+        } }, "Remove");
       const parts = [];
       if (!inWhere) {
         parts.push(negBox(m, path));
