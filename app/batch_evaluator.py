@@ -87,10 +87,6 @@ def register_batch_evaluator(app: faust.App, topics: Topics, settings: Settings,
             if refusal.report:
                 metrics.dead_letters.labels(dead_letter_reason(refusal.reason)).inc()
 
-    if settings.changes_format == "cloudevents-structured":
-        log.warning("SEGMENTFLOW_CHANGES_FORMAT=cloudevents-structured: the insights series and "
-                    "the console's live feed do not read structured CloudEvents "
-                    "(docs/cloudevents.md); cloudevents-binary keeps them working")
     loop = BatchEvaluator(loop_settings(settings), loop_topics(settings), on_batch=observe)
     handle = BatchEvaluatorHandle(loop, partitions=settings.partitions, clock=settings.clock,
                                   changelog=settings.topics.evaluator_state)

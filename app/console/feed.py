@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from models.change_events import native_change
+
 __all__ = ["ChangeFeed", "Subscription", "sse_event"]
 
 log = logging.getLogger(__name__)
@@ -152,11 +154,11 @@ class ChangeFeed:
         if value is None:
             return
         try:
-            change = orjson.loads(value)
+            change = native_change(value)  # native, or a CloudEvent's data
             segment_id = change.get("segment_id")
         except (orjson.JSONDecodeError, AttributeError):
             return  # not a membership change: nothing to show
-        if b"\n" in value:  # an event's data is one line
+        if b"\n" in value or b'"specversion"' in value:  # one line, the change alone
             value = orjson.dumps(change)
         for sub in self._subscribers:
             sub.offer(segment_id, value)

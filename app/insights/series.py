@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import orjson
 
+from models.change_events import native_change
+
 __all__ = [
     "Change",
     "HourCounts",
@@ -78,7 +80,7 @@ def parse_change(raw: bytes) -> Change | None:
     (the topic is written by the evaluator only, but a fold must not stop
     on a record it cannot read)."""
     try:
-        value = orjson.loads(raw)
+        value = native_change(raw)  # native, or a CloudEvent's data
         at = datetime.fromisoformat(value["at"])
         if at.tzinfo is None:
             return None

@@ -56,3 +56,24 @@ def test_event_framing_and_one_line_data() -> None:
     feed._subscribers.add(sub)
     feed._dispatch(b'{"segment_id":\n"paris"}')  # a record with a newline inside
     assert b"\n" not in sub.queue.get_nowait()
+
+
+async def test_structured_cloudevents_reach_the_feed_as_changes() -> None:
+    """SEGMENTFLOW_CHANGES_FORMAT=cloudevents-structured: the browser gets the
+    change (the event's data), filtered by its segment."""
+    from datetime import UTC, datetime
+
+    from models.change_events import encode_change
+    from models.changes import MembershipChange
+
+    joined = MembershipChange.model_validate({
+        "segment_id": "paris", "contact_id": "c1", "change": "joined",
+        "at": datetime(2026, 1, 1, tzinfo=UTC), "cause": {"kind": "interaction"},
+        "segment_version": 1, "sequence": 1})
+    _, value, _ = encode_change(joined, "cloudevents-structured", "t")
+    feed = ChangeFeed("unused:9092", "t.membership-changes", 2)
+    paris = Subscription("paris")
+    feed._subscribers.add(paris)
+    feed._dispatch(value)
+    sent = orjson.loads(paris.queue.get_nowait())
+    assert "specversion" not in sent and sent["contact_id"] == "c1"

@@ -204,3 +204,18 @@ def test_a_fold_begun_after_retention_says_so_across_restarts(tmp_path) -> None:
     store = InsightsStore(tmp_path / "i")
     assert not store.history_complete()
     store.close()
+
+
+def test_every_changes_format_is_read_as_the_same_change() -> None:
+    """The fold reads native values, binary CloudEvents (the same bytes) and
+    structured ones (the change is the event's data)."""
+    from models.change_events import CHANGES_FORMATS, encode_change
+    from models.changes import MembershipChange
+
+    left = MembershipChange.model_validate({
+        "segment_id": "paris", "contact_id": "c1", "change": "left",
+        "at": datetime(2026, 1, 1, 5, tzinfo=UTC), "cause": {"kind": "time"},
+        "segment_version": 2, "sequence": 4})
+    parsed = {fmt: parse_change(encode_change(left, fmt, "t")[1]) for fmt in CHANGES_FORMATS}
+    assert len(parsed) == 3 and None not in parsed.values()
+    assert len(set(parsed.values())) == 1
