@@ -195,6 +195,17 @@ async def test_designer_builder_impact_versions(settings, worker, browser, tmp_p
         wait_for(driver, formula_is('consented to transactional sms or bucket("spring") < 500'),
                  "bucket edited in the builder")
 
+        # A group inside a where clause: its conditions are event properties too.
+        formula.send_keys(Keys.CONTROL, "a")
+        formula.send_keys('performed purchase where (currency = "EUR" and '
+                          "(quantity > 1 or quantity < 0)) ever")
+        wait_for(driver, lambda d: builder_rows(d) == [
+            ("1", "performed", "performed", "false"),
+            ("1.w.1", "compare", "property", "false"),
+            ("1.w.2.1", "compare", "property", "false"),
+            ("1.w.2.2", "compare", "property", "false")], "nested where rows")
+        assert css(driver, "#b-0-w-1-1-field").get_attribute("list") == "b-props-purchase"
+
         # The formula of the test: typed, then saved as draft and sent live.
         formula.send_keys(Keys.CONTROL, "a")
         formula.send_keys(FORMULA)

@@ -225,15 +225,18 @@
         types.map((t) => datalist(propsList(t), propsOf(t))));
     }
 
-    function groupView(g, path, parent) {
-      const where = parent === "where";
-      const isRoot = parent === null || where;
+    // inWhere: a group nested in a where clause (its conditions are event properties).
+    function groupView(g, path, parent, inWhere = false) {
+      const where = parent === "where" || inWhere;
+      const isRoot = parent === null || parent === "where";
       const op = h("select", { id: idOf(path, "op"), "aria-label": `Group ${nameOf(path)}: match` },
         h("option", { value: "and" }, "all of (and)"), h("option", { value: "or" }, "any of (or)"));
       op.value = g.op;
       op.addEventListener("change", () => { g.op = op.value; emit(); });
       const items = g.items.map((item, i) => h("li", { class: "b-item" },
-        item.t === "group" ? groupView(item, [...path, i], g) : leafView(item, [...path, i], g, where)));
+        item.t === "group"
+          ? groupView(Object.assign(item, { eventType: g.eventType }), [...path, i], g, where)
+          : leafView(item, [...path, i], g, where)));
       const add = (kind) => () => {
         g.items.push(kind === "group"
           ? { t: "group", op: g.op === "and" ? "or" : "and", neg: false, items: [newLeaf(where ? "property" : "profile")] }
@@ -259,7 +262,7 @@
         h("div", { class: "b-add" },
           h("button", { type: "button", id: idOf(path, "add"), onclick: add(where ? "property" : "profile") },
             where ? "+ Property filter" : "+ Condition"),
-          where ? null : h("button", { type: "button", id: idOf(path, "add-group"), onclick: add("group") },
+          h("button", { type: "button", id: idOf(path, "add-group"), onclick: add("group") },
             "+ Group")));
     }
 
