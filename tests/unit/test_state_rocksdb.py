@@ -51,7 +51,8 @@ class _Output:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int) -> Any:
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int,
+                   headers: Any = None) -> Any:
         self.sent.append((topic, key, value))
         return _done()
 
