@@ -234,6 +234,10 @@ async def test_designer_builder_impact_versions(settings, worker, browser, tmp_p
                  and css(d, "#seg-state").get_attribute("data-applied") == "true"
                  and css(d, "#seg-state").get_attribute("data-golive") == "true", "applied")
         await wait_segment_applied(worker, SEGMENT, 3, settings.partitions)
+        # The builder follows the text applied (even when saved before its check ran).
+        wait_for(driver, lambda d: [r[0] for r in builder_rows(d)] == ["1.1", "1.2", "2.1", "2.2"]
+                 and css(d, "#formula-status").get_attribute("data-valid") == "true",
+                 "builder in step with the text applied")
         async with http.get(f"{worker.url}/segments/{SEGMENT}/members") as response:
             assert sorted((await response.json())["members"]) == ["c1", "c3"]
 
@@ -249,6 +253,18 @@ async def test_designer_builder_impact_versions(settings, worker, browser, tmp_p
         assert "status: draft → live" in css(driver, "#versions-rows tr[data-version='2']").text
         driver.execute_script("document.querySelector('#versions').scrollIntoView()")
         check_page(driver, shots, "designer-versions")
+        # Back to version 2's formula: into the editor, its impact shown (not applied here).
+        assert not css_all(driver, "#restore-3")  # the version in force
+        css(driver, "#restore-2").send_keys(Keys.ENTER)
+        wait_for(driver, formula_is(FORMULA), "version 2's formula in the editor")
+        wait_for(driver, lambda d: css(d, "#apply").is_enabled(), "apply enabled")
+        css(driver, "#apply").click()
+        wait_for(driver, lambda d: css(d, "#confirm-dialog").is_displayed(), "impact of v2")
+        assert css(driver, "#impact-join").text == "+1 would join: c0"
+        assert css(driver, "#impact-leave").text == "\u22121 would leave: c3"
+        driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        wait_for(driver, lambda d: not css(d, "#confirm-dialog").is_displayed(), "cancelled")
+        assert css(driver, "#seg-state").get_attribute("data-version") == "3"
 
         # The list: joins and leaves of the last hour and day (the series).
         await wait_caught_up(settings)

@@ -665,8 +665,23 @@
           h("ul", { class: "changes" }, v.changes.length
             ? v.changes.map((c) => h("li", { dataset: { field: c.field } }, changeText(c)))
             : h("li", { class: "muted" }, "nothing (written again)")),
+          // The version's formula, when the changes do not already show it.
+          v.formula && !v.changes.some((c) => c.field === "formula")
+            ? h("p", { class: "muted small version-formula" }, "formula ", h("code", {}, v.formula))
+            : null,
           v.refused_reason ? h("p", { class: "warning small" }, `Refused: ${v.refused_reason}`)
-            : null)));
+            : null,
+          // Back to an earlier formula: into the editor, applied (with its
+          // impact) only when saved.
+          v.op === "definition" && v.formula && !v.in_force ? h("button", {
+            type: "button", class: "link restore", id: `restore-${v.version}`,
+            "aria-label": `Put the formula of version ${v.version} in the editor`,
+            onclick: () => {
+              formula.value = v.formula;
+              formula.dispatchEvent(new Event("input"));
+              formula.focus();
+              formula.scrollIntoView({ block: "center" });
+            } }, "Put this formula in the editor") : null)));
       put(versionsBox,
         h("h2", { id: "versions-title" }, "Version history"),
         h("p", { class: "muted small" }, `${fmt(r.total)} version${r.total === 1 ? "" : "s"} ` +
@@ -732,6 +747,9 @@
       }
       notify(`Saved: version ${accepted.version} (${accepted.status}) accepted.`, "info");
       state.saved = accepted;
+      // The check cancelled above did not run: check the text saved now (the
+      // builder follows it).
+      check();
       await followUntilApplied(accepted.version, accepted.status === "live");
       return accepted;
     };
