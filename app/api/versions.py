@@ -144,6 +144,9 @@ class DefinitionHistory:
     async def _catch_up(self) -> None:
         consumer = self._consumer
         ends = await consumer.end_offsets(self._tps)
+        # The retention may delete the topic's start at any time.
+        starts = await consumer.beginning_offsets(self._tps)
+        self.complete = self.complete and all(offset == 0 for offset in starts.values())
         while True:
             behind = [tp for tp in self._tps if await consumer.position(tp) < ends[tp]]
             if not behind:
