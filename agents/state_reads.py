@@ -181,19 +181,22 @@ class EvaluatorReads:
         """Fields seen on the held partitions' inputs, counts added."""
         return merge_catalogues(self._fields(p) for p in sorted(self.held_partitions()))
 
-    def field_warnings(self, definition: SegmentDefinition) -> list[str]:
+    def field_warnings(self, definition: SegmentDefinition, deps: Any = None) -> list[str]:
         """Fields the definition reads that no input of a held partition
-        carried yet (warnings, never errors); none if it does not compile."""
+        carried yet (warnings, never errors); none if it does not compile.
+        ``deps``: what it reads, when the caller compiled it already."""
         catalog = self.catalog()
         if catalog is None or not definition.formula:
             return []
-        try:
-            compiled = catalog.put(definition).compiled(definition.id)
-        except (ValueError, RecursionError):
-            return []  # refused elsewhere, with its own reason
-        if compiled is None:
-            return []
-        return field_warnings(self.field_catalogue(), compiled.deps)
+        if deps is None:
+            try:
+                compiled = catalog.put(definition).compiled(definition.id)
+            except (ValueError, RecursionError):
+                return []  # refused elsewhere, with its own reason
+            if compiled is None:
+                return []
+            deps = compiled.deps
+        return field_warnings(self.field_catalogue(), deps)
 
     def now(self, partition: int) -> datetime:
         """The instant the partition evaluates at (its event clock or the wall)."""

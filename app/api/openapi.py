@@ -8,6 +8,7 @@ against the documented schemas.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -221,8 +222,7 @@ def _read(summary: str, ok: dict[str, Any], *, params: list[Any] | None = None,
 _NOT_FOUND = {"404": _err("no such segment")}
 _DEFINITION = _json(_ref("SegmentDefinition"), "accepted (produced to segment-definitions)")
 # A create / update also names the fields it reads that no input carried yet.
-_ACCEPTED = _json({"allOf": [_ref("SegmentDefinition"), _obj(
-    {"warnings": {"type": "array", "items": _STR}}, required=[])]},
+_ACCEPTED = _json(_ref("AcceptedSegment"),
     "accepted (produced to segment-definitions), with warnings about fields never seen")
 
 
@@ -389,6 +389,11 @@ def openapi_document() -> dict[str, Any]:
         schema = TypeAdapter(model).json_schema(mode="serialization", ref_template=_REF)
         components.update(schema.pop("$defs", {}))
         components[name] = schema
+    # SegmentDefinition forbids extra properties: the accepted answer is a
+    # copy of it with the warnings about fields never seen
+    accepted = copy.deepcopy(components["SegmentDefinition"])
+    accepted["properties"]["warnings"] = {"type": "array", "items": _STR}
+    components["AcceptedSegment"] = accepted
     from app.api.insights_openapi import insights_paths, insights_schemas  # docs/insights.md
     components.update(insights_schemas(_obj, _ref, _COVERAGE))
     paths = {**_paths(), **insights_paths(_read, _json, _err, _ref, _SEGMENT_ID, _LOCAL,

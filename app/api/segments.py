@@ -202,7 +202,9 @@ def _register_collection(ctx: ApiContext) -> None:
 def _accepted(ctx: ApiContext, defn: SegmentDefinition) -> dict[str, Any]:
     """The accepted definition, and what it reads that no input carried yet
     (a typo such as ``citty``: a warning, the definition is accepted)."""
-    return {**_public(defn), "warnings": ctx.reads.field_warnings(defn)}
+    checked = ctx.writer.last_checked
+    deps = checked[1] if checked is not None and checked[0] is defn else None
+    return {**_public(defn), "warnings": ctx.reads.field_warnings(defn, deps)}
 
 
 def _register_segment(ctx: ApiContext) -> None:

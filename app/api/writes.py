@@ -66,6 +66,9 @@ class DefinitionWriter:
         self._budget = WriteBudget(definition_chars_per_second)
         # Check + produce of definition writes, one at a time (the pending set).
         self._writing = asyncio.Lock()
+        # The last definition checked and what it reads (its compiled deps):
+        # the answer's field warnings use them instead of compiling again.
+        self.last_checked: tuple[SegmentDefinition, Any] | None = None
 
     def refusal(self, segment_id: str) -> dict[str, Any] | None:
         """``{"version", "reason"}`` of the segment's newest definition the
@@ -163,7 +166,8 @@ class DefinitionWriter:
                 continue  # the evaluators will refuse it (and show why)
         self.check_event_types(definition)
         try:
-            catalog.put(definition)
+            compiled = catalog.put(definition).compiled(definition.id)
+            self.last_checked = (definition, compiled.deps if compiled is not None else None)
         except CycleError as exc:
             waiting = sorted({s for s in exc.cycle if s in pending and s != definition.id})
             note = (f" ({', '.join(waiting)}: accepted, not yet applied)" if waiting else "")
