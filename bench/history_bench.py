@@ -224,4 +224,11 @@ def run(contacts: int = 100_000, events: int = 20, partitions: int = 4) -> dict[
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(*[int(a) for a in sys.argv[1:]]), indent=2))
+    from datetime import datetime as _datetime
+
+    out = run(*[int(a) for a in sys.argv[1:]])
+    out["when"] = _datetime.now(UTC).isoformat(timespec="seconds")
+    out["command"] = "bench/history_bench.py " + " ".join(sys.argv[1:])
+    results = Path(__file__).resolve().parent / "results" / "history_bench.json"
+    results.write_text(json.dumps(out, indent=2) + "\n")  # bench/run.py's SUMMARY shows it
+    print(json.dumps(out, indent=2))
