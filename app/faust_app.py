@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.types import TableT, TopicT
 
-from app.memory import TRIM_INTERVAL, malloc_trim
+from app.memory import TRIM_INTERVAL, limit_fragmentation, malloc_trim
 from app.settings import Settings
 
 __all__ = ["Tables", "Topics", "create_app"]
@@ -126,11 +127,26 @@ def _declare_tables(app: faust.App, settings: Settings) -> Tables:
 
 
 def register_memory_trim(app: faust.App) -> None:
-    """Return freed heap pages to the OS once a minute (see app.memory)."""
+    """Return freed heap pages to the OS once a minute, and keep large
+    blocks out of the heap (see app.memory)."""
+    limit_fragmentation()
 
     @app.timer(interval=TRIM_INTERVAL)
     async def _trim_heap() -> None:
         malloc_trim()
+
+    from app.memory_debug import from_env
+
+    debug = from_env()  # SEGMENTFLOW_MEMORY_DEBUG=<file>: debug only (app/memory_debug.py)
+    if debug is not None:
+        dumper, interval = debug
+
+        @app.timer(interval=interval)
+        async def _dump_memory() -> None:
+            try:
+                dumper.dump()
+            except Exception:  # debug only: never stop the worker
+                logging.getLogger(__name__).exception("memory debug dump failed")
 
 
 def create_app(settings: Settings | None = None) -> faust.App:

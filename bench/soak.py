@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import shlex
 import sys
 import time
 from datetime import UTC, datetime
@@ -55,12 +57,35 @@ def _input(rng: random.Random, workload: Workload, contacts: int, n: int):
                     "campaign": rng.choice(WIDE.campaigns)})
 
 
+def _memory_figures(path: Path) -> list[dict]:
+    """The worker's per-minute figures from app/memory_debug.py's dump:
+    malloc in use and kept free, RocksDB memtables and block cache (MB)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        r = json.loads(line)
+        dbs = r["rocksdb"].values()
+        malloc = r.get("malloc") or {}
+        rows.append({
+            "seconds": r["seconds"], "rss_mb": round(r["rss"] / 2**20, 1),
+            "malloc_in_use_mb": round(malloc.get("uordblks", 0) / 2**20, 1),
+            "malloc_free_kept_mb": round(malloc.get("fordblks", 0) / 2**20, 1),
+            "memtables_mb": round(sum(d["size-all-mem-tables"] or 0 for d in dbs) / 2**20, 1),
+            "block_cache_mb": round(max((d["block-cache-usage"] or 0 for d in dbs), default=0)
+                                    / 2**20, 1),
+            "python_objects": r["gc_objects"]})
+    return rows
+
+
 async def run(bootstrap: str, minutes: float, rate: float, contacts: int,
-              partitions: int) -> dict:
+              partitions: int, memory_debug: Path | None = None) -> dict:
     sc = Scenario(bootstrap, partitions=partitions, name="soak")
     try:
         setup, _ = make_workload(contacts, 0)
         prep = await prepare(sc, [m.definition for m in wide_segment_mix(100)], setup)
+        if memory_debug is not None:  # the soak's worker only (it inherits the environment)
+            memory_debug.unlink(missing_ok=True)
+            os.environ["SEGMENTFLOW_MEMORY_DEBUG"] = str(memory_debug)
+            os.environ.setdefault("SEGMENTFLOW_MEMORY_DEBUG_FRAMES", "0")
         await sc.start_worker()
         await wait_idle(sc)
         rng, workload = random.Random(11), Workload(contacts=contacts)
@@ -87,30 +112,84 @@ async def run(bootstrap: str, minutes: float, rate: float, contacts: int,
             await pub.flush()
         sent_seconds = time.monotonic() - start
         log_text = (sc.data / "worker.log").read_text(errors="replace")
-        return {"minutes": minutes, "rate_target": rate,
+        return {"finished": datetime.now(UTC).isoformat(timespec="minutes"),
+                "plateau": plateau(samples), "minutes": minutes, "rate_target": rate,
                 "rate_achieved": round(n / sent_seconds, 1), "inputs": n,
                 "contacts": contacts, "partitions": partitions, "segments_live": 101,
                 "prepare": prep, "rss_per_minute": samples,
                 "producer_buffer_full_warnings": log_text.count("producer buffer full"),
+                "memory_per_minute": _memory_figures(memory_debug) if memory_debug else None,
                 "data_dir_bytes": sc.data_dir_bytes()}
     finally:
         sc.cleanup()
+
+
+# Plateaued: RSS grew less than this over the last third of the run, by a
+# least-squares line through the minutes of that third (RSS swings by several
+# MB from minute to minute as memtables fill and flush and the heap is
+# trimmed: first and last samples alone would mislead).
+PLATEAU_MB = 5.0
+
+
+def plateau(samples: list[dict]) -> dict:
+    """RSS growth over the last third of the run (at least its last 3
+    minutes); plateaued when under PLATEAU_MB."""
+    points = [(s["minute"], s["rss_mb"]) for s in samples
+              if s["rss_mb"] is not None and s["minute"] > 0]
+    if len(points) < 4:
+        return {"last_third_growth_mb": None, "plateaued": None}
+    tail = points[-max(3, len(points) // 3):]
+    mean_x = sum(x for x, _ in tail) / len(tail)
+    mean_y = sum(y for _, y in tail) / len(tail)
+    slope = (sum((x - mean_x) * (y - mean_y) for x, y in tail)
+             / sum((x - mean_x) ** 2 for x, _ in tail))
+    growth = round(slope * (tail[-1][0] - tail[0][0]), 1)
+    return {"from_minute": tail[0][0], "to_minute": tail[-1][0],
+            "mb_per_minute": round(slope, 2), "last_third_growth_mb": growth,
+            "threshold_mb": PLATEAU_MB, "plateaued": growth < PLATEAU_MB}
 
 
 def soak_md(result: dict) -> str:
     """The soak section of bench/results/SUMMARY.md."""
     rss = result["rss_per_minute"]
     rows = "\n".join(f"| {r['minute']} | {r['inputs']:,} | {r['rss_mb']} |" for r in rss)
+    flat = plateau(rss)
+    if flat["plateaued"] is None:
+        verdict = "too short to tell whether RSS plateaued"
+    else:
+        verdict = (f"Over the last third (minutes {flat['from_minute']} to "
+                   f"{flat['to_minute']}) RSS grew {flat['last_third_growth_mb']} MB "
+                   f"({flat['mb_per_minute']} MB a minute, least squares): "
+                   + ("plateaued" if flat["plateaued"] else "**not** plateaued")
+                   + f" (threshold {flat['threshold_mb']:g} MB)")
+    note = f"\n{result['note']}\n" if result.get("note") else ""
     return f"""## Soak (`{result.get('command', 'bench/soak.py')}`, a separate run)
 
 {result['minutes']:g} minutes at {result['rate_achieved']:,} inputs/s (target
 {result['rate_target']:g}), {result['contacts']:,} contacts, {result['partitions']}
 partitions, {result['segments_live']} live segments; "producer buffer full"
-warnings: {result['producer_buffer_full_warnings']}.
-
+warnings: {result['producer_buffer_full_warnings']}. {verdict}.
+{note}
 | minute | inputs sent | worker RSS MB |
 |---:|---:|---:|
 {rows}
+{_memory_md(result.get("memory_per_minute"))}"""
+
+
+def _memory_md(rows: list[dict] | None) -> str:
+    if not rows:
+        return ""
+    lines = "\n".join(
+        f"| {r['seconds'] / 60:.1f} | {r['rss_mb']} | {r['malloc_in_use_mb']} | "
+        f"{r['malloc_free_kept_mb']} | {r['memtables_mb']} | {r['block_cache_mb']} |"
+        for r in rows)
+    return f"""
+The worker's own figures (`--memory-debug`, app/memory_debug.py; minutes
+since the worker started):
+
+| minute | RSS MB | malloc in use MB | malloc free kept MB | RocksDB memtables MB | block cache MB |
+|---:|---:|---:|---:|---:|---:|
+{lines}
 """
 
 
@@ -133,10 +212,16 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--out", default=str(RESULTS / "soak.json"))
+    parser.add_argument("--memory-debug", type=Path, default=None, metavar="FILE",
+                        help="the worker dumps malloc, RocksDB and (with "
+                             "SEGMENTFLOW_MEMORY_DEBUG_FRAMES>0) tracemalloc figures "
+                             "into FILE every minute (app/memory_debug.py)")
+    parser.add_argument("--note", default="", help="a line for SUMMARY.md (e.g. other load)")
     args = parser.parse_args()
     result = asyncio.run(run(start_broker(), args.minutes, args.rate, args.contacts,
-                             args.partitions))
-    result["command"] = "bench/soak.py " + " ".join(sys.argv[1:])
+                             args.partitions, args.memory_debug))
+    result["note"] = args.note
+    result["command"] = shlex.join(["bench/soak.py", *sys.argv[1:]])
     Path(args.out).write_text(json.dumps(result, indent=2))
     if Path(args.out) == RESULTS / "soak.json":
         write_summary_section(result)

@@ -2,12 +2,18 @@
 
 Keyspaces share one DB, told apart by the key's first byte (runtime.keys),
 not by column families: one memtable per partition instead of one per
-keyspace (memory stays bounded by ``write_buffer_bytes`` x 2 per partition),
+keyspace (at most ``write_buffer_bytes`` x 2 per partition),
 one write batch without column-family handles, open/reopen about twice as
 fast (measured: 19-22 ms vs 36-48 ms with 4 families), and no extra handle
 objects that keep a closed DB locked. One ``rocksdict.Cache`` (block cache)
-is shared by all partitions of a ``Store``, so memory does not grow with
-the number of assigned partitions.
+and one ``WriteBufferManager`` are shared by all partitions of a ``Store``,
+so memory does not grow with the number of assigned partitions: RocksDB's
+memory is bounded by ``cache_bytes`` (blocks) plus ``MEMTABLE_BUDGET`` x
+``write_buffer_bytes`` (the memtables of all partitions together: when they
+reach 90 % of it the partition being written flushes its memtable). Without
+the shared budget each partition could hold two full memtables: 8 partitions
+x 2 x 4 MiB = 64 MiB, growing with every partition a worker takes over
+(bench/soak.py).
 
 Writes keep RocksDB's WAL without fsync per batch: a process crash loses
 nothing written; a machine crash can lose the last batches but never
@@ -28,19 +34,24 @@ from rocksdict import (
     Rdict,
     ReadOptions,
     WriteBatch,
+    WriteBufferManager,
 )
 
 from runtime.keys import CHECKPOINT_KEY, decode_offset, encode_offset
 from runtime.transaction import PartitionTransaction
 from runtime.types import StoreClosedError, Updates
 
-__all__ = ["PartitionStore", "Store", "rocksdb_options"]
+__all__ = ["MEMTABLE_BUDGET", "PartitionStore", "Store", "rocksdb_options"]
 
 MIB = 2**20
+# The memtables of all partitions of a Store together: this many write buffers.
+MEMTABLE_BUDGET = 4
 
 
-def rocksdb_options(cache: Cache, write_buffer_bytes: int = 4 * MIB) -> Options:
-    """Options of one partition's DB: raw bytes, small memtables, shared cache."""
+def rocksdb_options(cache: Cache, write_buffer_bytes: int = 4 * MIB,
+                    write_buffers: WriteBufferManager | None = None) -> Options:
+    """Options of one partition's DB: raw bytes, small memtables, shared
+    cache and (``write_buffers``) a memtable budget shared with other DBs."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_write_buffer_size(write_buffer_bytes)
@@ -49,6 +60,8 @@ def rocksdb_options(cache: Cache, write_buffer_bytes: int = 4 * MIB) -> Options:
     options.set_compression_type(DBCompressionType.lz4())
     options.set_keep_log_file_num(2)
     options.set_max_open_files(256)
+    if write_buffers is not None:
+        options.set_write_buffer_manager(write_buffers)
     table = BlockBasedOptions()
     table.set_block_cache(cache)
     table.set_cache_index_and_filter_blocks(True)  # counted in the cache's bound
@@ -130,7 +143,8 @@ class Store:
     """The partition stores of one worker under ``path``: ``path/p<partition>``.
 
     One block cache for all partitions (``cache_bytes``), memtables of
-    ``write_buffer_bytes`` (x2) per partition.
+    ``write_buffer_bytes`` (x2) per partition within one budget for all of
+    them, ``MEMTABLE_BUDGET`` x ``write_buffer_bytes`` (see the module doc).
     """
 
     def __init__(
@@ -143,6 +157,8 @@ class Store:
         self._path = Path(path)
         self._write_buffer_bytes = write_buffer_bytes
         self.cache = Cache(cache_bytes)
+        # A soft limit (no write stalls): flushes start at 90 % of it.
+        self.write_buffers = WriteBufferManager(MEMTABLE_BUDGET * write_buffer_bytes, False)
         self._open: dict[int, PartitionStore] = {}
 
     @property
@@ -153,7 +169,7 @@ class Store:
         """Open (or create) the partition's DB; its data survives revoke."""
         if partition in self._open:
             raise ValueError(f"partition {partition} is already assigned")
-        options = rocksdb_options(self.cache, self._write_buffer_bytes)
+        options = rocksdb_options(self.cache, self._write_buffer_bytes, self.write_buffers)
         store = PartitionStore(self._path / f"p{partition}", options, partition)
         self._open[partition] = store
         return store

@@ -341,3 +341,22 @@ def test_restore_after_a_lost_local_copy_rebuilds_from_changelog(store: AnyStore
     fresh = MemoryPartitionStore()
     apply_changelog(fresh, [(i, k, v) for i, (k, v) in enumerate(records)])
     assert contents(fresh) == contents(part) and fresh.checkpoint() == part.checkpoint()
+
+
+def test_every_partition_counts_in_one_memtable_budget(tmp_path: Path) -> None:
+    """The memtables of all partitions share one WriteBufferManager (a
+    bound that does not grow with the partitions a worker holds)."""
+    from runtime.store import MEMTABLE_BUDGET, Store
+
+    store = Store(tmp_path, cache_bytes=2**20, write_buffer_bytes=2**20)
+    try:
+        assert store.write_buffers.get_buffer_size() == MEMTABLE_BUDGET * 2**20
+        parts = [store.assign(p) for p in range(4)]
+        written = 0
+        for p, part in enumerate(parts):  # 4 x 100 KB: below the budget, no flush
+            value = bytes([p]) * 1000
+            part.write({bytes([Keyspace.CONTACTS]) + b"%04d" % n: value for n in range(100)}, None)
+            written += 100 * len(value)
+            assert store.write_buffers.get_usage() >= written  # this partition counted too
+    finally:
+        store.close()
