@@ -43,6 +43,7 @@ from runtime.fields import field_warnings, merge_catalogues
 __all__ = [
     "BacktestResult",
     "ContactView",
+    "EngagementResult",
     "EvaluatorReads",
     "PreviewResult",
     "decode_cursor",
@@ -120,6 +121,13 @@ class PreviewResult:
     #: the draft reads running aggregates ('ever', absolute ranges): they
     #: count what is retained, i.e. since ``history_since``
     reads_all_history: bool = False
+
+
+@dataclass
+class EngagementResult:
+    members: int = 0
+    #: (UTC day, event type) -> interactions of the current members
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -419,6 +427,36 @@ class EvaluatorReads:
                         result.leaves += 1
                         if len(result.leave_sample) < sample_size:
                             result.leave_sample.append(key)
+        return result
+
+    async def engagement(self, segment_id: str, days: int,
+                         deadline: float | None = None) -> EngagementResult:
+        """Interactions of the segment's current members per UTC day and
+        type over the last ``days`` days, from the retained history (what
+        the members did: opens, clicks, visits...). Nothing is written."""
+        result = EngagementResult()
+        slice_start = time.monotonic()
+        for partition in sorted(self.held_partitions()):
+            now = self._now(partition)
+            since = to_us(now) - days * 86_400_000_000
+            async for chunk in self._chunks(partition):
+                members = [key for key, raw in chunk
+                           if ContactState.from_bytes(raw).is_member(segment_id)]
+                clock = time.monotonic()
+                if deadline is not None and clock > deadline:
+                    raise TimeoutError
+                if clock - slice_start > _PREVIEW_SLICE:
+                    await asyncio.sleep(0)
+                    slice_start = time.monotonic()
+                if not members:
+                    continue
+                result.members += len(members)
+                archived = self._archived(partition, members[0], members[-1], now) or {}
+                for key in members:
+                    for at_us, _, event_type, _ in archived.get(key, ()):
+                        if at_us >= since:
+                            slot = (from_us(at_us).date().isoformat(), event_type)
+                            result.counts[slot] = result.counts.get(slot, 0) + 1
         return result
 
     async def backtest(self, draft: SegmentDefinition, points: list[datetime],

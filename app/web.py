@@ -13,6 +13,7 @@ from app.api.backtest import register_backtest
 from app.api.cluster import Cluster, GroupPeers
 from app.api.contacts import register_contacts
 from app.api.context import ApiContext
+from app.api.engagement import register_engagement
 from app.api.errors import json_errors_middleware
 from app.api.event_types import register_event_types
 from app.api.fields import register_fields
@@ -74,6 +75,7 @@ def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
     register_contacts(ctx)
     register_backtest(ctx)  # /backtest over the retained history (docs/history.md)
     register_fields(ctx)  # /fields: the field catalogue (runtime/fields.py)
+    register_engagement(ctx)  # /segments/{id}/engagement: members' interactions per day
     register_event_types(ctx, event_types, topics.event_types)  # docs/event-types.md
     register_status(ctx, topics)  # /status, /clock/advance (docs/clock.md)
     register_console(ctx)  # the web console at /ui (app/console)

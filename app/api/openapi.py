@@ -146,6 +146,14 @@ _SCHEMAS: dict[str, Any] = {
                       "series": {"type": "array", "items": _obj({"at": _STR, "size": _INT})},
                       "sample": {"type": "array", "items": _STR}, "note": _STR,
                       **_COVERAGE}),
+    "Engagement": _obj({
+        "segment_id": _STR, "days": _INT, "members": _INT,
+        "types": {"type": "array", "items": _STR},
+        "series": {"type": "array", "items": _obj({
+            "day": _STR,
+            "interactions": {"type": "object", "additionalProperties": _INT},
+            "per_member": {"type": "object", "additionalProperties": {"type": "number"}}})},
+        **_COVERAGE}),
     "Fields": _obj({
         "fields": {"type": "object", "description": "scope ('contact', 'account', "
                    "'event:<type>') -> field path -> JSON type -> inputs that carried it",
@@ -354,6 +362,12 @@ def _paths() -> dict[str, Any]:
                                                "many values / with YAML anchors"),
                                    "503": _err("busy (Retry-After), out of time, or no "
                                                "partition held yet")}}},
+        "/segments/{segment_id}/engagement": {"get": _read(
+            "what the segment's current members did: interactions per UTC day and event type "
+            "over the last N days, in total and per member (retained history)",
+            _json(_ref("Engagement"), "interactions per day"),
+            params=[_SEGMENT_ID, {"name": "days", "in": "query",
+                                  "schema": {"type": "integer", "minimum": 1, "maximum": 90}}])},
         "/fields": {"get": _read("the field catalogue: contact and account attributes and "
                                  "event properties seen, with JSON types and counts",
                                  _json(_ref("Fields"), "fields seen"))},

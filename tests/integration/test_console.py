@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -19,7 +20,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
 from app.client import Publisher
-from models.inputs import ContactUpsert
+from models.inputs import ContactUpsert, Interaction
 from tests.integration.api_helpers import AUTH, READ_TOKEN, TOKEN
 from tests.integration.browser import (
     DESKTOP,
@@ -217,8 +218,20 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         # Insights: the persisted series as charts, one point per hour of the
         # default range (the API's answer), ending at the current size; the
         # overlap with lyon (none: no adult of Paris lives in Lyon).
+        # Engagement: what the members did (two opens by c5, a member; one by
+        # c2, who is not): 2 interactions over 4 members today.
+        today = datetime.now(UTC)
+        for n, contact in enumerate(["c5", "c5", "c2"]):
+            await pub.send(Interaction(event_id=f"open-{n}", contact_id=contact,
+                                       type="email_opened", occurred_at=today, properties={}))
+        await pub.flush()
+        await wait_caught_up(settings)
         go(driver, f"#/segments/{SEGMENT}/insights", "#size-chart circle.point")
         wait_for(driver, attribute_is("#size-chart", "data-last-size", "4"), "size chart at 4")
+        cell = wait_for(driver, lambda d: css_all(
+            d, f"#engagement-table tr[data-day='{today.date().isoformat()}'] "
+               "td[data-type='email_opened']"), "engagement")[0]
+        assert cell.text == "0.5"
         async with http.get(f"{worker.url}/segments/{SEGMENT}/insights") as response:
             series = await response.json()
         points = len(css_all(driver, "#size-chart circle.point"))

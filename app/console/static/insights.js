@@ -150,6 +150,24 @@
           }))))));
   }
 
+  // What the members did: interactions per member per day, by event type
+  // (GET /segments/ID/engagement, from the retained interaction history).
+  function engagementTable(answer) {
+    if (!answer.series.length) {
+      return h("p", { class: "muted", id: "engagement-empty" },
+        `No interaction of the ${fmt(answer.members)} members in the last ${answer.days} days.`);
+    }
+    return h("table", { class: "table", id: "engagement-table" },
+      h("caption", {}, `Interactions per member per day, ${fmt(answer.members)} members ` +
+        `(last ${answer.days} days, UTC)`),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Day"),
+        ...answer.types.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, ...answer.series.map((row) => h("tr", { dataset: { day: row.day } },
+        h("th", { scope: "row" }, row.day),
+        ...answer.types.map((t) => h("td", { dataset: { type: t } },
+          row.per_member[t] === undefined ? "–" : String(row.per_member[t])))))));
+  }
+
   function insightsView(main, params, signal) {
     const id = params.id;
     let step = "hour";
@@ -164,6 +182,8 @@
     const others = h("fieldset", { class: "checks", id: "overlap-segments" },
       h("legend", {}, "Compare with"));
     const overlapBox = h("div", { id: "overlap-result", "aria-live": "polite" });
+    const engagementBox = h("div", { id: "engagement-result" }, h("p", { class: "muted" },
+      "Loading…"));
     let timer = null;
 
     const fillRanges = () => {
@@ -257,7 +277,12 @@
             e.preventDefault();
             compare().catch(showError);
           } }, others, h("button", { type: "submit", id: "overlap-compare" }, "Compare")),
-          overlapBox)));
+          overlapBox)),
+      h("section", { "aria-labelledby": "engagement-title" },
+        h("h2", { id: "engagement-title" }, "Engagement of the members"), engagementBox));
+
+    const engagement = api("GET", `${seg(id)}/engagement?days=30`, undefined, { signal })
+      .then((answer) => put(engagementBox, engagementTable(answer)));
 
     const segments = api("GET", "/segments", undefined, { signal }).then((answer) => {
       const head = main.querySelector("h1");
@@ -268,7 +293,7 @@
         h("input", { type: "checkbox", value: x.id, name: "overlap" }), ` ${x.name || x.id}`)));
       if (!rest.length) others.append(h("p", { class: "muted" }, "No other segment."));
     });
-    return Promise.all([load(), segments]);
+    return Promise.all([load(), segments, engagement]);
   }
 
   C.routes.push([/^#\/segments\/([^/]+)\/insights$/, insightsView, "segments",
