@@ -50,6 +50,8 @@ class SegmentDefinition(Contract):
     id: Id
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
+    #: who answers for the segment (a person, an email, a team); free text
+    owner: str = Field(default="", max_length=200)
     kind: SegmentKind = "dynamic"
     formula: str | None = None
     condition: Condition | None = None

@@ -126,6 +126,7 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         wait_for(driver, lambda d: css_all(d, "#formula"), "designer")
         css(driver, "#seg-id").send_keys(SEGMENT)
         css(driver, "#seg-name").send_keys("Adults in Paris")
+        css(driver, "#seg-owner").send_keys("crm-team@example.com")
         formula = css(driver, "#formula")
         formula.send_keys('city = = "Paris"')
         mark = wait_for(driver, lambda d: css_all(d, "#formula-error-mark"), "error mark")[0]
@@ -166,6 +167,8 @@ async def test_console_end_to_end(settings, worker, browser, tmp_path):
         # Save as draft, then go live.
         css(driver, "#save-draft").click()
         wait_for(driver, attribute_is("#seg-state", "data-applied", "true"), "draft applied")
+        async with http.get(f"{worker.url}/segments/{SEGMENT}") as response:
+            assert (await response.json())["definition"]["owner"] == "crm-team@example.com"
         assert css(driver, "#seg-state").get_attribute("data-status") == "draft"
         css(driver, "#go-live").click()
         wait_for(driver, lambda d: css(d, "#seg-state").get_attribute("data-status") == "live"

@@ -375,6 +375,8 @@
                                     "aria-describedby": "seg-name-error" });
     const descInput = h("textarea", { id: "seg-description", name: "description", rows: "2",
                                        "aria-describedby": "seg-description-error" });
+    const ownerInput = h("input", { id: "seg-owner", name: "owner", autocomplete: "off",
+                                    "aria-describedby": "seg-owner-error" });
     const kindInput = h("select", { id: "seg-kind", name: "kind",
                                      "aria-describedby": "seg-kind-error" },
       ["dynamic", "static", "compound"].map((k) => h("option", { value: k }, k)));
@@ -402,7 +404,8 @@
 
     const values = () => {
       const v = { id: idInput.value.trim(), name: nameInput.value.trim() || undefined,
-                  description: descInput.value, kind: kindInput.value,
+                  description: descInput.value, owner: ownerInput.value.trim(),
+                  kind: kindInput.value,
                   timezone: tzInput.value.trim() || "UTC" };
       if (kindInput.value !== "static" && formula.value.trim()) v.formula = formula.value;
       return v;
@@ -412,6 +415,7 @@
       if (!s) return true;
       const v = values();
       return (v.name || s.id) !== s.name || v.description !== (s.description || "") ||
+        v.owner !== (s.owner || "") ||
         v.kind !== s.kind || v.timezone !== (s.timezone || "UTC") ||
         (v.formula || null) !== (s.formula || null);
     };
@@ -436,7 +440,8 @@
       for (const el of main.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
     };
     const showFieldError = (loc, message) => {
-      const input = { id: idInput, name: nameInput, description: descInput, kind: kindInput,
+      const input = { id: idInput, name: nameInput, description: descInput, owner: ownerInput,
+                      kind: kindInput,
                       timezone: tzInput }[loc.split(".")[0]];
       if (!input) return false;
       const box = $(`#${input.id}-error`);
@@ -703,6 +708,7 @@
     const fill = (d) => {
       nameInput.value = d.name || "";
       descInput.value = d.description || "";
+      ownerInput.value = d.owner || "";
       kindInput.value = d.kind || "dynamic";
       tzInput.value = d.timezone || "UTC";
       formula.value = d.formula || "";
@@ -860,7 +866,8 @@
           field("seg-id", "Id", idInput, "Letters, digits and _ . : @ + -; cannot change later"),
           field("seg-name", "Name", nameInput),
           field("seg-kind", "Kind", kindInput),
-          field("seg-timezone", "Time zone", tzInput, "IANA name, e.g. Europe/Paris")),
+          field("seg-timezone", "Time zone", tzInput, "IANA name, e.g. Europe/Paris"),
+          field("seg-owner", "Owner", ownerInput, "Who answers for it: a person, an email, a team")),
         field("seg-description", "Description", descInput),
         h("div", { class: "field" },
           h("label", { for: "formula" }, "Formula"),
