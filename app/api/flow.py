@@ -3,17 +3,24 @@ self-contained SVG. Pure functions over ``models.conditions``.
 
 ``and`` / ``or`` / ``not`` become branch nodes; every other condition is a
 leaf labelled with its own formula text (``format_condition``).
+``references`` and ``dependents`` say which segments a tree reads and which
+definitions read a segment (any status: a draft that references a segment
+depends on it too, unlike the engine's index, which holds live ones only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
 
-from models.conditions import AllOf, AnyOf, Condition, Negation
-from models.formula import format_condition
+from pydantic import BaseModel
 
-__all__ = ["FlowNode", "flow_tree", "mermaid", "svg"]
+from models.conditions import AllOf, AnyOf, Condition, InSegment, Negation
+from models.formula import format_condition
+from models.segments import SegmentDefinition
+
+__all__ = ["FlowNode", "dependents", "flow_tree", "mermaid", "references", "svg"]
 
 
 @dataclass
@@ -40,6 +47,30 @@ def _node(cond: Condition) -> FlowNode:
     if isinstance(cond, Negation):
         return FlowNode("NOT", "not", [_node(cond.arg)])
     return FlowNode(format_condition(cond), "leaf")
+
+
+def references(condition: Condition | None) -> list[str]:
+    """The segment ids ``condition`` reads (``in segment``), sorted, once each."""
+    found: set[str] = set()
+
+    def visit(value: object) -> None:
+        if isinstance(value, InSegment):
+            found.add(value.segment_id)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                visit(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                visit(item)
+
+    visit(condition)
+    return sorted(found)
+
+
+def dependents(segment_id: str, definitions: Mapping[str, SegmentDefinition]) -> list[str]:
+    """The ids of the definitions whose condition reads ``segment_id``, sorted."""
+    return sorted(sid for sid, d in definitions.items()
+                  if sid != segment_id and segment_id in references(d.condition))
 
 
 def _walk(node: FlowNode, prefix: str = "n") -> list[tuple[str, FlowNode, str | None]]:

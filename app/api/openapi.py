@@ -160,7 +160,13 @@ _SCHEMAS: dict[str, Any] = {
                    "additionalProperties": {"type": "object", "additionalProperties": {
                        "type": "object", "additionalProperties": _INT}}},
         "truncated": _BOOL, **_COVERAGE}),
-    "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR}),
+    "Flow": _obj({"segment_id": _STR, "formula": _NULLABLE_STR, "mermaid": _STR, "svg": _STR,
+                  "references": {"type": "array", "items": _ref("FlowLink"),
+                                 "description": "segments its condition reads"},
+                  "dependents": {"type": "array", "items": _ref("FlowLink"),
+                                 "description": "segments (any status) whose condition reads it"}}),
+    "FlowLink": _obj({"segment_id": _STR, "status": {
+        "type": ["string", "null"], "description": "null: no such segment (yet)"}}),
     "Health": _obj({"status": _STR}),
     "Ready": _obj({"ready": _BOOL, "topics_declared": _BOOL, "assigned_partitions": _INT,
                    "rebalancing": _BOOL, "tables_recovered": _BOOL}),

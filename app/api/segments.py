@@ -11,7 +11,7 @@ from faust.web import Request, Response, View
 from agents.state_reads import decode_cursor, encode_cursor, paginate
 from app.api.context import ApiContext, coverage, is_local
 from app.api.errors import ApiError, json_response
-from app.api.flow import flow_tree, mermaid, svg
+from app.api.flow import dependents, flow_tree, mermaid, references, svg
 from app.api.guard import authorize, check_id, int_param, read_body
 from app.api.limits import clip
 from models.segments import SegmentDefinition
@@ -323,5 +323,20 @@ def _register_flow(ctx: ApiContext) -> None:
             if fmt != "json":
                 raise ApiError(400, "invalid_parameter",
                                "query parameter 'format' must be json, mermaid or svg")
+            # Every definition in force or accepted here and not applied yet
+            # (what GET /segments/{id} answers for each), drafts included.
+            known = dict(ctx.reads.definitions())
+            for sid, accepted in ctx.writer.pending().items():
+                if accepted is None:
+                    known.pop(sid, None)
+                else:
+                    known[sid] = accepted
+
+            def linked(ids: list[str]) -> list[dict[str, Any]]:
+                return [{"segment_id": s, "status": known[s].status if s in known else None}
+                        for s in ids]
+
             return json_response({"segment_id": segment_id, "formula": defn.formula,
-                                  "mermaid": mermaid(tree), "svg": svg(tree)})
+                                  "mermaid": mermaid(tree), "svg": svg(tree),
+                                  "references": linked(references(defn.condition)),
+                                  "dependents": linked(dependents(segment_id, known))})

@@ -143,6 +143,7 @@ async def test_segments_api_end_to_end(settings, worker, reader):
         assert flow["mermaid"].startswith("flowchart TD") and "city = #quot;Paris#quot;" in \
             flow["mermaid"]
         assert flow["svg"].startswith("<svg") and "city = &quot;Paris&quot;" in flow["svg"]
+        assert flow["references"] == [] and flow["dependents"] == []
 
         # Static add of a non-matching contact: it joins (cause static_edit).
         await api.call("PUT", "/segments/paris/members/c1", expect=202, headers=AUTH,

@@ -375,3 +375,86 @@ async def test_versions_and_recent_api(settings, worker):
         assert found["all"]["joins_hour"] in (0, 1, 2)  # the hour may have turned meanwhile
         assert body["hour_from"] <= body["now"] and body["day_from"] < body["hour_from"]
         await api.call("GET", "/insights/recent", headers={}, expect=401)
+
+
+FLOW_SEGMENTS = {
+    "lyon": {"name": "Lyon", "formula": 'city = "Lyon"', "status": "live"},
+    "adults": {"name": "Adults", "formula": "age >= 18", "status": "live"},
+    "lyon-adults": {"name": "Adults in Lyon", "kind": "compound", "status": "live",
+                    "formula": 'in segment "lyon" and (in segment "adults" or age >= 16)'},
+    "lyon-seniors": {"name": "Seniors in Lyon", "kind": "compound", "status": "live",
+                     "formula": 'in segment "lyon-adults" and age >= 65'},
+    "lyon-vip": {"name": "Lyon VIP", "kind": "compound", "status": "draft",
+                 "formula": 'in segment "lyon-adults" and score >= 50'},
+}
+
+
+def flow_links(driver, list_id: str) -> list[tuple[str, str, str | None]]:
+    """(segment, status, link target) of each item of a flow panel's list."""
+    return [tuple(item) for item in driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' li')].map(li => "
+        "[li.dataset.segment, li.dataset.status, "
+        "li.querySelector('a') && li.querySelector('a').getAttribute('href')])",
+        f"#{list_id}")]
+
+
+async def test_designer_flow_panel(settings, worker, browser, tmp_path):
+    """A compound segment's flow: the server's SVG shown inline (nothing
+    but its shapes and text), the segments it references and the ones that
+    reference it (a draft too) as links, followed by keyboard."""
+    shots = screenshot_dir(tmp_path)
+    driver = browser
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        for segment_id, body in FLOW_SEGMENTS.items():
+            async with http.put(f"{worker.url}/segments/{segment_id}", json=body) as response:
+                assert response.status == 202, await response.text()
+    for segment_id in FLOW_SEGMENTS:
+        await wait_segment_applied(worker, segment_id, 1, settings.partitions)
+
+    driver.get(f"{worker.url}/ui#/segments/lyon-adults")
+    wait_for(driver, lambda d: css(d, "#token-dialog").is_displayed(), "token dialog")
+    css(driver, "#token-input").send_keys(TOKEN, Keys.ENTER)
+    wait_for(driver, lambda d: css_all(d, "#flow-diagram svg text"), "flow diagram")
+    labels = driver.execute_script(
+        "return [...document.querySelectorAll('#flow-diagram svg text')].map(t => t.textContent)")
+    assert labels[-1] == 'segment "lyon-adults"'  # the root is drawn last
+    assert {"ALL of", "ANY of", 'in segment "lyon"', 'in segment "adults"', "age >= 16"} \
+        <= set(labels)
+    svg = css(driver, "#flow-diagram svg")
+    assert svg.get_attribute("role") == "img" and "lyon-adults" in svg.get_attribute("aria-label")
+    assert svg.size["width"] > 200 and svg.size["height"] > 100
+    assert driver.execute_script(
+        "return document.querySelectorAll('#flow-diagram svg rect').length") == len(labels)
+    assert css(driver, "#flow").get_attribute("aria-labelledby") == "flow-title"
+    assert flow_links(driver, "flow-references") == [
+        ("adults", "live", "#/segments/adults"), ("lyon", "live", "#/segments/lyon")]
+    assert flow_links(driver, "flow-dependents") == [
+        ("lyon-seniors", "live", "#/segments/lyon-seniors"),
+        ("lyon-vip", "draft", "#/segments/lyon-vip")]
+    # The diagram's box takes the keyboard focus (it scrolls sideways when wide).
+    assert css(driver, "#flow-diagram").get_attribute("tabindex") == "0"
+    driver.execute_script("document.querySelector('#flow').scrollIntoView()")
+    check_page(driver, shots, "designer-flow")
+
+    # By keyboard: a dependent's link opens its designer, whose flow
+    # references this one and has no dependents.
+    link = css(driver, "#flow-dependents li[data-segment='lyon-vip'] a")
+    driver.execute_script("arguments[0].focus()", link)
+    assert driver.switch_to.active_element == link
+    link.send_keys(Keys.ENTER)
+    wait_for(driver, lambda d: flow_links(d, "flow-references") == [
+        ("lyon-adults", "live", "#/segments/lyon-adults")], "the dependent's flow")
+    assert css(driver, "#flow-dependents").text.startswith("None")
+
+    # A segment that references none.
+    go(driver, "#/segments/lyon", "#flow-dependents li")
+    assert css(driver, "#flow-references").text == "None."
+    assert flow_links(driver, "flow-dependents") == [
+        ("lyon-adults", "live", "#/segments/lyon-adults")]
+
+    # At a phone's width the diagram scrolls in its own box, not the page.
+    set_viewport(driver, *PHONE)
+    go(driver, "#/segments/lyon-adults", "#flow-dependents li")
+    wait_for(driver, lambda d: len(flow_links(d, "flow-dependents")) == 2, "flow at phone width")
+    assert driver.execute_script(OVERFLOW) <= 0
+    set_viewport(driver, *DESKTOP)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from agents.state_reads import decode_cursor, encode_cursor
 from app.api.errors import ApiError, validation_error
-from app.api.flow import flow_tree, mermaid, svg
+from app.api.flow import dependents, flow_tree, mermaid, references, svg
 from app.api.guard import authorize, int_param
 from app.cli_api import load_documents, table
 from app.metrics import dead_letter_reason
@@ -173,3 +173,18 @@ def test_table_aligns_columns() -> None:
 ])
 def test_dead_letter_reasons_are_bounded_labels(reason, label) -> None:
     assert dead_letter_reason(reason) == label
+
+
+def test_flow_references_and_dependents() -> None:
+    both = SegmentDefinition(id="both", name="Both", kind="compound",
+                             formula='in segment "lyon" and not (in segment "adults" or '
+                                     'in segment "lyon")')
+    vip = SegmentDefinition(id="vip", name="Vip", status="draft",
+                            formula='in segment "both" and age > 50')
+    lyon = SegmentDefinition(id="lyon", name="Lyon", formula='city = "Lyon"')
+    assert references(both.condition) == ["adults", "lyon"]
+    assert references(lyon.condition) == [] and references(None) == []
+    known = {"both": both, "vip": vip, "lyon": lyon}
+    assert dependents("both", known) == ["vip"]
+    assert dependents("lyon", known) == ["both"]
+    assert dependents("adults", known) == ["both"] and dependents("vip", known) == []

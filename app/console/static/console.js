@@ -112,6 +112,39 @@
 
   const seg = (id) => `/segments/${encodeURIComponent(id)}`;
 
+  // The flow diagram's SVG (written by the API from the condition tree),
+  // copied into the page element by element: only the shapes and attributes
+  // the server draws with, text as text; anything else (scripts, handlers,
+  // links, foreign content) is left out. null: not an SVG document.
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const SVG_ALLOWED = {
+    svg: ["width", "height", "viewBox"],
+    line: ["x1", "y1", "x2", "y2", "stroke"],
+    rect: ["x", "y", "width", "height", "rx", "fill", "stroke"],
+    text: ["x", "y", "text-anchor", "font-family", "font-size"],
+  };
+  function safeSvg(markup) {
+    const root = new DOMParser().parseFromString(markup, "image/svg+xml").documentElement;
+    const copy = (node) => {
+      const allowed = node.namespaceURI === SVG_NS && SVG_ALLOWED[node.localName];
+      if (!allowed) return null;
+      const el = document.createElementNS(SVG_NS, node.localName);
+      for (const name of allowed) {
+        const v = node.getAttribute(name);
+        if (v !== null && !/[()<>]/.test(v)) el.setAttribute(name, v);
+      }
+      for (const kid of node.childNodes) {
+        if (kid.nodeType === Node.TEXT_NODE && node.localName === "text") el.append(kid.data);
+        else if (kid.nodeType === Node.ELEMENT_NODE) {
+          const c = copy(kid);
+          if (c) el.append(c);
+        }
+      }
+      return el;
+    };
+    return root && root.localName === "svg" ? copy(root) : null;
+  }
+
   function updateSession() {
     $("#session-state").textContent = token ? "Token set" : "";
     $("#sign-out").hidden = !token;
@@ -395,6 +428,8 @@
     const actions = h("div", { class: "actions", id: "designer-actions" });
     const versionsBox = h("section", { id: "versions", class: "panel", hidden: true,
                                        "aria-labelledby": "versions-title" });
+    const flowBox = h("section", { id: "flow", class: "panel", hidden: true,
+                                   "aria-labelledby": "flow-title" });
     // The structured condition builder (builder.js): it edits the tree, the
     // server writes the formula text (POST /ui/api/check).
     const builder = window.segmentflowConsole.createBuilder
@@ -641,6 +676,47 @@
       put(actions, ...list);
     };
 
+    // Flow: GET /segments/ID/flow, the condition tree drawn by the server
+    // (inline SVG, rebuilt element by element from an allow-list: nothing
+    // it carries can run), the segments it reads and those that read it.
+    const segmentLinks = (listId, links, none) => (links.length
+      ? h("ul", { class: "flow-links", id: listId }, links.map((l) => h("li", {
+          dataset: { segment: l.segment_id, status: l.status || "missing" } },
+        l.status ? h("a", { href: `#/segments/${encodeURIComponent(l.segment_id)}` },
+          l.segment_id) : h("span", {}, l.segment_id),
+        " ", l.status ? badge(l.status) : h("span", { class: "muted small" }, "no such segment"))))
+      : h("p", { class: "muted small", id: listId }, none));
+    const loadFlow = async () => {
+      const r = await api("GET", `${seg(params.id)}/flow`, undefined, { signal });
+      const diagram = safeSvg(r.svg);
+      if (diagram) {
+        diagram.setAttribute("role", "img");
+        diagram.setAttribute("aria-label", `Condition tree of ${params.id}: ` +
+          (r.formula || "explicit members (static)"));
+      }
+      flowBox.hidden = false;
+      put(flowBox,
+        h("h2", { id: "flow-title" }, "Flow"),
+        h("div", { class: "flow-diagram", id: "flow-diagram", tabindex: "0",
+                   "aria-label": "Condition tree (scrolls sideways when wide)" },
+          diagram || h("p", { class: "error" }, "The diagram could not be read.")),
+        h("div", { class: "flow-refs" },
+          h("div", {},
+            h("h3", { id: "flow-references-title" }, "Segments it references"),
+            segmentLinks("flow-references", r.references, "None.")),
+          h("div", {},
+            h("h3", { id: "flow-dependents-title" }, "Segments that depend on it"),
+            segmentLinks("flow-dependents", r.dependents, "None: no segment references it."))),
+        h("details", { class: "flow-mermaid" },
+          h("summary", {}, "Mermaid text"),
+          h("pre", {}, h("code", {}, r.mermaid))));
+    };
+    const refreshFlow = () => loadFlow().catch((error) => {
+      if (!(error instanceof ApiError) || error.status === 404) return;
+      flowBox.hidden = false;
+      put(flowBox, h("h2", { id: "flow-title" }, "Flow"), h("p", { class: "error" }, error.message));
+    });
+
     // Version history: GET /segments/ID/versions (read from the
     // segment-definitions topic), newest first, with what changed.
     const changeText = (c) => {
@@ -735,6 +811,7 @@
         const s = await load();
         if (s.applied_version >= version && (!wantLive || s.go_live.complete)) {
           await refreshVersions();
+          refreshFlow();
           return;
         }
         await sleep(300, signal);
@@ -878,6 +955,7 @@
         builder ? builder.el : null,
         actions),
       preview,
+      flowBox,
       versionsBox);
     renderState();
     renderActions();
@@ -908,6 +986,7 @@
       renderActions();
       check();
       refreshVersions();
+      refreshFlow();
       // Just written (e.g. created and sent live): follow until applied.
       const settled = s.applied_version >= s.version &&
         (s.status !== "live" || s.go_live.complete);
