@@ -373,7 +373,9 @@ def _paths() -> dict[str, Any]:
             "over the last N days, in total and per member (retained history)",
             _json(_ref("Engagement"), "interactions per day"),
             params=[_SEGMENT_ID, {"name": "days", "in": "query",
-                                  "schema": {"type": "integer", "minimum": 1, "maximum": 90}}])},
+                                  "schema": {"type": "integer", "minimum": 1, "maximum": 90}}],
+            extra={"400": _err("bad parameter (days: an integer from 1 to 90)"),
+                   "503": _err("busy (Retry-After) or out of time")})},
         "/fields": {"get": _read("the field catalogue: contact and account attributes and "
                                  "event properties seen, with JSON types and counts",
                                  _json(_ref("Fields"), "fields seen"))},
