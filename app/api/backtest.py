@@ -19,9 +19,9 @@ from aiohttp.web import Response
 from faust.web import Request, View
 
 from app.api.context import ApiContext, coverage, is_local
+from app.api.drafts import read_draft
 from app.api.errors import ApiError, json_response
-from app.api.guard import authorize, int_param, read_body
-from app.api.offload import Refusal, validate_definition
+from app.api.guard import authorize, int_param
 from engine import CompileError, CycleError
 
 __all__ = ["MAX_POINTS", "backtest_points", "register_backtest"]
@@ -128,17 +128,4 @@ def register_backtest(ctx: ApiContext) -> None:
                 "sample": found, "note": NOTE, **coverage(ctx, others)})
 
         async def draft(self, request: Request, slot: Any) -> Any:
-            kind, body = await read_body(request, settings, ctx.work, slot)
-            if kind == "text":
-                body = {"formula": body}
-            if not isinstance(body, dict):
-                raise ApiError(422, "invalid", "a draft must be a JSON object or formula text")
-            values = {"id": "backtest", **body}
-            values.setdefault("name", values["id"])
-            values.pop("version", None)
-            draft = await ctx.work.run(slot, validate_definition, values, "draft")
-            if isinstance(draft, Refusal):
-                raise draft.error()
-            if reads.catalog() is None:
-                raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
-            return draft
+            return await read_draft(ctx, request, slot, "backtest")

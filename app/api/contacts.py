@@ -10,10 +10,10 @@ from faust.web import Request, View
 
 from agents.state_reads import ContactView
 from app.api.context import ApiContext, coverage, is_local
+from app.api.drafts import read_draft
 from app.api.errors import ApiError, json_response
-from app.api.guard import authorize, check_id, int_param, read_body
+from app.api.guard import authorize, check_id, int_param
 from app.api.limits import clip
-from app.api.offload import Refusal, validate_definition
 from engine import CompileError, CycleError
 
 __all__ = ["register_contacts", "trace_json"]
@@ -121,20 +121,8 @@ def register_contacts(ctx: ApiContext) -> None:
                           ) -> tuple[Any, Any]:
             """This worker's share: the draft validated in a worker process,
             then the scan of the held partitions within the time budget."""
-            kind, body = await read_body(request, settings, ctx.work, slot)
-            if kind == "text":
-                body = {"formula": body}
-            if not isinstance(body, dict):
-                raise ApiError(422, "invalid", "a draft must be a JSON object or formula text")
-            values = {"id": "preview", **body}
-            values.setdefault("name", values["id"])
-            values.pop("version", None)
-            draft = await ctx.work.run(slot, validate_definition, values, "draft")
-            if isinstance(draft, Refusal):
-                raise draft.error()
+            draft = await read_draft(ctx, request, slot, "preview")
             ctx.writer.check_event_types(draft)  # 422 at an undeclared type (event-types.md)
-            if reads.catalog() is None:
-                raise ApiError(503, "not_ready", "this worker holds no partition yet; retry")
             deadline = time.monotonic() + settings.api_preview_timeout
             try:
                 return draft, await reads.preview(draft, sample, deadline)
