@@ -28,7 +28,9 @@ async def wait_segment_applied(
     async with aiohttp.ClientSession(headers=headers) as session:
         while time.monotonic() < deadline:
             async with session.get(url) as response:
-                seen = (await response.json())["partitions"]
+                answer = await response.json()
+            # A worker just started may answer 503 (no partition yet): poll on.
+            seen = answer.get("partitions", {}) if response.status == 200 else {}
             if len(seen) == partitions and all(
                 v["version"] == version and v["backfill_version"] == version
                 and v["backfill_complete"] for v in seen.values()
