@@ -37,6 +37,7 @@ from agents.event_types import (
     EventTypeProblem,
     InteractionGate,
 )
+from agents.ingest_tracing import IngestTracing
 from agents.output import OutputProducer, confirm_or_exit
 from agents.partitioning import partition_for
 from app.faust_app import Topics
@@ -133,11 +134,13 @@ def register_ingest(
     app: faust.App, topics: Topics, settings: Settings, metrics: Metrics | None = None,
     topics_declared: Callable[[], bool] = lambda: True,
     event_types: EventTypeFeed | None = None,
+    tracing: IngestTracing | None = None,
 ) -> None:
     """``topics_declared``: true once the worker created its topics (the
     batch loop waits for it before forwarding). ``event_types``: the
     declarations interactions are checked against (agents/event_types.py);
-    None: the built-in ones, never updated (tests without a broker)."""
+    None: the built-in ones, never updated (tests without a broker).
+    ``tracing``: spans and trace headers (docs/tracing.md); None: off."""
     if event_types is None:
         event_types = EventTypeFeed.fixed()
     gate = InteractionGate(event_types, settings.accept_undeclared_event_types)
@@ -156,7 +159,7 @@ def register_ingest(
     for source, decode, route in _routes(settings, topics):
         producers.append(OutputProducer(settings))
         handle = _handler(topics, settings, source, decode, route, metrics, producers[-1],
-                          gate if source is topics.interactions else None)
+                          gate if source is topics.interactions else None, tracing)
         if settings.ingest == "batch":
             handlers[source.get_topic_name()] = handle
         else:
@@ -216,6 +219,7 @@ class _Item:
     value: bytes = b""
     key: bytes = b""
     reason: str | None = None
+    trace: list[tuple[str, bytes]] | None = None  # its trace headers (tracing on)
 
 
 def _exit_for(exc: BaseException) -> None:
@@ -233,6 +237,7 @@ def _handler(
     metrics: Metrics,
     producer: OutputProducer,
     gate: InteractionGate | None = None,
+    tracing: IngestTracing | None = None,
 ) -> Callable[[list[Any]], Awaitable[None]]:
     """``handle(events)``: forward or dead-letter every input of a batch of
     one upstream topic, and return once the broker acknowledged all of it.
@@ -240,7 +245,9 @@ def _handler(
     key, timestamp in seconds): a Faust event or a ``LoopEvent``.
     ``gate`` (interactions): decodes instead of ``decode`` and checks the
     event type; the input forwarded is the one it returns (the same bytes
-    unless a declared time field or a CloudEvent had to be mapped)."""
+    unless a declared time field or a CloudEvent had to be mapped).
+    ``tracing``: a span per input, its context in the forwarded records'
+    headers (docs/tracing.md); None (off): no header is read or written."""
     short = source.get_topic_name().rsplit(".", 1)[-1]
     accepted = metrics.inputs.labels(short, "accepted")
     refused = metrics.inputs.labels(short, "dead_lettered")
@@ -248,6 +255,13 @@ def _handler(
     dead_letter_topic = topics.dead_letters.get_topic_name()
     every_partition = range(settings.partitions)
     limit = settings.max_input_bytes
+
+    if tracing is None:
+        def record_headers(item: _Item) -> list[tuple[str, bytes]]:
+            return source_header(item.event.message)
+    else:
+        def record_headers(item: _Item) -> list[tuple[str, bytes]]:
+            return source_header(item.event.message) + (item.trace or [])
 
     async def forward(item: _Item, batch: dict[str, bool]) -> None:
         """Validate one input and queue its records; or set why it is refused."""
@@ -296,7 +310,7 @@ def _handler(
     async def _send_all(item: _Item) -> None:
         message = item.event.message
         stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
-        headers = source_header(message)
+        headers = record_headers(item)
         for i, (partition, future) in enumerate(item.sends):
             if future is not None and not _failed(future):
                 continue  # already delivered (a resend after a record error)
@@ -338,7 +352,7 @@ def _handler(
                 raw=raw, reason=item.reason or "", max_bytes=settings.dead_letter_max_bytes))
             log.warning("dead-letter %s[%s]@%s: %s", message.topic, message.partition,
                         message.offset, item.reason)
-            headers = source_header(message) + _cloudevents_headers(message)
+            headers = record_headers(item) + _cloudevents_headers(message)
             try:
                 futures.append(await producer.send(dead_letter_topic, message.key, record,
                                                    headers=headers))
@@ -351,6 +365,11 @@ def _handler(
 
     async def handle(events: list[Any]) -> None:
         items = [_Item(event) for event in events]
+        traced = None
+        if tracing is not None:  # the one tracing check of a batch
+            traced = tracing.begin([item.event.message for item in items])
+            for item, (_, trace_headers) in zip(items, traced, strict=True):
+                item.trace = trace_headers
         if gate is not None and not gate.feed.loaded:
             await gate.feed.wait_loaded()  # never refuse a type declared before we started
         batch: dict[str, bool] = {}
@@ -389,6 +408,8 @@ def _handler(
             else:
                 refused.inc()
                 metrics.dead_letters.labels(dead_letter_reason(item.reason)).inc()
+        if traced is not None and tracing is not None:
+            tracing.end(traced, [(item.value, len(item.sends), item.reason) for item in items])
 
     return handle
 

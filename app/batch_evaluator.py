@@ -24,6 +24,7 @@ from app.faust_app import Topics
 from app.metrics import Metrics, dead_letter_reason
 from app.settings import Settings
 from app.topic_setup import topics_ready
+from runtime.evaluator_tracing import EvaluatorTracing
 from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics
 from runtime.processor import Batch, ProcessorConfig
 
@@ -72,7 +73,8 @@ def _event_time(body: dict[str, Any]) -> float | None:
 
 
 def register_batch_evaluator(app: faust.App, topics: Topics, settings: Settings,
-                             metrics: Metrics | None = None) -> BatchEvaluatorHandle:
+                             metrics: Metrics | None = None,
+                             tracing: EvaluatorTracing | None = None) -> BatchEvaluatorHandle:
     metrics = metrics or Metrics()
 
     def observe(partition: int, batch: Batch, records: list[Any],
@@ -87,7 +89,8 @@ def register_batch_evaluator(app: faust.App, topics: Topics, settings: Settings,
             if refusal.report:
                 metrics.dead_letters.labels(dead_letter_reason(refusal.reason)).inc()
 
-    loop = BatchEvaluator(loop_settings(settings), loop_topics(settings), on_batch=observe)
+    loop = BatchEvaluator(loop_settings(settings), loop_topics(settings), on_batch=observe,
+                          tracing=tracing)
     handle = BatchEvaluatorHandle(loop, partitions=settings.partitions, clock=settings.clock,
                                   changelog=settings.topics.evaluator_state)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -190,11 +191,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
     topics = _declare_topics(app, settings)
     register_topic_setup(app, topics)
     event_types = register_event_types(app, topics, settings, lambda: topics_ready(app))
-    register_ingest(app, topics, settings, metrics, lambda: topics_ready(app), event_types)
+    tracing = register_tracing(app, settings)  # None unless configured (docs/tracing.md)
+    register_ingest(app, topics, settings, metrics, lambda: topics_ready(app), event_types,
+                    tracing.ingest if tracing is not None else None)
     evaluator: Any
     if settings.evaluator == "batch":
         # The runtime's batch loop: its own stores, no Faust tables, no ticks.
-        evaluator = register_batch_evaluator(app, topics, settings, metrics)
+        evaluator = register_batch_evaluator(
+            app, topics, settings, metrics, tracing.evaluator if tracing is not None else None)
     else:
         tables = _declare_tables(app, settings)
         evaluator = register_evaluator(app, topics, tables, settings, metrics)
@@ -202,6 +206,23 @@ def create_app(settings: Settings | None = None) -> faust.App:
     register_memory_trim(app)
     register_web(app, evaluator, topics, settings, metrics, event_types)
     return app
+
+
+def register_tracing(app: faust.App, settings: Settings) -> Any:
+    """The worker's tracing (app/tracing.py), flushed at shutdown; None
+    when it is off."""
+    from agents.ingest import ingest_group
+    from app.batch_evaluator import evaluator_group
+    from app.tracing import start_tracing
+
+    tracing = start_tracing(settings, ingest_group=ingest_group(settings),
+                            evaluator_group=evaluator_group(settings))
+    if tracing is not None:
+        @app.on_before_shutdown.connect
+        async def _stop_tracing(*_: Any, **__: Any) -> None:
+            await asyncio.to_thread(tracing.shutdown)  # exports what is queued
+
+    return tracing
 
 
 def register_event_types(app: faust.App, topics: Topics, settings: Settings,

@@ -226,6 +226,13 @@ class Settings(BaseSettings):
     # CloudEvent as JSON, the change as its data). The key is the contact id
     # in every format. Every worker of a prefix needs the same value.
     changes_format: Literal["native", "cloudevents-binary", "cloudevents-structured"] = "native"
+    # Tracing (docs/tracing.md): "otlp" records spans of ingest and the
+    # batch evaluator, exported over OTLP/HTTP, and carries the W3C trace
+    # context in Kafka headers from upstream records to membership changes;
+    # "off" never does. Unset (the default): the standard OTEL_* variables
+    # decide (on when OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint is set),
+    # so a deployment that configures neither traces nothing.
+    tracing: Literal["off", "otlp"] | None = None
 
     @property
     def limits(self) -> Limits:

@@ -25,6 +25,8 @@ class WorkerProcess:
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        #: more environment for the worker (e.g. OTEL_* variables in tests)
+        self.extra_env: dict[str, str] = {}
 
     def _env(self) -> dict[str, str]:
         s = self.settings
@@ -64,6 +66,11 @@ class WorkerProcess:
                 env[name] = secret_value(value) or ""
             else:
                 env.pop(name, None)
+        if s.tracing is not None:
+            env["SEGMENTFLOW_TRACING"] = s.tracing
+        else:
+            env.pop("SEGMENTFLOW_TRACING", None)
+        env.update(self.extra_env)
         return env
 
     @property

@@ -88,6 +88,9 @@ class Driver:
         self.wall = wall or (lambda: datetime.now(UTC))
         self.kind = store
         self.outputs: list[MembershipChange] = []
+        #: parallel to ``outputs``: (partition, input log offset) of the input
+        #: that caused each change, None for timers and backfill chunks
+        self.sources: list[tuple[int, int] | None] = []
         self.dead_letters: list[tuple[int, int, str]] = []  # (partition, offset, reason)
         self._parts = [_Partition() for _ in range(partitions)]
         self._dir = Path(tempfile.mkdtemp(prefix="segmentflow-driver-"))
@@ -149,6 +152,9 @@ class Driver:
             if refusal.report:
                 self.dead_letters.append((number, start + refusal.index, refusal.reason))
         self.outputs.extend(batch.changes)  # sent now; acknowledged at commit
+        for index, begin, end_ in batch.change_sources():
+            source = None if index is None else (number, start + index)
+            self.sources.extend([source] * (end_ - begin))
         part.position = end
         part.in_flight.append((batch, end))
         self._ack(number, part, keep=self.depth)

@@ -49,11 +49,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from engine import Limits
 from runtime.catalogs import CatalogCache
 from runtime.dead_letters import dead_letter_record
+from runtime.evaluator_tracing import EvaluatorTracing
 from runtime.outputs import change_record_as, snapshot_record
 from runtime.processor import Batch, PartitionProcessor, ProcessorConfig
 from runtime.restore import apply_changelog
 from runtime.staged import StagedStore
 from runtime.store import MIB, Store
+from runtime.trace_context import merge_headers
 from runtime.types import OffsetRecord
 
 __all__ = ["BatchEvaluator", "LoopSettings", "LoopTopics"]
@@ -125,9 +127,11 @@ class BatchEvaluator:
         on_batch: Callable[[int, Batch, list[Any], list[tuple[str, dict[str, Any]]], float],
                            None] | None = None,
         on_fatal: Callable[[BaseException], None] = _exit_process,
+        tracing: EvaluatorTracing | None = None,
     ) -> None:
         self.settings, self.topics = settings, topics
         self.on_batch, self.on_fatal = on_batch, on_fatal
+        self.tracing = tracing  # None: tracing off, nothing read or recorded (docs/tracing.md)
         self.processors: dict[int, PartitionProcessor] = {}
         self.catalogs = CatalogCache(settings.limits)
         self.stats = Stats()
@@ -237,7 +241,9 @@ class BatchEvaluator:
         started = time.perf_counter()
         batch = processor.process(inputs, last)
         elapsed = time.perf_counter() - started
-        outputs = await self._send_outputs(partition, batch)
+        traced = (None if self.tracing is None  # the one tracing check of a batch
+                  else self.tracing.evaluated(partition, kept, inputs, batch, elapsed))
+        outputs = await self._send_outputs(partition, batch, traced)
         for refusal in batch.refused:
             if refusal.report:
                 outputs.append(await self._dead_letter(kept[refusal.index], refusal.reason))
@@ -252,10 +258,13 @@ class BatchEvaluator:
         await self._queue.put(_InFlight(partition, batch, outputs, changelog,
                                         last + 1 if last is not None else None))
 
-    async def _send_outputs(self, partition: int, batch: Batch) -> list[asyncio.Future[Any]]:
+    async def _send_outputs(self, partition: int, batch: Batch,
+                            traced: list[list[tuple[str, bytes]]] | None = None,
+                            ) -> list[asyncio.Future[Any]]:
         """Changes (to the input's partition) and snapshot records (to their
         key's partition), as whole producer batches: per-record ``send``
-        costs more than evaluating an input."""
+        costs more than evaluating an input. ``traced``: each change's
+        trace headers (tracing on and an input of the batch traced)."""
         partitions = self.settings.processor.partitions
         fmt, prefix = self.settings.changes_format, self.settings.topic_prefix
         changes: list[tuple[int, bytes | None, bytes | None]] = []
@@ -268,6 +277,9 @@ class BatchEvaluator:
                 headers.append(change_headers)
             s_key, s_value, s_partition = snapshot_record(change, partitions)
             snapshots.append((s_partition, s_key, s_value))
+        if traced is not None:
+            headers = traced if headers is None else [
+                merge_headers(h, t) for h, t in zip(headers, traced, strict=True)]
         sent = await self._send_grouped(self.topics.changes, changes, headers)
         sent += await self._send_grouped(self.topics.snapshot, snapshots)
         return [future for future, _ in sent]

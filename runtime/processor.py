@@ -119,6 +119,23 @@ class Batch:
     changelog: Sequence[ChangelogRecord] = ()
     refused: list[Refusal] = field(default_factory=list)
     emitted_by: list[int] = field(default_factory=list)  # inputs that changed membership
+    #: per-input change boundaries, parallel to ``emitted_by``: the changes of
+    #: input ``emitted_by[i]`` end (exclusive) at ``changes[emitted_until[i]]``
+    #: and start where the previous input's end; changes after the last
+    #: boundary come from no input (wall-clock timers, backfill chunks)
+    emitted_until: list[int] = field(default_factory=list)
+
+    def change_sources(self) -> list[tuple[int | None, int, int]]:
+        """``(input index or None, start, end)`` for every run of changes, in
+        order: which input of the batch caused ``changes[start:end]``."""
+        runs: list[tuple[int | None, int, int]] = []
+        start = 0
+        for index, end in zip(self.emitted_by, self.emitted_until, strict=True):
+            runs.append((index, start, end))
+            start = end
+        if start < len(self.changes):
+            runs.append((None, start, len(self.changes)))
+        return runs
 
 
 def contact_input(kind: str, body: dict[str, Any]) -> Any:
@@ -194,6 +211,7 @@ class PartitionProcessor:
         self._decoded.clear()
         refused: list[Refusal] = []
         emitted_by: list[int] = []
+        emitted_until: list[int] = []
         try:
             for index, (kind, body) in enumerate(inputs):
                 before = len(self._changes)
@@ -208,6 +226,7 @@ class PartitionProcessor:
                         index, f"evaluation failed: {type(exc).__name__}: {exc}"))
                 if len(self._changes) != before:
                     emitted_by.append(index)
+                    emitted_until.append(len(self._changes))
             if self.config.clock == "wall":
                 self._wake_due(self.wall())
             for job in list(self.backfills.values()):
@@ -219,7 +238,7 @@ class PartitionProcessor:
                 self.applied_offset = last_offset
             records = _marker_last(txn.prepare())
             seq = self.store.stage(records)
-            return Batch(seq, self._changes, records, refused, emitted_by)
+            return Batch(seq, self._changes, records, refused, emitted_by, emitted_until)
         finally:
             txn.close()
             self._decoded.clear()
