@@ -202,6 +202,38 @@ _SOURCE_HEADER = {
 }
 
 
+# W3C trace context (docs/tracing.md): optional headers, read and written
+# only while tracing is on (SEGMENTFLOW_TRACING / OTEL_*; off by default).
+_TRACEPARENT = {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"}
+_TRACE_HEADERS: dict[str, str] = {  # message id -> what its trace headers are
+    **dict.fromkeys(
+        ("contactInput", "accountInput", "interaction", "cloudEventStructured",
+         "cloudEventBinary", "staticEdit", "segmentDefinition", "segmentDelete"),
+        "the upstream span: ingest's span continues it (tracing on)"),
+    "evaluatorInput": "ingest's span for the input (tracing on)",
+    "membershipChange": "the evaluate span of the input that caused the change (tracing on, "
+                        "the input traced; none for timers and backfills)",
+    "membershipChangeCloudEventBinary": "the evaluate span of the input that caused the change "
+                                        "(tracing on, the input traced); ce_traceparent and "
+                                        "ce_tracestate carry the same values (CloudEvents "
+                                        "distributed tracing extension)",
+    "membershipChangeCloudEventStructured": "the evaluate span of the input that caused the "
+                                            "change (tracing on, the input traced)",
+    "deadLetter": "ingest's span for the refused input (tracing on)",
+}
+
+
+def _with_trace(headers: dict[str, Any] | None, parent: str, binary: bool) -> dict[str, Any]:
+    """``headers`` (a headers schema, or none) with the optional trace headers."""
+    traced = {"traceparent": {**_TRACEPARENT, "description": f"W3C traceparent: {parent}"},
+              "tracestate": {"type": "string", "description": "W3C tracestate, when any"}}
+    if binary:
+        traced |= {"ce_" + name: value for name, value in traced.items()}
+    schema = dict(headers) if headers is not None else {"type": "object"}
+    schema["properties"] = {**schema.get("properties", {}), **traced}
+    return schema
+
+
 @dataclass(frozen=True)
 class Topic:
     """One topic: ``name`` is its ``app.faust_app.Topics`` field (and
@@ -408,6 +440,10 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
             message["headers"] = CHANGE_BINARY_HEADERS_SCHEMA
         elif message_id == "membershipChangeCloudEventStructured":
             message["contentType"] = CHANGE_STRUCTURED_CONTENT_TYPE
+        if message_id in _TRACE_HEADERS:
+            binary = message_id == "membershipChangeCloudEventBinary"
+            message["headers"] = _with_trace(message.get("headers"), _TRACE_HEADERS[message_id],
+                                             binary)
         messages[message_id] = message
     return {
         "asyncapi": "3.0.0",
