@@ -465,6 +465,10 @@ def _separate_runs_md() -> str:
     history = RESULTS / "history_bench.json"  # bench/history_bench.py
     if history.exists():
         md += _history_md(json.loads(history.read_text()))
+    scale = RESULTS / "scale_out.json"  # bench/scale_out.py: workers, failover, restore
+    if scale.exists():
+        from bench.scale_out import scale_out_md
+        md += "\n" + scale_out_md(json.loads(scale.read_text()))
     return md
 
 
