@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     # Batch evaluator: how often input offsets of settled batches are
     # committed (Kafka Streams' commit.interval.ms).
     commit_interval: float = Field(default=0.1, gt=0)
+    # Batch evaluator: standby copies of each partition kept current on
+    # other workers (Kafka Streams' num.standby.replicas), so a failover
+    # restores a changelog tail instead of the whole log. 0 = off.
+    standby_replicas: int = Field(default=0, ge=0, le=3)
+    # A worker that stops heartbeating loses its partitions after this long
+    # (consumer group session.timeout.ms): most of a failover's time.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"

@@ -28,7 +28,10 @@ producer's retries, the process exits so that a restart replays.
 Rebalances: revoked partitions are drained (everything in flight settled,
 offsets committed) and closed; assigned ones are opened, restored from
 their changelog tail (the local checkpoint says where it starts), and
-consumption resumes after whatever the state already holds.
+consumption resumes after whatever the state already holds. The group's
+assignor (runtime/assignor.py) puts a partition where its freshest local
+copy is and, with ``standby_replicas``, keeps standby copies on other
+members (runtime/standby.py), so a failover restores a short tail.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from engine import Limits
+from runtime.assignor import StandbyAssignor
 from runtime.catalogs import CatalogCache
 from runtime.dead_letters import dead_letter_record
 from runtime.evaluator_tracing import EvaluatorTracing
@@ -54,6 +58,7 @@ from runtime.outputs import change_record_as, snapshot_record
 from runtime.processor import Batch, PartitionProcessor, ProcessorConfig
 from runtime.restore import apply_changelog
 from runtime.staged import StagedStore
+from runtime.standby import StandbyCopies
 from runtime.store import MIB, Store
 from runtime.trace_context import merge_headers
 from runtime.types import OffsetRecord
@@ -91,6 +96,8 @@ class LoopSettings:
     write_buffer_bytes: int = 4 * MIB
     changes_format: str = "native"  # SEGMENTFLOW_CHANGES_FORMAT (models/change_events.py)
     topic_prefix: str = "segmentflow"  # in a CloudEvent's source
+    standby_replicas: int = 0  # standby copies of each partition on other members
+    session_timeout_ms: int = 10_000  # a dead member's partitions move after this
 
 
 @dataclass(slots=True)
@@ -109,6 +116,7 @@ class Stats:
     changes: int = 0
     dead_letters: int = 0
     committed: dict[int, int] = field(default_factory=dict)  # partition -> next offset
+    restored: dict[int, int] = field(default_factory=dict)  # partition -> records, last assign
 
 
 def _exit_process(exc: BaseException) -> None:
@@ -145,7 +153,11 @@ class BatchEvaluator:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()  # set after the first assignment is restored
-        self.progress = asyncio.Condition()  # notified after each offset commit
+        self.standbys = StandbyCopies(self._store, settings.bootstrap, topics.changelog)
+        self._copies: dict[int, int] = {}  # partition -> checkpoint of a closed local copy
+        self._assignor = StandbyAssignor(topics.input, settings.standby_replicas,
+                                         self.local_copies)
+        self.progress = asyncio.Condition()  # notified after each offset commit and assignment
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -155,11 +167,15 @@ class BatchEvaluator:
             bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True,
             linger_ms=s.linger_ms, max_request_size=1_048_576, max_batch_size=1_048_576)
         await self.producer.start()
+        self._copies = self._store.local_checkpoints()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap, group_id=s.group_id, client_id=s.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=s.batch_max,
-            isolation_level="read_uncommitted")
+            isolation_level="read_uncommitted",
+            partition_assignment_strategy=(self._assignor,),
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 3))
         self.consumer.subscribe([self.topics.input], listener=_Listener(self))
         await self.consumer.start()
         self._tasks = [asyncio.create_task(self._run(), name="evaluator-loop"),
@@ -185,6 +201,7 @@ class BatchEvaluator:
             if not settle:
                 self.consumer.unsubscribe()  # no revoke callback: nothing settles
             await self.consumer.stop()
+        await self.standbys.stop()
         if self.producer is not None:
             await self.producer.stop()
         self.processors.clear()
@@ -392,14 +409,30 @@ class BatchEvaluator:
 
     # -- rebalances ---------------------------------------------------------------------------
 
+    def local_copies(self) -> dict[int, int]:
+        """{partition: checkpoint} of every local copy (told to the group's
+        leader when joining: it places partitions where their state is)."""
+        copies = dict(self._copies)
+        for partition, store in self._store.partitions.items():
+            checkpoint = store.checkpoint()
+            if checkpoint is not None:
+                copies[partition] = checkpoint
+        return copies
+
+    async def _close_standbys(self) -> None:
+        self._copies.update(self.local_copies())
+        await self.standbys.stop()
+
     async def revoke(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:
             await self._queue.join()  # everything in flight settles first
             await self._commit_offsets(force=True)
+            self._copies.update(self.local_copies())
             for tp in partitions:
                 if tp.topic == self.topics.input:
                     self.processors.pop(tp.partition, None)
                     self._store.revoke(tp.partition)
+            await self._close_standbys()
 
     async def assign(self, partitions: set[TopicPartition]) -> None:
         """Open and restore every assigned partition, then publish them
@@ -407,12 +440,13 @@ class BatchEvaluator:
         consumer = self.consumer
         assert consumer is not None
         async with self._lock:
+            await self._close_standbys()  # a standby copy may become active here
             opened: dict[int, PartitionProcessor] = {}
             for tp in sorted(partitions):
                 if tp.topic != self.topics.input or tp.partition in self.processors:
                     continue
                 base = self._store.assign(tp.partition)
-                await self._restore(base, tp.partition)
+                self.stats.restored[tp.partition] = await self._restore(base, tp.partition)
                 processor = PartitionProcessor(
                     StagedStore(base), self.settings.processor, self.catalogs)
                 opened[tp.partition] = processor
@@ -421,11 +455,15 @@ class BatchEvaluator:
                     if committed is None or committed <= processor.applied_offset:
                         consumer.seek(tp, processor.applied_offset + 1)
             self.processors.update(opened)
+            await self.standbys.start(self._assignor.standby - set(self.processors))
         self.ready.set()
+        async with self.progress:
+            self.progress.notify_all()
 
-    async def _restore(self, base: Any, partition: int) -> None:
+    async def _restore(self, base: Any, partition: int) -> int:
         """Apply the changelog after the local checkpoint (Kafka Streams'
-        .checkpoint): the whole log for a new store, the tail otherwise."""
+        .checkpoint): the whole log for a new store, the tail otherwise.
+        Returns the number of records applied."""
         tp = TopicPartition(self.topics.changelog, partition)
         reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
                                   enable_auto_commit=False, group_id=None)
@@ -436,20 +474,22 @@ class BatchEvaluator:
             checkpoint = base.checkpoint()
             start = 0 if checkpoint is None else checkpoint + 1
             if start >= end:
-                return
+                return 0
             reader.seek(tp, start)
             records: list[OffsetRecord] = []
+            applied = 0
             while True:
                 fetched = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
                 for record in fetched.get(tp, []):
                     records.append((record.offset, record.key, record.value))
                 if records and (records[-1][0] >= end - 1 or len(records) >= 50_000):
-                    apply_changelog(base, records)
+                    applied += apply_changelog(base, records).applied
                     records = []
                 if await reader.position(tp) >= end:
                     break
             if records:
-                apply_changelog(base, records)
+                applied += apply_changelog(base, records).applied
+            return applied
         finally:
             await reader.stop()
 

@@ -180,6 +180,28 @@ class Store:
         if store is not None:
             store.close()
 
+    def local_checkpoints(self) -> dict[int, int]:
+        """{partition: checkpoint} of the local copies on disk that are not
+        open (each is opened briefly to read it)."""
+        found: dict[int, int] = {}
+        if not self._path.is_dir():
+            return found
+        for path in self._path.iterdir():
+            name = path.name
+            if not (path.is_dir() and name.startswith("p") and name[1:].isdigit()):
+                continue
+            partition = int(name[1:])
+            if partition in self._open:
+                continue
+            store = self.assign(partition)
+            try:
+                checkpoint = store.checkpoint()
+            finally:
+                self.revoke(partition)
+            if checkpoint is not None:
+                found[partition] = checkpoint
+        return found
+
     def close(self) -> None:
         for partition in list(self._open):
             self.revoke(partition)

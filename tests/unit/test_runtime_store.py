@@ -360,3 +360,22 @@ def test_every_partition_counts_in_one_memtable_budget(tmp_path: Path) -> None:
             assert store.write_buffers.get_usage() >= written  # this partition counted too
     finally:
         store.close()
+
+
+def test_local_checkpoints_lists_closed_copies_on_disk(tmp_path: Path) -> None:
+    """What a worker tells its group's leader when joining (runtime/assignor.py)."""
+    from runtime.store import Store
+
+    store = Store(tmp_path)
+    store.assign(3).write({b"\x01a": b"1"}, 41)
+    store.assign(5).write({b"\x01b": b"2"}, None)  # no checkpoint: not a usable copy
+    store.assign(7).write({b"\x01c": b"3"}, 9)
+    store.revoke(3)
+    store.revoke(5)
+    assert store.local_checkpoints() == {3: 41}  # 7 is open: its owner reports it
+    store.close()
+    (tmp_path / "not-a-partition").mkdir()
+    reopened = Store(tmp_path)
+    assert reopened.local_checkpoints() == {3: 41, 7: 9}
+    assert reopened.partitions == {}  # each copy was opened briefly, then closed
+    reopened.close()
