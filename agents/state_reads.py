@@ -74,6 +74,38 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return partition, after
 
 
+class _Pacer:
+    """A long read's bookkeeping: ``TimeoutError`` past ``deadline``
+    (``time.monotonic()``), and a yield to the event loop after each
+    ``_PREVIEW_SLICE`` seconds of work so the evaluator keeps running. The
+    clock is read every ``every`` calls (a contact can cost ~1 µs)."""
+
+    def __init__(self, deadline: float | None, every: int = 1) -> None:
+        self.deadline, self.every = deadline, every
+        self._calls = 0
+        self._slice_start = time.monotonic()
+
+    async def tick(self) -> None:
+        self._calls += 1
+        if self._calls % self.every:
+            return
+        clock = time.monotonic()
+        if self.deadline is not None and clock > self.deadline:
+            raise TimeoutError
+        if clock - self._slice_start > _PREVIEW_SLICE:
+            await asyncio.sleep(0)
+            self._slice_start = time.monotonic()
+
+
+def _with_draft(cache: dict[int, Catalog], base: Catalog, live: SegmentDefinition) -> Catalog:
+    """``base`` with the draft put in; partitions holding the same
+    definitions share one catalog, so the draft compiles once per catalog."""
+    catalog = cache.get(id(base))
+    if catalog is None:
+        catalog = cache[id(base)] = base.put(live)
+    return catalog
+
+
 async def paginate(
     fetch: Callable[[int, str | None, int], Awaitable[list[str]]],
     partitions: list[int], cursor: str | None, limit: int,
@@ -374,15 +406,11 @@ class EvaluatorReads:
         result = PreviewResult()
         retention = self._retention_us()
         live = draft.model_copy(update={"status": "live"})
-        # Partitions holding the same definitions share one catalog: compile
-        # the draft once per distinct catalog.
         with_draft: dict[int, Catalog] = {}
-        slice_start = time.monotonic()
+        # A draft can take ~1 ms per contact (a maximal formula).
+        pacer = _Pacer(deadline, every=16)
         for partition in sorted(self.held_partitions()):
-            base = self._catalog(partition)
-            catalog = with_draft.get(id(base))
-            if catalog is None:
-                catalog = with_draft[id(base)] = base.put(live)
+            catalog = _with_draft(with_draft, self._catalog(partition), live)
             accounts = self._accounts(partition)
             now = self._now(partition)
             now_us = to_us(now)
@@ -399,15 +427,7 @@ class EvaluatorReads:
                             if need is not None else None)
                 for key, raw in chunk:
                     result.scanned += 1
-                    if not result.scanned % 16:
-                        clock = time.monotonic()
-                        if deadline is not None and clock > deadline:
-                            raise TimeoutError
-                        if clock - slice_start > _PREVIEW_SLICE:
-                            # A draft can take ~1 ms per contact (a maximal
-                            # formula): let the evaluator run between slices.
-                            await asyncio.sleep(0)
-                            slice_start = time.monotonic()
+                    await pacer.tick()
                     state = ContactState.from_bytes(raw)
                     was = state.is_member(live.id)
                     if archived is not None and need is not None:
@@ -435,19 +455,14 @@ class EvaluatorReads:
         type over the last ``days`` days, from the retained history (what
         the members did: opens, clicks, visits...). Nothing is written."""
         result = EngagementResult()
-        slice_start = time.monotonic()
+        pacer = _Pacer(deadline)
         for partition in sorted(self.held_partitions()):
             now = self._now(partition)
             since = to_us(now) - days * 86_400_000_000
             async for chunk in self._chunks(partition):
                 members = [key for key, raw in chunk
                            if ContactState.from_bytes(raw).is_member(segment_id)]
-                clock = time.monotonic()
-                if deadline is not None and clock > deadline:
-                    raise TimeoutError
-                if clock - slice_start > _PREVIEW_SLICE:
-                    await asyncio.sleep(0)
-                    slice_start = time.monotonic()
+                await pacer.tick()
                 if not members:
                     continue
                 result.members += len(members)
@@ -473,12 +488,9 @@ class EvaluatorReads:
         with_draft: dict[int, Catalog] = {}
         inp = SegmentChanged(live.id)
         stamps = [to_us(p) for p in points]
-        slice_start = time.monotonic()
+        pacer = _Pacer(deadline)
         for partition in sorted(self.held_partitions()):
-            base = self._catalog(partition)
-            catalog = with_draft.get(id(base))
-            if catalog is None:
-                catalog = with_draft[id(base)] = base.put(live)
+            catalog = _with_draft(with_draft, self._catalog(partition), live)
             need = rebuild_needs(catalog, live.id) or Rebuild(frozenset(), ())
             idx, limits = catalog.index, catalog.limits
             accounts = self._accounts(partition)
@@ -487,12 +499,7 @@ class EvaluatorReads:
                                           self._now(partition)) or {}
                 for key, raw in chunk:
                     result.scanned += 1
-                    clock = time.monotonic()
-                    if deadline is not None and clock > deadline:
-                        raise TimeoutError
-                    if clock - slice_start > _PREVIEW_SLICE:
-                        await asyncio.sleep(0)
-                        slice_start = time.monotonic()
+                    await pacer.tick()
                     current = ContactState.from_bytes(raw)
                     # the past starts with no kept history, features, timers
                     # or membership of the draft
