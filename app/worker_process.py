@@ -59,6 +59,8 @@ class WorkerProcess:
             "SEGMENTFLOW_API_DEFINITION_CHARS_PER_SECOND": str(
                 s.api_definition_chars_per_second),
             "SEGMENTFLOW_CHANGES_FORMAT": s.changes_format,
+            "SEGMENTFLOW_STANDBY_REPLICAS": str(s.standby_replicas),
+            "SEGMENTFLOW_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
         })
         for name, value in (("SEGMENTFLOW_API_TOKEN", s.api_token),
                             ("SEGMENTFLOW_API_READ_TOKEN", s.api_read_token)):
