@@ -75,7 +75,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from agents.codec import input_payload  # noqa: E402
-from agents.partitioning import one_key_per_partition  # noqa: E402
+from agents.partitioning import one_key_per_partition, partition_for  # noqa: E402
 from app.client import Publisher, tail  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.worker_process import WorkerProcess  # noqa: E402
@@ -97,7 +97,7 @@ from tools.workload import EVENT_MIX, WIDE, Workload  # noqa: E402
 
 CONFIG: dict[str, dict[str, Any]] = {
     "quick": {"throughput": {"workers": [1, 2, 4], "segments": 100, "contacts": 4_000,
-                             "events": 16_000},
+                             "events": 24_000},
               "failover": {"contacts": 20_000, "events": 20_000, "segments": 20,
                            "rate": 200.0, "warmup": 4.0, "after": 4.0},
               "recovery": {"contacts": 100_000, "interactions": 2, "segments": 20,
@@ -246,6 +246,10 @@ async def throughput(bootstrap: str, cfg: dict) -> dict:
                                            if me0 is not None and me1 is not None else None),
                    "machine_cores_busy": round((m1[0] - m0[0]) / wall, 2),
                    "machine_cores": os.cpu_count()}
+            # whatever else ran meanwhile (the machine is shared)
+            run["other_cores"] = round(run["machine_cores_busy"] - run["worker_cores"]
+                                       - (run["broker_cores"] or 0)
+                                       - (run["bench_process_cores"] or 0), 2)
             runs.append(run)
             log(f"  {thr['events_per_s']} events/s; CPU: workers {run['worker_cores']} "
                 f"cores, broker {run['broker_cores']}, whole machine "
@@ -268,22 +272,28 @@ _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 def log_events(path: Path, patterns: dict[str, tuple[str, ...]],
                after: float) -> dict[str, float]:
-    """Wall time (epoch s) of the first log line after ``after`` holding every
-    string of each pattern."""
-    found: dict[str, float] = {}
+    """Wall time (epoch s) of the first log entry after ``after`` holding every
+    string of each pattern (an entry: a timestamped line and the lines below
+    it, e.g. aiokafka's partition tables)."""
+    entries: list[tuple[float, str]] = []
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
-        return found
+        return {}
     for line in lines:
         m = _LOG_TIME.match(line)
-        if not m:
-            continue
-        at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC).timestamp()
+        if m:
+            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(
+                tzinfo=UTC).timestamp()  # the worker logs UTC wall time here (TZ unset)
+            entries.append((at, line))
+        elif entries:
+            entries[-1] = (entries[-1][0], entries[-1][1] + "\n" + line)
+    found: dict[str, float] = {}
+    for at, text in entries:
         if at < after:
             continue
         for name, pattern in patterns.items():
-            if name not in found and all(part in line for part in pattern):
+            if name not in found and all(part in text for part in pattern):
                 found[name] = at
     return found
 
@@ -435,7 +445,8 @@ async def failover_once(sc: Scenario, warm_dir: Path, standby: int, cfg: dict,
         victim.kill()
         result["killed_at"] = datetime.fromtimestamp(kill_wall, UTC).isoformat()
         # one marker per partition, right after the kill
-        markers = dict(one_key_per_partition(f"marker-{tag}-i", PARTITIONS))
+        markers = {partition_for(cid, PARTITIONS): cid
+                   for _, cid in one_key_per_partition(f"marker-{tag}-i", PARTITIONS)}
         async with Publisher(sc.settings) as pub:
             await pub.send_all(marker_inputs(PARTITIONS, datetime.now(UTC), tag))
         seen_status: dict[str, Any] = {}
@@ -481,6 +492,9 @@ async def failover_once(sc: Scenario, warm_dir: Path, standby: int, cfg: dict,
         }, kill_wall)
         result["survivor_log_s_after_kill"] = {k: round(v - kill_wall, 2)
                                                for k, v in sorted(events.items())}
+        kept = RESULTS / f"scale_out-survivor-standby{standby}.log"  # git-ignored
+        shutil.copyfile(survivor.log_path, kept)
+        result["survivor_log"] = str(kept.relative_to(ROOT))
         assigned = result["survivor_log_s_after_kill"].get("assigned")
         if assigned is not None and "holds_all_s" in seen_status:
             # assignment received -> restored and published (polled every 0.2 s)
@@ -736,6 +750,12 @@ async def recovery(bootstrap: str, cfg: dict, keep_topic: bool = False) -> dict:
 # -- summary ----------------------------------------------------------------------------
 
 
+def _each(run: dict) -> str:
+    """Cores used by each worker over the drain."""
+    return ", ".join(f"{c / run['seconds']:.2f}" for c in run["cpu_seconds_per_worker"]
+                     if c is not None)
+
+
 def scale_out_md(r: dict) -> str:
     """The scale-out section of bench/results/SUMMARY.md."""
     md = (f"## Scale-out on Kafka (`{r.get('command', 'bench/scale_out.py')}`, "
@@ -747,10 +767,14 @@ def scale_out_md(r: dict) -> str:
                f"{thr['segments_live'] - 1} segments, {thr['contacts']:,} contacts, "
                f"{thr['partitions']} partitions, produced while the workers run (group "
                "settled first); CPU in cores over the drain, from /proc.\n\n"
-               "| workers | events/s | vs 1 | CPU: workers | broker | whole machine |\n"
-               "|---:|---:|---:|---:|---:|---:|\n"
+               "| workers | events/s | vs 1 | CPU: workers (each) | broker | this bench | "
+               "other processes | whole machine |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|---:|\n"
                + "".join(f"| {x['workers']} | {x['events_per_s']:,.0f} | "
-                         f"{x['vs_one_worker']}x | {x['worker_cores']} | {x['broker_cores']} | "
+                         f"{x['vs_one_worker']}x | {x['worker_cores']} "
+                         f"({_each(x)}) | "
+                         f"{x['broker_cores']} | {x['bench_process_cores']} | "
+                         f"{x.get('other_cores')} | "
                          f"{x['machine_cores_busy']} of {x['machine_cores']} |\n"
                          for x in thr["runs"]) + "\n")
     elif thr:
@@ -762,14 +786,17 @@ def scale_out_md(r: dict) -> str:
                f"partitions, a stream of {fo['stream_rate']:g} inputs/s; kill -9 of one "
                "worker. Served again = kill → the marker of every partition it held "
                "produced its change.\n\n"
-               "| standby replicas | served again | survivor holds all (restored) | "
-               "survivor log: revoke / assigned | restore after assignment | "
-               "probes lost |\n|---|---:|---:|---:|---:|---:|\n")
+               "Phases from the survivor's log (its evaluator consumer group) and its "
+               "`/status?local=1` (polled every 0.2 s), in seconds after the kill.\n\n"
+               "| standby replicas | victim's partitions, local copies on the survivor | "
+               "rebalance seen (session timeout) | assigned | restored (holds all 16) | "
+               "served again | probes lost |\n|---|---|---:|---:|---:|---:|---:|\n")
         for x in fo["runs"]:
             lg = x.get("survivor_log_s_after_kill", {})
-            md += (f"| {x['standby_replicas']} | {x.get('served_again_s')} s | "
-                   f"{x.get('holds_all_s')} s | {lg.get('revoked')} / {lg.get('assigned')} s | "
-                   f"{x.get('restore_after_assignment_s')} s | "
+            copies = len(x.get("survivor_local_copies_of_victims_before_kill", []))
+            md += (f"| {x['standby_replicas']} | {len(x.get('victim_partitions', []))}, "
+                   f"{copies} | {lg.get('heartbeat_saw_rebalance')} | {lg.get('assigned')} | "
+                   f"{x.get('holds_all_s')} | **{x.get('served_again_s')}** | "
                    f"{x['probes_missing']} of {x['probes_sent']} |\n")
         md += "\n"
     elif fo:
