@@ -366,7 +366,7 @@ def _handler(
     async def handle(events: list[Any]) -> None:
         items = [_Item(event) for event in events]
         traced = None
-        if tracing is not None:  # the one tracing check of a batch
+        if tracing is not None:  # tracing on: a span per input (docs/tracing.md)
             traced = tracing.begin([item.event.message for item in items])
             for item, (_, trace_headers) in zip(items, traced, strict=True):
                 item.trace = trace_headers

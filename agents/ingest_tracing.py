@@ -60,7 +60,9 @@ class IngestTracing:
         """End each span with its input's outcome: (the forwarded envelope,
         records forwarded, None) or (b"", 0, why it was dead-lettered)."""
         for (span, _), (envelope, records, reason) in zip(started, outcomes, strict=True):
-            if reason is None:
+            if not span.is_recording():  # sampled out: its context travels, nothing else
+                pass
+            elif reason is None:
                 _describe(span, envelope)
                 span.set_attribute("segmentflow.forwarded_records", records)
             else:

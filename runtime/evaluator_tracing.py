@@ -91,9 +91,11 @@ class EvaluatorTracing:
             if span is None:
                 continue
             carried = trace_headers(span, cloudevents=self.cloudevents_binary)
-            span.set_attribute("segmentflow.changes", end - start)
             for position in range(start, end):
                 headers[position] = carried
+            if not span.is_recording():  # sampled out: the context travels, nothing else
+                continue
+            span.set_attribute("segmentflow.changes", end - start)
             for change in batch.changes[start:min(end, start + MAX_CHANGE_EVENTS)]:
                 span.add_event("segmentflow.change", {
                     "segmentflow.segment_id": change.segment_id,

@@ -35,14 +35,19 @@ def _pairs(headers: Any) -> Iterable[tuple[Any, Any]]:
 
 
 def context_from_headers(headers: Any) -> Context | None:
-    """The remote context a record's ``traceparent`` names; None when it has
-    none or an invalid one (a malformed header starts no trace of its own)."""
+    """The remote context a record's ``traceparent`` names (a CloudEvent's
+    ``ce_traceparent`` when it has no ``traceparent``); None when it has none
+    or an invalid one (a malformed header starts no trace of its own)."""
     carrier: dict[str, str] = {}
+    extension: dict[str, str] = {}  # a binary-mode CloudEvent's ce_traceparent
     for key, value in _pairs(headers):
         name = key.decode("latin-1") if isinstance(key, bytes) else key
-        if name in (TRACEPARENT, TRACESTATE):
+        if name in TRACE_HEADERS:
             raw = value if isinstance(value, bytes | bytearray) else str(value or "").encode()
-            carrier[name] = bytes(raw).decode("latin-1")
+            target = extension if name.startswith("ce_") else carrier
+            target[name.removeprefix("ce_")] = bytes(raw).decode("latin-1")
+    if TRACEPARENT not in carrier:
+        carrier = extension  # the W3C headers win; the extension stands in for them
     if TRACEPARENT not in carrier:
         return None
     context = _W3C.extract(carrier)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -251,6 +252,17 @@ def test_context_from_headers_reads_every_header_shape() -> None:
         assert context_from_headers(headers) is not None, headers
     for headers in (None, [], [("traceparent", b"garbage")], [("other", UPSTREAM.encode())]):
         assert context_from_headers(headers) is None, headers
+    # a binary-mode CloudEvent's distributed tracing extension stands in for
+    # the W3C header, which wins when both are there
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    for headers, trace_id in (([("ce_traceparent", UPSTREAM.encode())], TRACE_ID),
+                              ([("ce_traceparent", other.encode()),
+                                ("traceparent", UPSTREAM.encode())], TRACE_ID),
+                              ([("ce_traceparent", other.encode())], other[3:35])):
+        context = context_from_headers(headers)
+        assert context is not None
+        span_context = trace.get_current_span(context).get_span_context()
+        assert f"{span_context.trace_id:032x}" == trace_id
 
 
 # -- on or off ----------------------------------------------------------------------------
@@ -283,3 +295,18 @@ def test_the_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SEGMENTFLOW_TRACING", "otlp")
     assert Settings().tracing == "otlp"
 
+
+
+def test_a_sampled_out_trace_still_travels_to_the_changes() -> None:
+    """An upstream context whose sampled flag is 0 (the default sampler is
+    parent-based): no span is recorded, the context still reaches the change."""
+    exporter, tracer = spans_and_tracer()
+    tracing = EvaluatorTracing(tracer, input_topic="i", group_id="g")
+    unsampled = UPSTREAM[:-2] + "00"
+    batch = Batch(seq=1, changes=[JOINED], emitted_by=[0], emitted_until=[1])
+    headers = tracing.evaluated(0, [record(1, [("traceparent", unsampled.encode())])],
+                                INPUTS[:1], batch, 0.001)
+    assert headers is not None
+    value = dict(headers[0])["traceparent"].decode()
+    assert value.startswith(f"00-{TRACE_ID}-") and value.endswith("-00")
+    assert exporter.get_finished_spans() == ()
