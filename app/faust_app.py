@@ -220,7 +220,7 @@ def register_tracing(app: faust.App, settings: Settings) -> Any:
     if tracing is not None:
         @app.on_before_shutdown.connect
         async def _stop_tracing(*_: Any, **__: Any) -> None:
-            await asyncio.to_thread(tracing.shutdown)  # exports what is queued
+            await asyncio.to_thread(tracing.flush)  # exports what is queued
 
     return tracing
 

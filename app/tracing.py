@@ -54,9 +54,11 @@ class Tracing:
     ingest: IngestTracing
     evaluator: EvaluatorTracing
 
-    def shutdown(self) -> None:
-        """Export what is queued, then stop (the worker's shutdown)."""
-        self.provider.shutdown()
+    def flush(self) -> None:
+        """Export what is queued (the worker's shutdown: at most 5 s). The
+        provider itself shuts down at process exit, so that the spans of
+        the last batches, ended while the evaluator stops, leave too."""
+        self.provider.force_flush(timeout_millis=5000)
 
 
 def start_tracing(settings: Settings, *, ingest_group: str, evaluator_group: str,
@@ -74,7 +76,7 @@ def start_tracing(settings: Settings, *, ingest_group: str, evaluator_group: str
         "service.name": environ.get("OTEL_SERVICE_NAME") or "segmentflow",
         "segmentflow.topic_prefix": settings.topic_prefix,
     })
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=True)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     tracer = provider.get_tracer("segmentflow")
     log.info("tracing on: spans exported over OTLP/HTTP (docs/tracing.md)")

@@ -286,7 +286,8 @@ def test_tracing_is_off_unless_configured(setting: str | None, environ: dict[str
     assert (tracing is not None) is on
     if tracing is not None:
         assert tracing.evaluator.cloudevents_binary is False
-        tracing.shutdown()
+        tracing.flush()
+        tracing.provider.shutdown()
 
 
 def test_the_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
