@@ -406,6 +406,21 @@ async def wait_standby_copies(survivor: WorkerProcess, victim_parts: set[int],
     return round(time.monotonic() - t0, 1)
 
 
+async def changelog_records(settings: Settings, partitions: set[int]) -> int:
+    """Records in these partitions of the evaluator's changelog (end offsets;
+    compaction may have removed some: an upper bound of a full restore)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topics.evaluator_state, p) for p in partitions]
+        return sum((await consumer.end_offsets(tps)).values()) if tps else 0
+    finally:
+        await consumer.stop()
+
+
 async def failover_once(sc: Scenario, warm_dir: Path, standby: int, cfg: dict,
                         session_timeout_ms: int | None) -> tuple[dict, Path]:
     env = worker_env(standby, session_timeout_ms)
@@ -434,6 +449,8 @@ async def failover_once(sc: Scenario, warm_dir: Path, standby: int, cfg: dict,
         result["survivor_partitions"] = sorted(survivor_parts)
         result["survivor_local_copies_of_victims_before_kill"] = sorted(
             local_copies(survivor) & victim_parts)
+        result["changelog_records_of_victims_partitions"] = await changelog_records(
+            sc.settings, victim_parts)
         await watch.start()
         probes: list[str] = []
         stop_stream = asyncio.Event()
@@ -576,12 +593,16 @@ async def fill_changelog(bootstrap: str, topic: str, cfg: dict,
 
     from engine import Limits
     from runtime.catalogs import CatalogCache
-    from runtime.memory import MemoryStore
     from runtime.processor import PartitionProcessor, ProcessorConfig
     from runtime.staged import StagedStore
+    from runtime.store import Store
 
     config = ProcessorConfig(partitions=1)
-    processor = PartitionProcessor(StagedStore(MemoryStore().assign(0)), config,
+    # RocksDB, not MemoryStore: its sorted key list inserts in O(n), far too
+    # slow at a million contacts
+    scratch = Path(tempfile.mkdtemp(prefix="segmentflow-recovery-fill-"))
+    rocks = Store(scratch, cache_bytes=64 << 20, write_buffer_bytes=16 << 20)
+    processor = PartitionProcessor(StagedStore(rocks.assign(0)), config,
                                    CatalogCache(Limits(history_retention_us=config.retention_us)))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
                                 enable_idempotence=True, max_batch_size=1_048_576,
@@ -630,6 +651,8 @@ async def fill_changelog(bootstrap: str, topic: str, cfg: dict,
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+        rocks.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return {"inputs": inputs, "records": records, "distinct_keys": len(keys),
             "key_bytes": key_bytes, "value_bytes": value_bytes,
             "mb": round((key_bytes + value_bytes) / 1e6, 1),
@@ -788,14 +811,16 @@ def scale_out_md(r: dict) -> str:
                "produced its change.\n\n"
                "Phases from the survivor's log (its evaluator consumer group) and its "
                "`/status?local=1` (polled every 0.2 s), in seconds after the kill.\n\n"
-               "| standby replicas | victim's partitions, local copies on the survivor | "
-               "rebalance seen (session timeout) | assigned | restored (holds all 16) | "
-               "served again | probes lost |\n|---|---|---:|---:|---:|---:|---:|\n")
+               "| standby replicas | victim's partitions, local copies on the survivor, "
+               "their changelog records | rebalance seen (session timeout) | assigned | "
+               "restored (holds all 16) | served again | probes lost |\n"
+               "|---|---|---:|---:|---:|---:|---:|\n")
         for x in fo["runs"]:
             lg = x.get("survivor_log_s_after_kill", {})
             copies = len(x.get("survivor_local_copies_of_victims_before_kill", []))
             md += (f"| {x['standby_replicas']} | {len(x.get('victim_partitions', []))}, "
-                   f"{copies} | {lg.get('heartbeat_saw_rebalance')} | {lg.get('assigned')} | "
+                   f"{copies}, {x.get('changelog_records_of_victims_partitions', 0):,} | "
+                   f"{lg.get('heartbeat_saw_rebalance')} | {lg.get('assigned')} | "
                    f"{x.get('holds_all_s')} | **{x.get('served_again_s')}** | "
                    f"{x['probes_missing']} of {x['probes_sent']} |\n")
         md += "\n"
