@@ -779,6 +779,50 @@ def _each(run: dict) -> str:
                      if c is not None)
 
 
+def _per_core(run: dict) -> str:
+    """Events per CPU-second the workers got: flat = scales with cores."""
+    cpu = sum(c for c in run["cpu_seconds_per_worker"] if c is not None)
+    return f"{run['events'] / cpu:,.0f}" if cpu else "—"
+
+
+def _count(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def _failover_md(fo: dict) -> str:
+    """One failover result (standby replicas off and on) as a table."""
+    md = ""
+    if fo and "runs" in fo:
+        timeout = fo["runs"][0].get("session_timeout_ms", "default") if fo["runs"] else "default"
+        md += (f"Failover: 2 workers, {fo['contacts']:,} contacts + "
+               f"{fo['history_interactions']:,} interactions of state, {fo['partitions']} "
+               f"partitions, a stream of {fo['stream_rate']:g} inputs/s; kill -9 of one "
+               "worker. Served again = kill → the marker of every partition it held "
+               "produced its change. The evaluator group's session timeout: "
+               + (f"{timeout:,} ms" if isinstance(timeout, int) else
+                  "the default (10,000 ms)") + ".\n\n"
+               "Phases from the survivor's log (its evaluator consumer group) and its "
+               "`/status?local=1` (polled every 0.2 s), in seconds after the kill. An "
+               "input also waits for ingest (its own group, aiokafka's default 10 s session "
+               "timeout) when the victim held its upstream partition.\n\n"
+               "| standby replicas | victim's partitions, local copies on the survivor, "
+               "their changelog records | rebalance seen (session timeout) | assigned | "
+               "restored (holds all 16) | served again | probes lost |\n"
+               "|---|---|---:|---:|---:|---:|---:|\n")
+        for x in fo["runs"]:
+            lg = x.get("survivor_log_s_after_kill", {})
+            copies = len(x.get("survivor_local_copies_of_victims_before_kill", []))
+            md += (f"| {x['standby_replicas']} | {len(x.get('victim_partitions', []))}, "
+                   f"{copies}, {_count(x.get('changelog_records_of_victims_partitions'))} | "
+                   f"{lg.get('heartbeat_saw_rebalance')} | {lg.get('assigned')} | "
+                   f"{x.get('holds_all_s')} | **{x.get('served_again_s')}** | "
+                   f"{x['probes_missing']} of {x['probes_sent']} |\n")
+        md += "\n"
+    elif fo:
+        md += f"Failover: failed: {fo.get('error', '')[:80]}\n\n"
+    return md
+
+
 def scale_out_md(r: dict) -> str:
     """The scale-out section of bench/results/SUMMARY.md."""
     md = (f"## Scale-out on Kafka (`{r.get('command', 'bench/scale_out.py')}`, "
@@ -790,11 +834,11 @@ def scale_out_md(r: dict) -> str:
                f"{thr['segments_live'] - 1} segments, {thr['contacts']:,} contacts, "
                f"{thr['partitions']} partitions, produced while the workers run (group "
                "settled first); CPU in cores over the drain, from /proc.\n\n"
-               "| workers | events/s | vs 1 | CPU: workers (each) | broker | this bench | "
-               "other processes | whole machine |\n"
-               "|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+               "| workers | events/s | vs 1 | events per worker CPU-second | "
+               "CPU: workers (each) | broker | this bench | other processes | whole machine |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
                + "".join(f"| {x['workers']} | {x['events_per_s']:,.0f} | "
-                         f"{x['vs_one_worker']}x | {x['worker_cores']} "
+                         f"{x['vs_one_worker']}x | {_per_core(x)} | {x['worker_cores']} "
                          f"({_each(x)}) | "
                          f"{x['broker_cores']} | {x['bench_process_cores']} | "
                          f"{x.get('other_cores')} | "
@@ -802,30 +846,8 @@ def scale_out_md(r: dict) -> str:
                          for x in thr["runs"]) + "\n")
     elif thr:
         md += f"Throughput: failed: {thr.get('error', '')[:80]}\n\n"
-    fo = r.get("failover")
-    if fo and "runs" in fo:
-        md += (f"Failover: 2 workers, {fo['contacts']:,} contacts + "
-               f"{fo['history_interactions']:,} interactions of state, {fo['partitions']} "
-               f"partitions, a stream of {fo['stream_rate']:g} inputs/s; kill -9 of one "
-               "worker. Served again = kill → the marker of every partition it held "
-               "produced its change.\n\n"
-               "Phases from the survivor's log (its evaluator consumer group) and its "
-               "`/status?local=1` (polled every 0.2 s), in seconds after the kill.\n\n"
-               "| standby replicas | victim's partitions, local copies on the survivor, "
-               "their changelog records | rebalance seen (session timeout) | assigned | "
-               "restored (holds all 16) | served again | probes lost |\n"
-               "|---|---|---:|---:|---:|---:|---:|\n")
-        for x in fo["runs"]:
-            lg = x.get("survivor_log_s_after_kill", {})
-            copies = len(x.get("survivor_local_copies_of_victims_before_kill", []))
-            md += (f"| {x['standby_replicas']} | {len(x.get('victim_partitions', []))}, "
-                   f"{copies}, {x.get('changelog_records_of_victims_partitions', 0):,} | "
-                   f"{lg.get('heartbeat_saw_rebalance')} | {lg.get('assigned')} | "
-                   f"{x.get('holds_all_s')} | **{x.get('served_again_s')}** | "
-                   f"{x['probes_missing']} of {x['probes_sent']} |\n")
-        md += "\n"
-    elif fo:
-        md += f"Failover: failed: {fo.get('error', '')[:80]}\n\n"
+    for key in sorted(k for k in r if k.startswith("failover")):
+        md += _failover_md(r[key])
     rec = r.get("recovery")
     if rec and "full_restore_seconds" in rec:
         ch = rec["changelog"]
