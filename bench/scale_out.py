@@ -785,6 +785,30 @@ def _per_core(run: dict) -> str:
     return f"{run['events'] / cpu:,.0f}" if cpu else "—"
 
 
+def _throughput_md(thr: dict) -> str:
+    """One throughput result (1, 2, 4 workers) as a table."""
+    md = ""
+    if thr and "runs" in thr:
+        md += ((f"{thr['label']}. " if thr.get("label") else "")
+               + f"Throughput: {thr['backlog_events']:,} interactions + markers, "
+               f"{thr['segments_live'] - 1} segments, {thr['contacts']:,} contacts, "
+               f"{thr['partitions']} partitions, produced while the workers run (group "
+               "settled first); CPU in cores over the drain, from /proc.\n\n"
+               "| workers | events/s | vs 1 | events per worker CPU-second | "
+               "CPU: workers (each) | broker | this bench | other processes | whole machine |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+               + "".join(f"| {x['workers']} | {x['events_per_s']:,.0f} | "
+                         f"{x['vs_one_worker']}x | {_per_core(x)} | {x['worker_cores']} "
+                         f"({_each(x)}) | "
+                         f"{x['broker_cores']} | {x['bench_process_cores']} | "
+                         f"{x.get('other_cores')} | "
+                         f"{x['machine_cores_busy']} of {x['machine_cores']} |\n"
+                         for x in thr["runs"]) + "\n")
+    elif thr:
+        md += f"Throughput: failed: {thr.get('error', '')[:80]}\n\n"
+    return md
+
+
 def _count(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
 
@@ -828,24 +852,8 @@ def scale_out_md(r: dict) -> str:
     md = (f"## Scale-out on Kafka (`{r.get('command', 'bench/scale_out.py')}`, "
           f"{r.get('when', '')[:16]}, a separate run)\n\n"
           + (f"{r['note']}\n\n" if r.get("note") else ""))
-    thr = r.get("throughput")
-    if thr and "runs" in thr:
-        md += (f"Throughput: {thr['backlog_events']:,} interactions + markers, "
-               f"{thr['segments_live'] - 1} segments, {thr['contacts']:,} contacts, "
-               f"{thr['partitions']} partitions, produced while the workers run (group "
-               "settled first); CPU in cores over the drain, from /proc.\n\n"
-               "| workers | events/s | vs 1 | events per worker CPU-second | "
-               "CPU: workers (each) | broker | this bench | other processes | whole machine |\n"
-               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-               + "".join(f"| {x['workers']} | {x['events_per_s']:,.0f} | "
-                         f"{x['vs_one_worker']}x | {_per_core(x)} | {x['worker_cores']} "
-                         f"({_each(x)}) | "
-                         f"{x['broker_cores']} | {x['bench_process_cores']} | "
-                         f"{x.get('other_cores')} | "
-                         f"{x['machine_cores_busy']} of {x['machine_cores']} |\n"
-                         for x in thr["runs"]) + "\n")
-    elif thr:
-        md += f"Throughput: failed: {thr.get('error', '')[:80]}\n\n"
+    for key in sorted(k for k in r if k.startswith("throughput")):
+        md += _throughput_md(r[key])
     for key in sorted(k for k in r if k.startswith("failover")):
         md += _failover_md(r[key])
     rec = r.get("recovery")
