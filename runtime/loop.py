@@ -66,6 +66,7 @@ from runtime.types import OffsetRecord
 __all__ = ["BatchEvaluator", "LoopSettings", "LoopTopics"]
 
 log = logging.getLogger(__name__)
+_RESTORE_FETCH_BYTES = 16 * 1024 * 1024
 _NO_HEADERS: list[tuple[str, bytes]] = []  # aiokafka's own default (a list, never mutated)
 
 
@@ -155,6 +156,7 @@ class BatchEvaluator:
         self.ready = asyncio.Event()  # set after the first assignment is restored
         self.standbys = StandbyCopies(self._store, settings.bootstrap, topics.changelog)
         self._copies: dict[int, int] = {}  # partition -> checkpoint of a closed local copy
+        self._standby_before: set[int] = set()  # the standby set before a rebalance (logs)
         self._assignor = StandbyAssignor(topics.input, settings.standby_replicas,
                                          self.local_copies)
         self.progress = asyncio.Condition()  # notified after each offset commit and assignment
@@ -421,6 +423,8 @@ class BatchEvaluator:
 
     async def _close_standbys(self) -> None:
         self._copies.update(self.local_copies())
+        if self.standbys.partitions:
+            self._standby_before = self.standbys.partitions
         await self.standbys.stop()
 
     async def revoke(self, partitions: set[TopicPartition]) -> None:
@@ -446,7 +450,13 @@ class BatchEvaluator:
                 if tp.topic != self.topics.input or tp.partition in self.processors:
                     continue
                 base = self._store.assign(tp.partition)
-                self.stats.restored[tp.partition] = await self._restore(base, tp.partition)
+                started, checkpoint = time.monotonic(), base.checkpoint()
+                restored = self.stats.restored[tp.partition] = await self._restore(
+                    base, tp.partition)
+                log.info("partition %d restored: %d changelog records after offset %s "
+                         "in %.2f s%s", tp.partition, restored, checkpoint,
+                         time.monotonic() - started,
+                         " (standby copy)" if tp.partition in self._standby_before else "")
                 processor = PartitionProcessor(
                     StagedStore(base), self.settings.processor, self.catalogs)
                 opened[tp.partition] = processor
@@ -465,8 +475,11 @@ class BatchEvaluator:
         .checkpoint): the whole log for a new store, the tail otherwise.
         Returns the number of records applied."""
         tp = TopicPartition(self.topics.changelog, partition)
+        # Large fetches: a restore reads a whole log, not a live tail.
         reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
-                                  enable_auto_commit=False, group_id=None)
+                                  enable_auto_commit=False, group_id=None,
+                                  max_partition_fetch_bytes=_RESTORE_FETCH_BYTES,
+                                  fetch_max_bytes=_RESTORE_FETCH_BYTES)
         await reader.start()
         try:
             reader.assign([tp])
@@ -479,7 +492,7 @@ class BatchEvaluator:
             records: list[OffsetRecord] = []
             applied = 0
             while True:
-                fetched = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
+                fetched = await reader.getmany(tp, timeout_ms=1000, max_records=50_000)
                 for record in fetched.get(tp, []):
                     records.append((record.offset, record.key, record.value))
                 if records and (records[-1][0] >= end - 1 or len(records) >= 50_000):
