@@ -469,7 +469,9 @@ def _register_loop(app: faust.App, settings: Settings,
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers, group_id=ingest_group(settings),
             enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=settings.batch_max, metadata_max_age_ms=5000)
+            max_poll_records=settings.batch_max, metadata_max_age_ms=5000,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.session_timeout_ms // 3)
         consumers.append(consumer)
         consumer.subscribe(list(handlers))
         await consumer.start()

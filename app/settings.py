@@ -117,8 +117,10 @@ class Settings(BaseSettings):
     # restores a changelog tail instead of the whole log. 0 = off.
     standby_replicas: int = Field(default=0, ge=0, le=3)
     # A worker that stops heartbeating loses its partitions after this long
-    # (consumer group session.timeout.ms): most of a failover's time.
-    session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    # (consumer group session.timeout.ms of the evaluator and ingest groups):
+    # most of a failover's time. Kafka refuses less than its
+    # group.min.session.timeout.ms (6 s by default).
+    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"
