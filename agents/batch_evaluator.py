@@ -1,5 +1,5 @@
 """Reads of the batch evaluator's state for the API and metrics
-(``SEGMENTFLOW_EVALUATOR=batch``; app/batch_evaluator.py wires it)."""
+(app/batch_evaluator.py wires it)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""The workers' own producer: a plain aiokafka producer (evaluator outputs,
-ingest's records for the evaluator's log).
+"""Ingest's own producer: a plain aiokafka producer, one per upstream topic,
+for the records it forwards to the evaluator's log and its dead letters.
 
-Membership changes and snapshot records are most of what a worker writes
-(two records per change). Faust's ``Topic.send`` costs far more per record
-than aiokafka's ``send`` (sensors, attachments, its own buffer — about a
-third of the evaluator's CPU in a py-spy profile), and the evaluator needs
-none of that: it sends, collects the delivery futures, and waits for them
-once per batch.
+Faust's ``Topic.send`` costs far more per record than aiokafka's ``send``
+(sensors, attachments, its own buffer — about a third of the former Faust
+evaluator's CPU in a py-spy profile), and ingest needs none of that: it
+sends, collects the delivery futures, and waits for them once per batch.
 """
 
 from __future__ import annotations
@@ -15,13 +13,12 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from app.settings import Settings
 
-__all__ = ["OutputProducer", "confirm_changelog_or_exit", "confirm_or_exit", "flush_faust_producer"]
+__all__ = ["OutputProducer", "confirm_or_exit"]
 
 log = logging.getLogger(__name__)
 
@@ -105,27 +102,3 @@ async def confirm_or_exit(producer: OutputProducer, futures: list[asyncio.Future
         log.critical("records not acknowledged; exiting so inputs replay", exc_info=True)
         os._exit(70)
     futures.clear()
-
-
-async def confirm_changelog_or_exit(futures: list[asyncio.Future]) -> None:
-    """Wait until the broker acked each of a batch's changelog records (their
-    own futures: ``flush_faust_producer`` can return before the last ones are
-    even in aiokafka). If one failed, stop the process, as for outputs."""
-    try:
-        for future in futures:
-            await future
-    except Exception:
-        log.critical("changelog not acknowledged; exiting so inputs replay", exc_info=True)
-        os._exit(70)
-
-
-async def flush_faust_producer(producer: Any) -> None:
-    """``await app.producer.flush()`` without waiting for lingering batches
-    (see ``OutputProducer.flush``): Faust's own buffer is drained into its
-    aiokafka producer, whose open batches are then sent at once."""
-    await producer.buffer.flush()
-    inner = getattr(producer, "_producer", None)
-    if inner is None:
-        await producer.flush()
-        return
-    await inner._message_accumulator.flush_for_commit()

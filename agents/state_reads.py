@@ -170,10 +170,10 @@ class BacktestResult:
 
 
 class EvaluatorReads:
-    """Mixed into the evaluator handles (``agents.evaluator.EvaluatorHandle``
-    over Faust tables, ``agents.batch_evaluator.BatchEvaluatorHandle`` over
-    the runtime's partition stores): they implement the hooks below, which
-    read one held partition; everything here is built on them."""
+    """Mixed into the evaluator's handle (``agents.batch_evaluator.BatchEvaluatorHandle``
+    over the runtime's partition stores; tests may stand in their own): it
+    implements the hooks below, which read one held partition; everything
+    here is built on them."""
 
     _sizes_cache: tuple[float, dict[str, int]] | None = None
 
@@ -316,7 +316,7 @@ class EvaluatorReads:
 
     def refusals(self) -> dict[str, dict[str, Any]]:
         """Segment id -> ``{"version", "reason"}`` of the newest definition a
-        held partition refused (agents/refusals.py), while no later version
+        held partition refused (runtime/processor.py), while no later version
         is applied. Definitions are broadcast: every partition refuses alike."""
         found: dict[str, dict[str, Any]] = {}
         for partition in sorted(self.held_partitions()):

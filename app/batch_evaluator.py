@@ -1,5 +1,4 @@
-"""Wires the runtime's batch evaluator into the Faust app
-(``SEGMENTFLOW_EVALUATOR=batch``).
+"""Wires the runtime's batch evaluator (the only evaluator) into the Faust app.
 
 The Faust app keeps the lifecycle, the web server and the light agents
 (ingest); the evaluator is ``runtime.loop.BatchEvaluator``, started as an
@@ -24,6 +23,7 @@ from app.faust_app import Topics
 from app.metrics import Metrics, dead_letter_reason
 from app.settings import Settings
 from app.topic_setup import topics_ready
+from runtime.catalogs import CatalogCache
 from runtime.evaluator_tracing import EvaluatorTracing
 from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics
 from runtime.processor import Batch, ProcessorConfig
@@ -93,6 +93,10 @@ def register_batch_evaluator(app: faust.App, topics: Topics, settings: Settings,
 
     loop = BatchEvaluator(loop_settings(settings), loop_topics(settings), on_batch=observe,
                           tracing=tracing)
+    # Stored definitions that cannot be loaded back are quarantined
+    # (runtime/catalogs.py): counted once per definition and reason.
+    loop.catalogs = CatalogCache(settings.limits,
+                                 on_quarantine=lambda *_: metrics.segments_quarantined.inc())
     handle = BatchEvaluatorHandle(loop, partitions=settings.partitions, clock=settings.clock,
                                   changelog=settings.topics.evaluator_state)
 

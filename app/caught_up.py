@@ -9,8 +9,7 @@ runs):
    with ``SEGMENTFLOW_INGEST=faust``) commits an upstream input only once
    it is forwarded to the evaluator's log (or dead-lettered) and the broker
    acknowledged it;
-2. **evaluator** (group ``<prefix>-evaluator``; the prefix with
-   ``SEGMENTFLOW_EVALUATOR=faust``) commits its log only after the batch's
+2. **evaluator** (group ``<prefix>-evaluator``) commits its log only after the batch's
    changes, snapshot records, dead letters and state changelog were
    acknowledged (runtime/loop.py).
 
@@ -58,8 +57,7 @@ def stages(settings: Settings) -> tuple[Stage, Stage]:
     return (
         Stage("ingest", f"{prefix}-ingest" if settings.ingest == "batch" else prefix,
               upstream_topics(settings)),
-        Stage("evaluator", f"{prefix}-evaluator" if settings.evaluator == "batch" else prefix,
-              (settings.topics.evaluator_input,)),
+        Stage("evaluator", f"{prefix}-evaluator", (settings.topics.evaluator_input,)),
     )
 
 

@@ -72,7 +72,7 @@ def _wait_go_live(client: ApiClient, deadline: float, timeout: float) -> str | N
         pending: list[str] = []
         for p, s in status["partitions"].items():
             if s["backfills_running"] is None:
-                continue  # not reported (SEGMENTFLOW_EVALUATOR=faust)
+                continue  # not reported (a worker of an older version)
             if s["backfills_running"]:
                 marks.pop(p, None)
                 pending.append(f"partition {p}: {s['backfills_running']} go-live backfill(s) "

@@ -1,4 +1,7 @@
-"""Builds the Faust app: topics, tables and agents. Nothing else lives here."""
+"""Builds the Faust app: topics, agents and tasks. Nothing else lives here.
+
+The app holds no Faust tables: the evaluator's state lives in the batch
+evaluator's own partition stores (app/batch_evaluator.py, runtime/)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.types import TableT, TopicT
+from faust.types import TopicT
 
 from app.memory import TRIM_INTERVAL, limit_fragmentation, malloc_trim
 from app.settings import Settings
 
-__all__ = ["Tables", "Topics", "create_app"]
+__all__ = ["Topics", "create_app"]
 
 
 @dataclass(frozen=True)
@@ -29,25 +32,6 @@ class Topics:
     dead_letters: TopicT
     evaluator_state: TopicT  # the batch evaluator's changelog (compacted)
     event_types: TopicT  # event-type declarations (compacted, one partition)
-
-
-@dataclass(frozen=True)
-class Tables:
-    # contact_id -> engine.ContactState bytes (the evaluator is the only writer)
-    contacts: TableT
-    # "<partition>:<segment_id>" -> SegmentDefinition JSON, replicated into every
-    # partition by broadcast commands so each partition replays on its own.
-    segments: TableT
-    # "<partition>:<account_id>" -> account attributes JSON, replicated likewise.
-    accounts: TableT
-    # "<partition>:<account_id>" -> JSON list of this partition's contacts.
-    account_contacts: TableT
-    # contact_id -> next due instant (µs since epoch), for clock ticks.
-    due: TableT
-    # "<partition>:<segment_id>" -> backfill progress of that partition.
-    backfills: TableT
-    # "<partition>" -> that partition's event clock (event-time mode only).
-    clock: TableT
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -86,47 +70,6 @@ def _declare_topics(app: faust.App, settings: Settings) -> Topics:
     )
 
 
-_SMALL_TABLE_BYTES = 2**20  # memtable and cache of the tables that stay small
-
-
-def _store_options(settings: Settings, *, big: bool) -> dict[str, Any] | None:
-    """rocksdict with bounded memory (see Settings.rocksdb_write_buffer_bytes)."""
-    if not settings.store.startswith("rocksdb"):
-        return None
-    write_buffer = settings.rocksdb_write_buffer_bytes if big else _SMALL_TABLE_BYTES
-    cache = settings.rocksdb_block_cache_bytes if big else _SMALL_TABLE_BYTES
-    return {"driver": "rocksdict", "write_buffer_size": write_buffer,
-            "max_write_buffer_number": 2, "block_cache_size": cache,
-            "target_file_size_base": 4 * write_buffer}
-
-
-def _declare_tables(app: faust.App, settings: Settings) -> Tables:
-    def table(name: str, *, big: bool = False) -> TableT:
-        # str keys (JSON-encoded, as Faust does for both the store and the
-        # changelog, which recovery relies on), raw bytes values: the engine
-        # owns its state encoding. Faust derives serializers from the types,
-        # so the value serializer is set before the store or changelog exist.
-        created = app.Table(
-            name,
-            key_type=str,
-            value_type=bytes,
-            partitions=settings.partitions,
-            options=_store_options(settings, big=big),
-        )
-        created.value_serializer = "raw"
-        return created
-
-    return Tables(
-        contacts=table("contacts", big=True),
-        segments=table("segments"),
-        accounts=table("accounts"),
-        account_contacts=table("account-contacts", big=True),
-        due=table("due", big=True),
-        backfills=table("backfills"),
-        clock=table("clock"),
-    )
-
-
 def register_memory_trim(app: faust.App) -> None:
     """Return freed heap pages to the OS once a minute, and keep large
     blocks out of the heap (see app.memory)."""
@@ -151,8 +94,6 @@ def register_memory_trim(app: faust.App) -> None:
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
-    from agents.clock import register_clock
-    from agents.evaluator import register_evaluator
     from agents.ingest import register_ingest
     from app.batch_evaluator import register_batch_evaluator
     from app.metrics import Metrics
@@ -164,7 +105,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     app = faust.App(
         settings.topic_prefix,
         broker=_broker_urls(settings.bootstrap_servers),
-        store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         web_host=settings.web_host,
@@ -178,15 +118,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # and only sees them at the next refresh (default 300 s, during which
         # those partitions are nobody's). Refresh every 5 s instead.
         consumer_metadata_max_age_ms=5000,
-        table_standby_replicas=1,
         producer_linger_ms=settings.producer_linger_ms,
         topic_allow_declare=True,
         web_in_thread=False,
         web_application_options=web_application_options(settings),
-        # Seeks taken-over partitions before resuming them (see app/recovery.py).
-        TableManager="app.recovery:SeekFirstTableManager",
-        # Tables keep their changelog futures for the evaluator to wait on.
-        Table="agents.buffered_tables:ChangelogTrackingTable",
     )
     topics = _declare_topics(app, settings)
     register_topic_setup(app, topics)
@@ -194,15 +129,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     tracing = register_tracing(app, settings)  # None unless configured (docs/tracing.md)
     register_ingest(app, topics, settings, metrics, lambda: topics_ready(app), event_types,
                     tracing.ingest if tracing is not None else None)
-    evaluator: Any
-    if settings.evaluator == "batch":
-        # The runtime's batch loop: its own stores, no Faust tables, no ticks.
-        evaluator = register_batch_evaluator(
-            app, topics, settings, metrics, tracing.evaluator if tracing is not None else None)
-    else:
-        tables = _declare_tables(app, settings)
-        evaluator = register_evaluator(app, topics, tables, settings, metrics)
-        register_clock(app, topics, settings)
+    # The runtime's batch loop: its own stores, no Faust tables, no ticks.
+    evaluator = register_batch_evaluator(
+        app, topics, settings, metrics, tracing.evaluator if tracing is not None else None)
     register_memory_trim(app)
     register_web(app, evaluator, topics, settings, metrics, event_types)
     return app

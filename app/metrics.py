@@ -53,7 +53,7 @@ def dead_letter_reason(reason: str) -> str:
 
 
 class StateSource(Protocol):
-    """What the scrape-time collector reads (``agents.evaluator.EvaluatorHandle``)."""
+    """What the scrape-time collector reads (``agents.batch_evaluator.BatchEvaluatorHandle``)."""
 
     def metrics_snapshot(self) -> dict[str, Any]: ...
 

@@ -6,10 +6,11 @@ without the prefix because every Kafka tool and script here honours it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.buckets import ControlGroup
@@ -80,9 +81,6 @@ class Settings(BaseSettings):
     # proven by the crash tests; exactly_once is Faust-experimental.
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_level: str = "info"
-    # Tables in RocksDB (rocksdict) survive restarts with only the delta
-    # replayed; "memory://" is for throwaway runs.
-    store: str = "rocksdb://"
     # Bad input larger than this is dead-lettered as a preview, not whole.
     dead_letter_max_bytes: int = 65536
     # Largest record ingest forwards (bytes): the input inside its envelope
@@ -102,10 +100,6 @@ class Settings(BaseSettings):
     # Interactions are retained (whole) this many days, so a segment defined
     # or changed later is evaluated over them (docs/history.md).
     history_retention_days: int = Field(default=400, ge=1, le=3650)
-    # "faust": the evaluator is a Faust agent over Faust tables. "batch": the
-    # runtime's batch loop on aiokafka over its own partition stores
-    # (runtime/loop.py; pipelined commits, local timers, no clock ticks).
-    evaluator: Literal["faust", "batch"] = "batch"
     # "batch": ingest is one aiokafka batch loop over the upstream topics
     # (group <prefix>-ingest); "faust": one Faust agent per upstream topic.
     ingest: Literal["faust", "batch"] = "batch"
@@ -124,9 +118,6 @@ class Settings(BaseSettings):
     # "wall": now is the wall clock. "event": now follows the latest event
     # time seen, for deterministic replays, backfills and demos.
     clock: Literal["wall", "event"] = "wall"
-    # How often the leader broadcasts clock ticks (seconds): time-driven
-    # joins/leaves are at most about this late.
-    tick_interval: float = Field(default=0.1, gt=0)
     # Contacts re-evaluated per backfill chunk before yielding to live
     # traffic (a go-live on a big partition is many chunks).
     backfill_chunk: int = Field(default=2000, ge=1)
@@ -157,6 +148,23 @@ class Settings(BaseSettings):
     # Every worker must have the same value.
     control_group: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_removed_evaluator(cls, data: Any) -> Any:
+        """SEGMENTFLOW_EVALUATOR is gone with the Faust evaluator: "batch"
+        (the only evaluator) is accepted and ignored; anything else stops
+        the worker here rather than silently running another evaluator over
+        state it never wrote."""
+        given = data.get("evaluator") if isinstance(data, dict) else None
+        given = given or os.environ.get("SEGMENTFLOW_EVALUATOR")
+        if given is not None and str(given).strip().lower() not in ("", "batch"):
+            raise ValueError(
+                f"SEGMENTFLOW_EVALUATOR={given}: the Faust evaluator was removed (issue #12); "
+                "the batch evaluator is the only one. Unset SEGMENTFLOW_EVALUATOR; the batch "
+                "evaluator does not read the Faust evaluator's tables, it keeps its own state "
+                "(consumer group <prefix>-evaluator, docs/architecture.md)")
+        return data
+
     @field_validator("max_events_by_type")
     @classmethod
     def _check_events_by_type(cls, value: str) -> str:
@@ -176,13 +184,13 @@ class Settings(BaseSettings):
     # true accepts them anyway (declared types are still checked).
     accept_undeclared_event_types: bool = False
 
-    # Due contacts woken per tick per partition (the rest wait one tick).
+    # Due contacts woken per batch per partition (the rest wait for the next).
     due_batch: int = Field(default=20000, ge=1)
 
-    # RocksDB memory per table partition (each is its own database). Faust's
-    # defaults (64 MiB memtables x 3 and a 2 GiB block cache, each per
-    # database) let RSS grow without a plateau under steady load. The big
-    # tables (contacts, due, account index) get these; the small ones 1 MiB.
+    # RocksDB memory of the evaluator's partition stores (runtime/store.py):
+    # one block cache for all of them, each partition's memtables within one
+    # budget of 4 write buffers for all of them. Bounded, so RSS plateaus
+    # under steady load (docs/architecture.md "Memory").
     rocksdb_write_buffer_bytes: int = Field(default=4 * 2**20, ge=2**20)
     rocksdb_block_cache_bytes: int = Field(default=8 * 2**20, ge=2**20)
 

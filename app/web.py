@@ -7,7 +7,7 @@ from typing import Any
 
 import faust
 
-from agents.evaluator import EvaluatorHandle
+from agents.batch_evaluator import BatchEvaluatorHandle
 from agents.event_types import EventTypeFeed
 from app.api.backtest import register_backtest
 from app.api.cluster import Cluster, GroupPeers
@@ -42,25 +42,23 @@ def web_application_options(settings: Settings) -> dict[str, Any]:
             "middlewares": [json_errors_middleware]}
 
 
-def register_web(app: faust.App, evaluator: EvaluatorHandle, topics: Topics,
+def register_web(app: faust.App, evaluator: BatchEvaluatorHandle, topics: Topics,
                  settings: Settings, metrics: Metrics,
                  event_types: EventTypeFeed | None = None) -> None:
     work = HeavyWork(settings.api_workers, settings.api_max_concurrent,
                      settings.api_work_timeout)
-    group_peers = None
-    if settings.evaluator == "batch":
-        group_peers = GroupPeers(settings.bootstrap_servers, f"{settings.topic_prefix}-evaluator",
-                                 settings.topics.evaluator_input)
+    group_peers = GroupPeers(settings.bootstrap_servers, f"{settings.topic_prefix}-evaluator",
+                             settings.topics.evaluator_input)
 
-        @app.task
-        async def _find_peers() -> None:
-            await group_peers.run()
+    @app.task
+    async def _find_peers() -> None:
+        await group_peers.run()
 
     event_types = event_types or EventTypeFeed.fixed()
     ctx = ApiContext(app, settings, evaluator, DefinitionWriter(
         evaluator, topics, work, settings.api_definition_chars_per_second,
         event_types, settings.accept_undeclared_event_types),
-                     metrics, Cluster(app, evaluator.contacts_changelog, group_peers), work)
+                     metrics, Cluster(app, group_peers), work)
 
     @app.task
     async def start_api_workers() -> None:

@@ -77,8 +77,7 @@ async def run(bootstrap: str, contacts: int = 300, spread: float = 20.0, lead: f
         return {"contacts": contacts, "spread_seconds": spread, "joined": joined,
                 "left_observed": len(observed),
                 "lateness_emitted_ms": percentiles(emitted),
-                "lateness_observed_ms": percentiles(observed),
-                "tick_interval_s": sc.settings.tick_interval}
+                "lateness_observed_ms": percentiles(observed)}
     finally:
         sc.cleanup()
 

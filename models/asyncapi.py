@@ -138,7 +138,7 @@ _MESSAGES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
     "evaluatorInput": (
         {"$ref": _SCHEMAS + "EvaluatorInput"},
         {"type": "string", "description": "contact_id for contact inputs; the account or "
-         "segment id for broadcasts (one record per partition); __tick__ for clock ticks; "
+         "segment id for broadcasts (one record per partition); __tick__ for legacy clock ticks; "
          "__clock__ for clock advances"},
         "Evaluator input (internal)", "An input in its envelope, in log order per partition",
     ),
@@ -419,9 +419,7 @@ def asyncapi_document(topics: Mapping[str, str] | None = None,
                     f"Consumer group {group_id}-ingest ({group_id}, the Faust app's, "
                     "with SEGMENTFLOW_INGEST=faust).")
             elif action == "receive":
-                operation["description"] = (
-                    f"Consumer group {group_id}-evaluator ({group_id}, the Faust app's, "
-                    "with SEGMENTFLOW_EVALUATOR=faust).")
+                operation["description"] = f"Consumer group {group_id}-evaluator."
             operations[_camel(f"{action}_{topic.name}")] = operation
     messages: dict[str, Any] = {}
     for message_id, (payload, key, title, summary) in _MESSAGES.items():

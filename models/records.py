@@ -10,9 +10,10 @@ to it:
   input in it as upstream wrote it; accounts and segment definitions go to
   every partition). ``clock`` (``{"to": time}``, written to every partition
   by ``POST /clock/advance``) moves each partition's event clock forward
-  (docs/clock.md). ``tick`` and ``backfill`` are commands of the Faust
-  agents (the clock's broadcast, a backfill's next chunk); the partition
-  runtime (``runtime/``) accepts and ignores them.
+  (docs/clock.md). ``tick`` and ``backfill`` were commands of the former
+  Faust evaluator (the clock's broadcast, a backfill's next chunk), removed;
+  nothing writes them now, and the partition runtime (``runtime/``) accepts
+  and ignores them where an older version left them in the log.
 - ``MembershipSnapshot``: the value on the compacted ``<prefix>.memberships``
   topic under the key ``"<segment_id>/<contact_id>"`` while the contact is a
   member; a tombstone (null value) once it leaves.
@@ -96,7 +97,8 @@ class TickBody(Contract):
 
 
 class TickEnvelope(Contract):
-    """The clock (wall-clock mode): the group leader's tick to every partition."""
+    """Legacy: the former Faust evaluator's clock tick (its group leader's, to
+    every partition). Nothing writes it now; the evaluator ignores it."""
 
     kind: Literal["tick"]
     body: TickBody
@@ -120,7 +122,8 @@ class BackfillBody(Contract):
 
 
 class BackfillEnvelope(Contract):
-    """A backfill's next chunk, sent by a partition to itself."""
+    """Legacy: a backfill's next chunk, sent by a partition of the former
+    Faust evaluator to itself. Nothing writes it now; the evaluator ignores it."""
 
     kind: Literal["backfill"]
     body: BackfillBody

@@ -1,12 +1,10 @@
 """Reads across workers: which worker holds which partition, and plain HTTP
 calls to the others' APIs (scatter-gather and forwarding).
 
-Faust's partition assignor shares every member's active changelog
-partitions and canonical URL (``http://<web_host>:<web_port>``) with every
-member; a partition of the contacts table is held by the worker evaluating
-it. The batch evaluator (SEGMENTFLOW_EVALUATOR=batch) has its own consumer
-group, whose members carry their URL as client id: ``GroupPeers`` reads the
-group's assignment from the broker (refreshed every second). Calls to peers
+The batch evaluator has its own consumer group, whose members carry their
+API's URL (``http://<web_host>:<web_port>``) as client id: ``GroupPeers``
+reads the group's assignment from the broker (refreshed every second), and
+a partition is held by the worker evaluating it. Calls to peers
 carry ``local=1`` so a peer answers from its own partitions only (no second
 hop), and the caller's Authorization header.
 """
@@ -77,27 +75,13 @@ class GroupPeers:
 
 
 class Cluster:
-    def __init__(self, app: faust.App, changelog_topic: str,
-                 group_peers: GroupPeers | None = None) -> None:
-        self._app, self._topic, self._group_peers = app, changelog_topic, group_peers
+    def __init__(self, app: faust.App, group_peers: GroupPeers) -> None:
+        self._app, self._group_peers = app, group_peers
 
     def peers(self) -> dict[int, str]:
         """partition -> base URL of the other worker holding it."""
         me = _ident(self._app.conf.canonical_url)
-        if self._group_peers is not None:
-            return {p: url for p, url in self._group_peers.owners.items()
-                    if _ident(url) != me}
-        owners: dict[int, str] = {}
-        try:
-            metadata = self._app.assignor.tables_metadata()
-        except Exception:  # no assignment yet
-            return owners
-        for url, topics in metadata.items():
-            if _ident(url) == me:
-                continue
-            for partition in topics.get(self._topic, ()):
-                owners[partition] = str(url).rstrip("/")
-        return owners
+        return {p: url for p, url in self._group_peers.owners.items() if _ident(url) != me}
 
     async def call(self, request: Any, base: str, method: str, path: str,
                    params: dict[str, Any] | None = None, body: bytes | None = None

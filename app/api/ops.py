@@ -27,32 +27,19 @@ def asyncapi_for(settings: Settings) -> dict[str, Any]:
                              group_id=settings.topic_prefix)
 
 
-def readiness(app: faust.App, evaluator_topic: str,
-              batch_held: set[int] | None = None) -> dict[str, Any]:
-    """``assigned_partitions`` counts the evaluator-input partitions assigned
-    here, as ``segmentflow_assigned_partitions`` does (the consumer's whole
-    assignment also holds every input topic's and changelog's partitions:
-    105 where the metric said 8). ``batch_held``: the batch evaluator's
-    restored partitions (it has its own consumer; SEGMENTFLOW_EVALUATOR=batch)."""
-    if batch_held is not None:
-        declared = topics_ready(app)
-        return {
-            "ready": bool(batch_held) and declared and not app.rebalancing,
-            "topics_declared": declared,
-            "assigned_partitions": len(batch_held),
-            "rebalancing": bool(app.rebalancing),
-            "tables_recovered": bool(batch_held),
-        }
-    assignment = app.consumer.assignment() if app.consumer is not None else set()
-    recovered = app.tables.recovery.completed.is_set()
+def readiness(app: faust.App, held: set[int]) -> dict[str, Any]:
+    """``held``: the evaluator-input partitions the batch evaluator holds and
+    has restored (it has its own consumer), counted as
+    ``segmentflow_assigned_partitions`` counts them. ``tables_recovered``
+    stays in the answer (what it said with the former Faust tables): the
+    held partitions' stores are restored."""
     declared = topics_ready(app)
-    ready = bool(assignment) and not app.rebalancing and recovered and declared
     return {
-        "ready": ready,
+        "ready": bool(held) and declared and not app.rebalancing,
         "topics_declared": declared,
-        "assigned_partitions": sum(1 for tp in assignment if tp.topic == evaluator_topic),
+        "assigned_partitions": len(held),
         "rebalancing": bool(app.rebalancing),
-        "tables_recovered": recovered,
+        "tables_recovered": bool(held),
     }
 
 
@@ -70,11 +57,10 @@ def register_ops(ctx: ApiContext) -> None:
     @app.page("/ready", name="ready")
     class Ready(View):
         """200 only when the worker holds partitions, is not rebalancing and
-        has recovered its tables: what a load balancer or a test waits for."""
+        has restored their stores: what a load balancer or a test waits for."""
 
         async def get(self, request: Request) -> Response:
-            held = ctx.reads.held_partitions() if settings.evaluator == "batch" else None
-            state = readiness(app, settings.topics.evaluator_input, held)
+            state = readiness(app, ctx.reads.held_partitions())
             return json_response(state, 200 if state["ready"] else 503)
 
     @app.page("/metrics", name="metrics")

@@ -156,7 +156,7 @@ async def test_time_driven_join_and_leave(settings, worker, reader):
     ]
     left_at = datetime.fromisoformat(values[1]["at"])
     due = occurred + timedelta(minutes=1)
-    # Emitted at or after the due instant, and not much later (tick interval).
+    # Emitted at or after the due instant, and not much later (the timer poll).
     assert due <= left_at < due + timedelta(seconds=5), (due, left_at)
 
 

@@ -18,7 +18,7 @@ METHODS = {"get", "post", "put", "delete", "patch"}
 
 @pytest.fixture(scope="module")
 def served() -> set[tuple[str, str]]:
-    app = create_app(Settings(store="memory://", topic_prefix="openapi-test"))
+    app = create_app(Settings(topic_prefix="openapi-test"))
     # The web console (/ui: its page, files and back-end routes) is not the API.
     return {(route.resource.canonical, route.method.lower())
             for route in app.web.web_app.router.routes()

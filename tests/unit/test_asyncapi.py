@@ -66,7 +66,7 @@ def test_a_model_change_is_drift(monkeypatch) -> None:
 
 def test_every_topic_is_a_channel_with_its_partitions_and_cleanup_policy() -> None:
     """Names, partition counts and compaction are the ones the worker declares."""
-    settings = Settings(topic_prefix="aa-test", partitions=3, store="memory://",
+    settings = Settings(topic_prefix="aa-test", partitions=3,
                         interactions_topic="crm.events")
     declared = _declare_topics(faust.App("aa-test", store="memory://"), settings)
     documented = {topic.name for topic in TOPICS}
@@ -116,8 +116,9 @@ def test_records_the_code_writes_match_the_document() -> None:
         encode_envelope("account", AccountDelete(account_id="a1")),
         encode_envelope("segment", segment),
         encode_envelope("segment_delete", SegmentDelete(segment_id="paris")),
-        encode_envelope("tick", {"at": NOW.isoformat()}),  # agents/clock.py
-        encode_envelope("backfill", {"segment_id": "paris", "version": 1}),  # agents/evaluator
+        # legacy: the former Faust evaluator's clock tick and backfill chunk
+        encode_envelope("tick", {"at": NOW.isoformat()}),
+        encode_envelope("backfill", {"segment_id": "paris", "version": 1}),
         encode_envelope("clock", {"to": NOW.isoformat()}),  # POST /clock/advance
     ]
     evaluator_input = _payload_validator(doc, "evaluatorInput")
@@ -247,7 +248,7 @@ def test_default_settings_serve_the_committed_document() -> None:
 
 
 async def test_the_worker_serves_the_document_of_its_own_topics() -> None:
-    settings = Settings(store="memory://", topic_prefix="served", partitions=3,
+    settings = Settings(topic_prefix="served", partitions=3,
                         static_edits_topic="crm.static-edits", api_token="secret")
     app = create_app(settings)
     async with TestClient(TestServer(app.web.web_app)) as client:

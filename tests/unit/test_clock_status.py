@@ -29,12 +29,12 @@ def test_anything_else_is_refused_with_the_allowed_form(bad: object) -> None:
     assert caught.value.status == 422 and "UTC offset" in caught.value.message
 
 
-def test_the_groups_follow_the_ingest_and_evaluator_modes() -> None:
+def test_the_groups_follow_the_ingest_mode() -> None:
     ingest, evaluator = stages(Settings(topic_prefix="p"))
     assert (ingest.group, evaluator.group) == ("p-ingest", "p-evaluator")
     assert evaluator.topics == ("p.evaluator-input",) and "p.interactions" in ingest.topics
-    ingest, evaluator = stages(Settings(topic_prefix="p", ingest="faust", evaluator="faust"))
-    assert (ingest.group, evaluator.group) == ("p", "p")
+    ingest, evaluator = stages(Settings(topic_prefix="p", ingest="faust"))
+    assert (ingest.group, evaluator.group) == ("p", "p-evaluator")
 
 
 def test_the_status_table() -> None:

@@ -224,31 +224,6 @@ async def test_the_batch_loop_sends_changes_in_the_configured_format(
 
 
 @pytest.mark.parametrize("mode", CHANGES_FORMATS)
-async def test_the_faust_evaluator_sends_changes_in_the_configured_format(mode: str) -> None:
-    """SEGMENTFLOW_EVALUATOR=faust publishes through agents/evaluator.py."""
-    from agents.evaluator import Evaluator
-
-    sent: list[tuple[Any, ...]] = []
-
-    async def send(topic: str, key: bytes, value: bytes | None, partition: int | None = None,
-                   headers: list[tuple[str, bytes]] | None = None) -> None:
-        sent.append((topic, key, value, partition, headers))
-
-    evaluator = Evaluator.__new__(Evaluator)
-    evaluator.emitted = 0
-    evaluator.pending = []
-    evaluator.settings = Settings(topic_prefix="shop", changes_format=mode, partitions=4)
-    evaluator.changes_topic, evaluator.snapshot_topic = "shop.membership-changes", "shop.m"
-    evaluator.metrics = type("M", (), {"count_changes": lambda self, changes: None})()
-    evaluator.output = type("O", (), {"send": staticmethod(send)})()
-    await evaluator.publish([JOINED], 1)
-    [(_, key, value, partition, headers)] = [s for s in sent if s[0] == "shop.membership-changes"]
-    expected_key, expected_value, expected_headers = encode_change(JOINED, mode, "shop")
-    assert (key, value, partition) == (expected_key, expected_value, 1)
-    assert headers == (expected_headers or None)
-
-
-@pytest.mark.parametrize("mode", CHANGES_FORMATS)
 def test_the_cli_and_the_demo_read_changes_in_every_format(mode: str) -> None:
     """`segmentflow watch` and the demo's change log read the value of any
     format (a structured CloudEvent: its data)."""

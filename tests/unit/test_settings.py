@@ -30,3 +30,26 @@ def test_upstream_topics_can_be_renamed(monkeypatch: pytest.MonkeyPatch) -> None
     assert topics.interactions == "tracking.events"
     assert topics.contacts == "sf.contacts"
     assert topics.membership_changes == "sf.membership-changes"
+
+
+@pytest.mark.parametrize("value", ["faust", "Faust", "anything"])
+def test_the_removed_faust_evaluator_is_a_clear_startup_error(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """SEGMENTFLOW_EVALUATOR went with the Faust evaluator (issue #12): a
+    worker still configured for it refuses to start and says why, instead
+    of running the batch evaluator over state it never wrote."""
+    monkeypatch.setenv("SEGMENTFLOW_EVALUATOR", value)
+    with pytest.raises(ValueError, match="the Faust evaluator was removed"):
+        Settings()
+    with pytest.raises(ValueError, match="Unset SEGMENTFLOW_EVALUATOR"):
+        Settings(partitions=2)
+
+
+def test_evaluator_batch_and_the_other_removed_settings_are_ignored(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENTFLOW_EVALUATOR", "batch")
+    monkeypatch.setenv("SEGMENTFLOW_TICK_INTERVAL", "0.5")
+    monkeypatch.setenv("SEGMENTFLOW_STORE", "memory://")
+    settings = Settings()
+    assert not hasattr(settings, "evaluator") and not hasattr(settings, "tick_interval")
+    assert not hasattr(settings, "store")
