@@ -135,6 +135,9 @@ class BatchEvaluatorHandle(EvaluatorReads):
                 earliest.append(first)
         return entries, earliest
 
+    def _standby_lag(self) -> dict[int, int]:
+        return self._loop.standbys.lag()
+
     def _consumer_lag(self) -> dict[int, int]:
         consumer = self._loop.consumer
         if consumer is None:

@@ -264,6 +264,9 @@ class EvaluatorReads:
     def _consumer_lag(self) -> dict[int, int]:
         raise NotImplementedError
 
+    def _standby_lag(self) -> dict[int, int]:
+        return {}  # no standby copies
+
     @property
     def clock_mode(self) -> str:
         """``wall`` or ``event`` (SEGMENTFLOW_CLOCK)."""
@@ -602,6 +605,7 @@ class EvaluatorReads:
             "golive": golive,
             "refused": len(self.refusals()),
             "consumer_lag": self._consumer_lag(),
+            "standby_lag": self._standby_lag(),
             "clocks": {p: self._event_clock(p) for p in held},
             "clock_mode": self.clock_mode,
         }

@@ -88,6 +88,14 @@ class _StateCollector(Collector):
         for partition, value in sorted(snap["consumer_lag"].items()):
             lag.add_metric([str(partition)], value)
         yield lag
+        standby = GaugeMetricFamily(
+            "segmentflow_standby_lag_records",
+            "Changelog records a standby copy kept here has not applied yet, per "
+            "partition (SEGMENTFLOW_STANDBY_REPLICAS): what a failover would restore.",
+            labels=["partition"])
+        for partition, value in sorted(snap.get("standby_lag", {}).items()):
+            standby.add_metric([str(partition)], value)
+        yield standby
         yield from self._clocks(snap)
 
     @staticmethod

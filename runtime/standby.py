@@ -42,6 +42,20 @@ class StandbyCopies:
     def checkpoints(self) -> dict[int, int | None]:
         return {p: s.checkpoint() for p, s in self._open.items()}
 
+    def lag(self) -> dict[int, int]:
+        """Changelog records each copy has not applied yet, from the last
+        fetch's high watermark (a copy not fetched yet is left out)."""
+        lag: dict[int, int] = {}
+        consumer = self._consumer
+        if consumer is None:
+            return lag
+        for p, copy in self._open.items():
+            high = consumer.highwater(TopicPartition(self._changelog, p))
+            if high is not None:
+                checkpoint = copy.checkpoint()
+                lag[p] = max(0, high - (0 if checkpoint is None else checkpoint + 1))
+        return lag
+
     async def start(self, partitions: set[int]) -> None:
         """Open the copies and tail their changelog (after ``stop``)."""
         if not partitions:

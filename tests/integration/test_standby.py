@@ -82,6 +82,7 @@ async def test_a_killed_workers_partitions_move_to_the_standby_copies(
             caught_up = {p: changelog_ends[p] - 1 for p in moved}
             await _until(second.standbys.progress,
                          lambda: second.standbys.checkpoints() == caught_up)
+            assert second.standbys.lag() == {p: 0 for p in moved}  # segmentflow_standby_lag_records
         else:
             assert second.standbys.partitions == set()
 
