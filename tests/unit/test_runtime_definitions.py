@@ -67,7 +67,8 @@ def _store_raw(driver: Driver, partition: int, keyspace: Keyspace, key: bytes,
 
 def _reads(driver: Driver) -> BatchEvaluatorHandle:
     """The API's reads over the driver's partitions."""
-    loop = SimpleNamespace(processors=driver.processors, consumer=None)
+    loop = SimpleNamespace(processors=driver.processors, consumer=None,
+                           standbys=SimpleNamespace(lag=dict))  # no standby copies
     return BatchEvaluatorHandle(loop, partitions=driver.partitions,  # type: ignore[arg-type]
                                 clock="wall", changelog="t.evaluator-state")
 
