@@ -422,8 +422,11 @@ class BatchEvaluator:
         return copies
 
     async def _close_standbys(self) -> None:
-        self._copies.update(self.local_copies())
+        """Close the standby copies, remembering their checkpoints (told to
+        the leader at the next join) and which they were (the restore log)."""
         if self.standbys.partitions:
+            self._copies.update({p: c for p, c in self.standbys.checkpoints().items()
+                                 if c is not None})
             self._standby_before = self.standbys.partitions
         await self.standbys.stop()
 

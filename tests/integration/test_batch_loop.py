@@ -120,11 +120,19 @@ async def _read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
     return records
 
 
-def _loop(bootstrap: str, topics: LoopTopics, group: str, data: Path) -> BatchEvaluator:
+def _topics(prefix: str) -> LoopTopics:
+    return LoopTopics(input=f"{prefix}-in", changes=f"{prefix}-changes",
+                      snapshot=f"{prefix}-snapshot", changelog=f"{prefix}-changelog",
+                      dead_letters=f"{prefix}-dead")
+
+
+def _loop(bootstrap: str, topics: LoopTopics, group: str, data: Path,
+          standby_replicas: int = 0) -> BatchEvaluator:
     config = ProcessorConfig(partitions=PARTITIONS, clock="event", backfill_chunk=16)
     settings = LoopSettings(bootstrap=bootstrap, group_id=group, data_dir=data,
                             processor=config, batch_max=40, commit_interval=0.05,
-                            cache_bytes=1 << 20, write_buffer_bytes=1 << 20)
+                            cache_bytes=1 << 20, write_buffer_bytes=1 << 20,
+                            standby_replicas=standby_replicas)
 
     def fatal(exc: BaseException) -> None:
         raise AssertionError("a record was not acknowledged") from exc
@@ -134,9 +142,7 @@ def _loop(bootstrap: str, topics: LoopTopics, group: str, data: Path) -> BatchEv
 
 async def test_batch_loop_kill_restart_and_lost_disk(kafka_bootstrap: str, tmp_path: Path) -> None:
     prefix = f"bl-{uuid.uuid4().hex[:8]}"
-    topics = LoopTopics(input=f"{prefix}-in", changes=f"{prefix}-changes",
-                        snapshot=f"{prefix}-snapshot", changelog=f"{prefix}-changelog",
-                        dead_letters=f"{prefix}-dead")
+    topics = _topics(prefix)
     await _create_topics(kafka_bootstrap, topics)
     driver = Driver(PARTITIONS, config=ProcessorConfig(partitions=PARTITIONS, clock="event"))
     group = f"{prefix}-evaluator"

@@ -17,7 +17,6 @@ import pytest
 
 from models.changes import MembershipChange
 from runtime.driver import Driver, fold_changes
-from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics
 from runtime.processor import ProcessorConfig
 from tests.integration.test_batch_loop import (
     PARTITIONS,
@@ -25,25 +24,13 @@ from tests.integration.test_batch_loop import (
     _create_topics,
     _ends,
     _inputs,
+    _loop,
     _produce,
     _read_all,
+    _topics,
 )
 
 pytestmark = pytest.mark.kafka
-
-
-def _evaluator(bootstrap: str, topics: LoopTopics, group: str, data: Path,
-               standby_replicas: int) -> BatchEvaluator:
-    config = ProcessorConfig(partitions=PARTITIONS, clock="event", backfill_chunk=16)
-    settings = LoopSettings(bootstrap=bootstrap, group_id=group, data_dir=data,
-                            processor=config, batch_max=40, commit_interval=0.05,
-                            cache_bytes=1 << 20, write_buffer_bytes=1 << 20,
-                            standby_replicas=standby_replicas)
-
-    def fatal(exc: BaseException) -> None:
-        raise AssertionError("a record was not acknowledged") from exc
-
-    return BatchEvaluator(settings, topics, on_fatal=fatal)
 
 
 async def _until(condition: asyncio.Condition, predicate: Callable[[], bool]) -> None:
@@ -55,14 +42,12 @@ async def _until(condition: asyncio.Condition, predicate: Callable[[], bool]) ->
 async def test_a_killed_workers_partitions_move_to_the_standby_copies(
         kafka_bootstrap: str, tmp_path: Path, standby_replicas: int) -> None:
     prefix = f"sb-{uuid.uuid4().hex[:8]}"
-    topics = LoopTopics(input=f"{prefix}-in", changes=f"{prefix}-changes",
-                        snapshot=f"{prefix}-snapshot", changelog=f"{prefix}-changelog",
-                        dead_letters=f"{prefix}-dead")
+    topics = _topics(prefix)
     await _create_topics(kafka_bootstrap, topics)
     driver = Driver(PARTITIONS, config=ProcessorConfig(partitions=PARTITIONS, clock="event"))
     group = f"{prefix}-evaluator"
-    first = _evaluator(kafka_bootstrap, topics, group, tmp_path / "a", standby_replicas)
-    second = _evaluator(kafka_bootstrap, topics, group, tmp_path / "b", standby_replicas)
+    first = _loop(kafka_bootstrap, topics, group, tmp_path / "a", standby_replicas)
+    second = _loop(kafka_bootstrap, topics, group, tmp_path / "b", standby_replicas)
     try:
         await _produce(kafka_bootstrap, topics.input, [("segment", s) for s in SEGMENTS], driver)
         ends = await _produce(kafka_bootstrap, topics.input, _inputs(0), driver)

@@ -187,16 +187,22 @@ class _Producer:
         return future
 
 
-@pytest.mark.parametrize("mode", CHANGES_FORMATS)
-async def test_the_batch_loop_sends_changes_in_the_configured_format(
-        mode: str, tmp_path: Path) -> None:
+def unstarted_loop(mode: str, tmp_path: Path) -> BatchEvaluator:
+    """A batch loop of prefix "shop" publishing changes in ``mode``, never
+    started: tests give it a recording producer."""
     settings = LoopSettings(bootstrap="unused:9092", group_id="g", data_dir=tmp_path,
                             processor=ProcessorConfig(partitions=4), changes_format=mode,
                             topic_prefix="shop")
     topics = LoopTopics(input="shop.evaluator-input", changes="shop.membership-changes",
                         snapshot="shop.memberships", changelog="shop.evaluator-state",
                         dead_letters="shop.dead-letters")
-    loop = BatchEvaluator(settings, topics)
+    return BatchEvaluator(settings, topics)
+
+
+@pytest.mark.parametrize("mode", CHANGES_FORMATS)
+async def test_the_batch_loop_sends_changes_in_the_configured_format(
+        mode: str, tmp_path: Path) -> None:
+    loop = unstarted_loop(mode, tmp_path)
     try:
         producer = _Producer()
         loop.producer = producer  # type: ignore[assignment]

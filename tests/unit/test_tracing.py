@@ -23,10 +23,9 @@ from app.tracing import start_tracing, tracing_wanted
 from models.change_events import encode_change
 from runtime.driver import Driver
 from runtime.evaluator_tracing import EVALUATE_SPAN, EvaluatorTracing
-from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics
 from runtime.processor import Batch, ProcessorConfig
 from runtime.trace_context import context_from_headers, merge_headers
-from tests.unit.test_cloudevents_output import JOINED, LEFT, _Producer
+from tests.unit.test_cloudevents_output import JOINED, LEFT, _Producer, unstarted_loop
 from tests.unit.test_ingest_batches import FakeApp, Rig, contact, event
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -167,13 +166,7 @@ def test_trace_headers_merge_with_cloudevents_headers_without_clashing() -> None
 @pytest.mark.parametrize("mode", ["native", "cloudevents-binary", "cloudevents-structured"])
 async def test_the_batch_loop_sends_each_change_with_its_trace_headers(
         mode: str, tmp_path: Path) -> None:
-    settings = LoopSettings(bootstrap="unused:9092", group_id="g", data_dir=tmp_path,
-                            processor=ProcessorConfig(partitions=4), changes_format=mode,
-                            topic_prefix="shop")
-    topics = LoopTopics(input="shop.evaluator-input", changes="shop.membership-changes",
-                        snapshot="shop.memberships", changelog="shop.evaluator-state",
-                        dead_letters="shop.dead-letters")
-    loop = BatchEvaluator(settings, topics)
+    loop = unstarted_loop(mode, tmp_path)
     producer = _Producer()
     try:
         loop.producer = producer  # type: ignore[assignment]
