@@ -38,6 +38,7 @@ from agents.event_types import (
     InteractionGate,
 )
 from agents.ingest_tracing import IngestTracing
+from agents.offset_committer import IntervalCommitter
 from agents.output import OutputProducer, confirm_or_exit
 from agents.partitioning import partition_for
 from app.faust_app import Topics
@@ -457,11 +458,13 @@ def _register_loop(app: faust.App, settings: Settings,
     """Ingest as one aiokafka batch loop over every upstream topic
     (SEGMENTFLOW_INGEST=batch, the default): Faust's per-event stream path
     capped the whole service near its 4-5k records/s. Each fetched batch is
-    handled per source partition, and its offsets are committed once
-    ``handle`` returned (everything forwarded or dead-lettered, acked)."""
+    handled per source partition; once ``handle`` returned (everything
+    forwarded or dead-lettered, acked) its offsets are committed in the
+    background, every ``commit_interval`` (agents/offset_committer.py)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumers: list[AIOKafkaConsumer] = []  # created inside the event loop
+    committer = IntervalCommitter(settings.commit_interval)
 
     async def run() -> None:
         while not topics_declared():  # the log to forward to must exist first
@@ -473,8 +476,9 @@ def _register_loop(app: faust.App, settings: Settings,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.session_timeout_ms // 3)
         consumers.append(consumer)
-        consumer.subscribe(list(handlers))
+        consumer.subscribe(list(handlers), listener=committer)
         await consumer.start()
+        committer.start(consumer)
         while True:
             fetched = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
             offsets: dict[TopicPartition, int] = {}
@@ -488,11 +492,7 @@ def _register_loop(app: faust.App, settings: Settings,
                         r.headers))
                     for r in records])
                 offsets[tp] = records[-1].offset + 1
-            if offsets:
-                try:
-                    await consumer.commit(offsets)
-                except Exception:  # rebalancing: the next owner replays, forwards are idempotent
-                    log.warning("ingest offset commit failed", exc_info=True)
+            committer.handled(offsets)  # committed in the background (commit_interval)
 
     @app.task
     async def _ingest_loop() -> None:
@@ -500,6 +500,7 @@ def _register_loop(app: faust.App, settings: Settings,
 
     @app.on_before_shutdown.connect
     async def _stop_ingest_loop(*_: Any, **__: Any) -> None:
+        await committer.stop()
         for consumer in consumers:
             await consumer.stop()
 

@@ -329,7 +329,7 @@ class BatchEvaluator:
             builder, count = producer.create_batch(), 0
             for key, value, hdrs in items:
                 if builder.append(key=key, value=value, timestamp=None, headers=hdrs) is None:
-                    sent.append((await producer.send_batch(builder, topic, partition=p), count))
+                    sent.append((await _send_now(producer, builder, topic, p), count))
                     builder, count = producer.create_batch(), 0
                     if builder.append(key=key, value=value, timestamp=None,
                                       headers=hdrs) is None:
@@ -337,7 +337,7 @@ class BatchEvaluator:
                                          "fit a producer batch")
                 count += 1
             if count:
-                sent.append((await producer.send_batch(builder, topic, partition=p), count))
+                sent.append((await _send_now(producer, builder, topic, p), count))
         return sent
 
     async def _dead_letter(self, record: Any, reason: str) -> asyncio.Future[Any]:
@@ -520,3 +520,12 @@ class _Listener(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.owner.assign(set(assigned))
 
+
+
+async def _send_now(producer: AIOKafkaProducer, builder: Any, topic: str,
+                    partition: int) -> asyncio.Future[Any]:
+    """Send a whole producer batch without lingering: an open batch waits out
+    ``linger_ms`` in aiokafka's accumulator (and holds back the next batch of
+    its partition), though nothing more will be appended to it."""
+    builder.close()
+    return await producer.send_batch(builder, topic, partition=partition)

@@ -169,6 +169,9 @@ class _Builder:
         self.records.append(record)
         return metadata
 
+    def close(self) -> None:
+        self.real.close()
+
 
 class _Producer:
     """What the batch loop asks of aiokafka's producer, recorded."""
