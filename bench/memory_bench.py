@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     MARKER,
     RESULTS,
     Scenario,
@@ -41,8 +41,8 @@ from harness import (  # noqa: E402
     wait_markers,
 )
 
-from app.client import Publisher  # noqa: E402
-from tools.wide_mix import wide_segment_mix  # noqa: E402
+from app.client import Publisher
+from tools.wide_mix import wide_segment_mix
 
 MB = 2**20
 

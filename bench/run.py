@@ -290,7 +290,8 @@ def summary_md(result: dict, command: str) -> str:
                          fmt(v["contacts_per_s"]), "≥ 150,000/s at 1M contacts"))
     else:
         rows.append(("go-live backfill, contacts/s per worker",
-                     bf.get("error", "not measured in this run")[:60], "≥ 150,000/s at 1M contacts"))
+                     bf.get("error", "not measured in this run")[:60],
+                     "≥ 150,000/s at 1M contacts"))
     sc = result.get("scale_out", {})
     if "two_vs_one" in sc:
         rows.append((f"one vs two workers (live stream, {sc['segments_live'] - 1:,} segments, "
