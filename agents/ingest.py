@@ -9,6 +9,7 @@ partition so each partition sees them in order with its contacts' inputs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -156,15 +157,15 @@ def register_ingest(
         for producer in producers:
             await producer.stop()
 
-    handlers: dict[str, Callable[[list[Any]], Awaitable[None]]] = {}
+    handlers: dict[str, IngestHandler] = {}
     for source, decode, route in _routes(settings, topics):
         producers.append(OutputProducer(settings))
-        handle = _handler(topics, settings, source, decode, route, metrics, producers[-1],
-                          gate if source is topics.interactions else None, tracing)
+        handler = _handler(topics, settings, source, decode, route, metrics, producers[-1],
+                           gate if source is topics.interactions else None, tracing)
         if settings.ingest == "batch":
-            handlers[source.get_topic_name()] = handle
+            handlers[source.get_topic_name()] = handler
         else:
-            _register_agent(app, settings, source, handle)
+            _register_agent(app, settings, source, handler.handle)
     if handlers:
         _register_loop(app, settings, handlers, topics_declared)
 
@@ -223,6 +224,28 @@ class _Item:
     trace: list[tuple[str, bytes]] | None = None  # its trace headers (tracing on)
 
 
+@dataclass
+class _Ordering:
+    """Keeps a source's records in order on the evaluator's log while
+    batches are pipelined: a batch queues its records holding ``lock``; a
+    batch whose records failed sets ``blocked``, then resends them holding
+    ``lock``; no batch is queued while ``blocked`` (cleared once every
+    outstanding batch has settled)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class IngestHandler:
+    """Ingest of one upstream topic's batches: ``submit`` then the returned
+    ``settle`` (pipelined by the batch loop), or ``handle`` (both, in turn)."""
+
+    submit: Callable[[list[Any]], Awaitable[Callable[[], Awaitable[None]] | None]]
+    handle: Callable[[list[Any]], Awaitable[None]]
+    ordering: _Ordering
+
+
 def _exit_for(exc: BaseException) -> None:
     log.critical("ingest cannot reach the broker (%s: %s); exiting so inputs replay",
                  type(exc).__name__, exc, exc_info=exc)
@@ -239,9 +262,10 @@ def _handler(
     producer: OutputProducer,
     gate: InteractionGate | None = None,
     tracing: IngestTracing | None = None,
-) -> Callable[[list[Any]], Awaitable[None]]:
+) -> IngestHandler:
     """``handle(events)``: forward or dead-letter every input of a batch of
-    one upstream topic, and return once the broker acknowledged all of it.
+    one upstream topic, and return once the broker acknowledged all of it
+    (or ``submit`` and ``settle``, the two halves, for pipelining).
     An event has ``.value`` and ``.message`` (topic, partition, offset,
     key, timestamp in seconds): a Faust event or a ``LoopEvent``.
     ``gate`` (interactions): decodes instead of ``decode`` and checks the
@@ -364,26 +388,43 @@ def _handler(
                                                    headers=headers))
         await confirm_or_exit(producer, futures)
 
-    async def handle(events: list[Any]) -> None:
+    ordering = _Ordering()
+
+    async def submit(events: list[Any]) -> Callable[[], Awaitable[None]] | None:
+        """Validate a batch and queue its records (sent at once, not lingering);
+        returns ``settle``, which waits for the broker's acks and handles what
+        failed. None: an earlier batch is resending refused records, and every
+        outstanding ``settle`` must finish before more is queued (a later
+        batch's records would otherwise reach the log before its resends)."""
         items = [_Item(event) for event in events]
-        traced = None
-        if tracing is not None:  # tracing on: a span per input (docs/tracing.md)
-            traced = tracing.begin([item.event.message for item in items])
-            for item, (_, trace_headers) in zip(items, traced, strict=True):
-                item.trace = trace_headers
-        if gate is not None and not gate.feed.loaded:
-            await gate.feed.wait_loaded()  # never refuse a type declared before we started
-        batch: dict[str, bool] = {}
-        for item in items:
+        async with ordering.lock:
+            if ordering.blocked:
+                return None
+            traced = None
+            if tracing is not None:  # tracing on: a span per input (docs/tracing.md)
+                traced = tracing.begin([item.event.message for item in items])
+                for item, (_, trace_headers) in zip(items, traced, strict=True):
+                    item.trace = trace_headers
+            if gate is not None and not gate.feed.loaded:
+                await gate.feed.wait_loaded()  # never refuse a type declared before we started
+            batch: dict[str, bool] = {}
+            for item in items:
+                try:
+                    await forward(item, batch)
+                except Exception as exc:  # a bug must not skip the batch's other inputs
+                    log.exception("ingest failed on %s", item.event.message)
+                    item.reason = f"ingest failed: {type(exc).__name__}: {exc}"
             try:
-                await forward(item, batch)
-            except Exception as exc:  # a bug must not skip the batch's other inputs
-                log.exception("ingest failed on %s", item.event.message)
-                item.reason = f"ingest failed: {type(exc).__name__}: {exc}"
-        try:
-            await producer.flush()
-        except Exception as exc:
-            _exit_for(exc)
+                producer.send_now()
+            except Exception as exc:
+                _exit_for(exc)
+
+        async def settle() -> None:
+            await _settle(items, traced)
+
+        return settle
+
+    async def _settle(items: list[_Item], traced: Any) -> None:
         failed: list[_Item] = []
         for item in items:
             if item.reason is not None:
@@ -397,9 +438,11 @@ def _handler(
                 failed.append(item)
                 break
         if failed:
-            await producer.reset()
-            for item in failed:
-                await _resend_alone(item)
+            ordering.blocked = True  # before any await: no batch queues behind the resends
+            async with ordering.lock:
+                await producer.reset()
+                for item in failed:
+                    await _resend_alone(item)
         refused_items = [item for item in items if item.reason is not None]
         if refused_items:
             await dead_letter(refused_items)
@@ -412,7 +455,14 @@ def _handler(
         if traced is not None and tracing is not None:
             tracing.end(traced, [(item.value, len(item.sends), item.reason) for item in items])
 
-    return handle
+    async def handle(events: list[Any]) -> None:
+        """The whole batch: forwarded or dead-lettered, and acknowledged."""
+        settle = await submit(events)
+        assert settle is not None  # nothing else is outstanding
+        await settle()
+        ordering.blocked = False
+
+    return IngestHandler(submit, handle, ordering)
 
 
 def _register_agent(app: faust.App, settings: Settings, source: Any,
@@ -452,19 +502,50 @@ def ingest_group(settings: Settings) -> str:
     return f"{settings.topic_prefix}-ingest"
 
 
-def _register_loop(app: faust.App, settings: Settings,
-                   handlers: dict[str, Callable[[list[Any]], Awaitable[None]]],
+#: batches whose records are in flight (submitted, not yet settled) at most
+_IN_FLIGHT = 8
+
+
+def _register_loop(app: faust.App, settings: Settings, handlers: dict[str, IngestHandler],
                    topics_declared: Callable[[], bool]) -> None:
     """Ingest as one aiokafka batch loop over every upstream topic
     (SEGMENTFLOW_INGEST=batch, the default): Faust's per-event stream path
-    capped the whole service near its 4-5k records/s. Each fetched batch is
-    handled per source partition; once ``handle`` returned (everything
+    capped the whole service near its 4-5k records/s. Pipelined: each
+    fetched batch (per source partition) is validated and its records are
+    sent, and the loop fetches the next one while the broker acknowledges
+    them; batches settle in order, and once a batch settled (everything
     forwarded or dead-lettered, acked) its offsets are committed in the
     background, every ``commit_interval`` (agents/offset_committer.py)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumers: list[AIOKafkaConsumer] = []  # created inside the event loop
-    committer = IntervalCommitter(settings.commit_interval)
+    in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
+
+    async def settled(before: asyncio.Task[None] | None, settle: Callable[[], Awaitable[None]],
+                      offsets: dict[TopicPartition, int]) -> None:
+        if before is not None:
+            await before  # in order: offsets are committed as a prefix
+        await settle()
+        committer.handled(offsets)
+
+    async def drain(keep: int) -> None:
+        """Wait until at most ``keep`` batches are in flight."""
+        while len(in_flight) > keep:
+            await in_flight.popleft()
+
+    committer = IntervalCommitter(settings.commit_interval, settle=lambda: drain(0))
+
+    async def submit(handler: IngestHandler, tp: TopicPartition, records: list[Any]) -> None:
+        events = [LoopEvent(r.value, LoopMessage(
+            r.topic, r.partition, r.offset, r.key,
+            r.timestamp / 1000 if r.timestamp is not None else None, r.headers))
+            for r in records]
+        while (settle := await handler.submit(events)) is None:
+            await drain(0)  # an earlier batch resends refused records: all settle first
+            handler.ordering.blocked = False
+        before = in_flight[-1] if in_flight else None
+        in_flight.append(asyncio.create_task(
+            settled(before, settle, {tp: records[-1].offset + 1}), name="ingest-settle"))
 
     async def run() -> None:
         while not topics_declared():  # the log to forward to must exist first
@@ -481,18 +562,12 @@ def _register_loop(app: faust.App, settings: Settings,
         committer.start(consumer)
         while True:
             fetched = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
-            offsets: dict[TopicPartition, int] = {}
             for tp, records in fetched.items():
-                if not records:
-                    continue
-                await handlers[tp.topic]([
-                    LoopEvent(r.value, LoopMessage(
-                        r.topic, r.partition, r.offset, r.key,
-                        r.timestamp / 1000 if r.timestamp is not None else None,
-                        r.headers))
-                    for r in records])
-                offsets[tp] = records[-1].offset + 1
-            committer.handled(offsets)  # committed in the background (commit_interval)
+                if records:
+                    await drain(_IN_FLIGHT - 1)
+                    await submit(handlers[tp.topic], tp, records)
+            while in_flight and in_flight[0].done():
+                in_flight.popleft().result()  # a settle's bug surfaces here
 
     @app.task
     async def _ingest_loop() -> None:
@@ -500,6 +575,7 @@ def _register_loop(app: faust.App, settings: Settings,
 
     @app.on_before_shutdown.connect
     async def _stop_ingest_loop(*_: Any, **__: Any) -> None:
+        await drain(0)
         await committer.stop()
         for consumer in consumers:
             await consumer.stop()

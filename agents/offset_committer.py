@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -30,8 +30,13 @@ log = logging.getLogger(__name__)
 class IntervalCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commits a consumer's handled offsets in the background."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float,
+                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``settle``: waits until the work in flight is handled (called
+        before the offsets of revoked partitions are committed, so their next
+        owner starts after it rather than replaying it)."""
         self.interval = interval
+        self._settle = settle
         self.consumer: Any = None  # set by ``start`` (created inside the event loop)
         self._pending: dict[TopicPartition, int] = {}
         self._wake = asyncio.Event()
@@ -96,6 +101,8 @@ class IntervalCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
     # -- ConsumerRebalanceListener ---------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._settle is not None:
+            await self._settle()
         await self.commit_pending(only=revoked)
         for tp in revoked:  # not ours any more: never retried
             self._pending.pop(tp, None)

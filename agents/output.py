@@ -63,6 +63,19 @@ class OutputProducer:
             elif future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
 
+    def send_now(self) -> None:
+        """Send what is queued so far without waiting out ``linger_ms`` (the
+        records of a whole batch are queued): close the open producer
+        batches and wake the sender, as ``flush`` does, without waiting."""
+        if self._producer is None:
+            return
+        accumulator = self._producer._message_accumulator
+        for batches in accumulator._batches.values():
+            for batch in batches:
+                batch._builder.close()
+        if not accumulator._waiter_future.done():
+            accumulator._waiter_future.set_result(None)
+
     async def flush(self) -> None:
         """Send everything queued so far now and wait until it is answered.
 

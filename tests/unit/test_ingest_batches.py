@@ -64,7 +64,13 @@ class FakeProducer:
         self.queued.append((future, self.fail_on(value, n), record))
         return future
 
+    def send_now(self) -> None:  # the broker answers at once
+        self._answer()
+
     async def flush(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
         for future, exc, record in self.queued:
             if not future.done():
                 if exc is None:
@@ -266,3 +272,43 @@ async def test_broadcast_records_carry_their_source_and_a_broker_outage_exits(
     with pytest.raises(Exited):
         await rig.run([event(contact("c1"), 8)])
     assert rig.dead_letters() == {}  # the batch replays instead
+
+
+async def test_pipelined_batches_keep_the_log_order_when_an_earlier_batch_resends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The batch loop queues batch B while batch A's records are unanswered.
+    # The broker then refuses A's producer batch; as aiokafka's idempotent
+    # producer does, it fails what was queued behind on the same producer (B)
+    # too. A's good records are resent, then B's: never B's before A's, and
+    # nothing new is queued until both settled.
+    rig = Rig(monkeypatch)
+    assert rig.producer is not None
+    producer = rig.producer
+    producer.send_now = lambda: None  # type: ignore[method-assign]  # answered when told
+    bad = ingest.envelope_around("contact", contact("bad"))
+    producer.fail_on = lambda v, n: (
+        MessageSizeTooLargeError("batch refused")
+        if v is not None and v.startswith(b'{"kind"') and (n == 1 or v == bad) else None)
+    handler = ingest._handler(
+        rig.topics, rig.settings, rig.topics.contacts,  # type: ignore[arg-type]
+        *next((d, r) for s, d, r in ingest._routes(rig.settings, rig.topics)  # type: ignore[arg-type]
+              if s is rig.topics.contacts),
+        rig.metrics, producer)  # type: ignore[arg-type]
+    settle_a = await handler.submit([event(contact("c1"), 0), event(contact("bad"), 1),
+                                     event(contact("c2"), 2)])
+    settle_b = await handler.submit([event(contact("c1", pad=1), 3)])
+    assert settle_a is not None and settle_b is not None
+    settling_a = asyncio.create_task(settle_a())
+    await asyncio.sleep(0)
+    await producer.flush()  # the broker answers: the first attempt of everything fails
+    await settling_a
+    assert await handler.submit([event(contact("c3"), 4)]) is None  # B has not settled
+    await settle_b()
+    handler.ordering.blocked = False  # what the loop does once nothing is in flight
+    settle_c = await handler.submit([event(contact("c3"), 4)])
+    assert settle_c is not None
+    await producer.flush()
+    await settle_c()
+    assert rig.forwarded() == [0, 2, 3, 4]
+    assert list(rig.dead_letters()) == [1]
