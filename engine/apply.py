@@ -350,8 +350,10 @@ def _upsert(
 
 def _segment_changed(step: _Step, sid: str, catalog: Catalog) -> Routed:
     st = step.st
-    gc_state(st, step.idx)
-    step.ctx.adopt(st.features, st.history)  # gc_state made fresh copies
+    if gc_state(st, step.idx):
+        step.ctx.adopt(st.features, st.history)  # a fresh copy: this step owns it
+    else:
+        step.ctx.history = st.history
     cs = catalog.compiled(sid)
     if cs is None:  # deleted: leave, forget its static edits, keep the sequence
         if sid in st.due:

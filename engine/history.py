@@ -69,11 +69,17 @@ def record_event(
         st.history.pop(event_type, None)
 
 
-def gc_state(st: ContactState, idx: Index) -> None:
-    """Drop features and history types no live segment needs any more
-    (copies: both dicts may be shared with the input state)."""
+def gc_state(st: ContactState, idx: Index) -> bool:
+    """Drop features and history types no live segment needs any more, into
+    copies (both dicts may be shared with the input state); a dict with
+    nothing to drop stays as it is (an unchanged state is not re-encoded).
+    Returns whether ``features`` is a fresh copy."""
+    if not st.history.keys() <= idx.history.keys():
+        st.history = {t: v for t, v in st.history.items() if t in idx.history}
+    if st.features.keys() <= idx.feature_keys:
+        return False
     st.features = {k: v for k, v in st.features.items() if k in idx.feature_keys}
-    st.history = {t: v for t, v in st.history.items() if t in idx.history}
+    return True
 
 
 def remember_seen(st: ContactState, limits: Limits, event_id: str) -> None:

@@ -161,6 +161,16 @@ def _marker_last(records: list[ChangelogRecord]) -> list[ChangelogRecord]:
     return rest if len(rest) == len(records) else [*rest, (marker, dict(records)[marker])]
 
 
+def _same_state(old: ContactState, new: ContactState) -> bool:
+    """``apply`` copies a container before its first write (``clone``), so
+    the same containers mean the same state (``static`` is always copied)."""
+    return (new.members is old.members and new.due is old.due
+            and new.features is old.features and new.history is old.history
+            and new.seen is old.seen and new.attrs is old.attrs
+            and new.consent is old.consent and new.account_id == old.account_id
+            and new.static == old.static)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -207,6 +217,11 @@ class PartitionProcessor:
         with the state, see :data:`INPUT_OFFSET_KEY`)."""
         txn = self.store.begin()
         self._txn = txn
+        # the batch's views over its transaction, shared by every input
+        self._accounts = Accounts(txn, self._accounts_cache)
+        self._account_index = AccountIndex(txn)
+        self._due = DueQueue(txn, self._earliest_due)
+        self._archive = Archive(txn, self.config.retention_us)
         self._changes: list[MembershipChange] = []
         self._decoded.clear()
         refused: list[Refusal] = []
@@ -324,12 +339,22 @@ class PartitionProcessor:
             state = self._decode(contact_id, raw)
         elif raw is None and not data:
             return  # erased meanwhile: nothing to re-evaluate
+        as_stored = state if rebuilt is None else None  # the state its bytes hold
         if state is not None and self._history_jobs:
             state = self._first_touch(key, state, now, backfilling)
         fresh = type(inp) is Interaction and (
             state is None or not is_duplicate(state, inp.type, inp.event_id))
-        transition = apply(state, inp, self.catalog, now, Accounts(txn, self._accounts_cache))
+        transition = apply(state, inp, self.catalog, now, self._accounts)
         new = transition.state
+        if (new is not None and state is not None and state is as_stored and not was_due
+                and _same_state(state, new)):
+            # Most re-evaluations (backfills, timers, account changes) change
+            # nothing: no encoding, no write, no index or due-queue update.
+            self._changes.extend(transition.changes)
+            if fresh:
+                self._archive.add(contact_id, to_us(inp.occurred_at), inp.event_id, inp.type,
+                                  inp.properties)
+            return
         encoded = new.to_bytes() if new is not None else None
         if data and encoded is not None and len(encoded) > self.config.max_contact_state_bytes:
             # Refused before anything is published: the contact stays as it was.
@@ -338,15 +363,14 @@ class PartitionProcessor:
                 f"(SEGMENTFLOW_MAX_CONTACT_STATE_BYTES: "
                 f"{self.config.max_contact_state_bytes:,})")
         self._changes.extend(transition.changes)
-        archive = Archive(txn, self.config.retention_us)
         if fresh:
-            archive.add(contact_id, to_us(inp.occurred_at), inp.event_id, inp.type,
-                        inp.properties)
+            self._archive.add(contact_id, to_us(inp.occurred_at), inp.event_id, inp.type,
+                              inp.properties)
         elif type(inp) is ContactDelete:
-            archive.erase(contact_id)
+            self._archive.erase(contact_id)
         old_account = state.account_id if state is not None else None
         old_due = None if was_due or state is None else state.next_due_us()
-        index, due = AccountIndex(txn), DueQueue(txn, self._earliest_due)
+        index, due = self._account_index, self._due
         if new is None or encoded is None:
             if raw is not None:
                 txn.delete(Keyspace.CONTACTS, key)
