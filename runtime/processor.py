@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +90,8 @@ class ProcessorConfig:
     backfill_chunk: int = 2000
     due_batch: int = 20000
     max_contact_state_bytes: int = 900_000
+    #: decoded contact states kept across batches (per partition)
+    state_cache_size: int = 2048
     #: interactions kept for segments defined later (days before "now")
     history_retention_days: int = 400
     #: a pass over the archive dropping what the retention no longer covers
@@ -184,7 +187,11 @@ class PartitionProcessor:
         self.partition = store.partition
         self._accounts_cache: dict[str, Any] = {}
         self._earliest_due: list[int | None] = [DueQueue._UNKNOWN]
-        self._decoded: dict[str, tuple[bytes, ContactState]] = {}  # this batch's states
+        #: contact -> (state bytes, decoded state), least recently used first:
+        #: a contact's next input skips the read and the decoding. The processor
+        #: is the only writer of its contacts, so the cache holds what the store
+        #: (with the staged batches) holds; dropped whenever a batch fails.
+        self._decoded: OrderedDict[str, tuple[bytes, ContactState]] = OrderedDict()
         txn = store.begin()
         try:
             stored = [(k.decode(), v) for k, v in txn.scan_range(Keyspace.SEGMENTS)]
@@ -223,7 +230,7 @@ class PartitionProcessor:
         self._due = DueQueue(txn, self._earliest_due)
         self._archive = Archive(txn, self.config.retention_us)
         self._changes: list[MembershipChange] = []
-        self._decoded.clear()
+        staged = False
         refused: list[Refusal] = []
         emitted_by: list[int] = []
         emitted_until: list[int] = []
@@ -253,10 +260,15 @@ class PartitionProcessor:
                 self.applied_offset = last_offset
             records = _marker_last(txn.prepare())
             seq = self.store.stage(records)
+            staged = True
             return Batch(seq, self._changes, records, refused, emitted_by, emitted_until)
         finally:
             txn.close()
-            self._decoded.clear()
+            if not staged:  # its writes are gone: so are the states they cached
+                self._decoded.clear()
+            else:
+                while len(self._decoded) > self.config.state_cache_size:
+                    self._decoded.popitem(last=False)
 
     def due_now(self) -> bool:
         """Whether an empty batch now would wake due contacts (wall clock;
@@ -333,10 +345,14 @@ class PartitionProcessor:
         for ``backfilling`` (the segment whose backfill calls)."""
         txn = self._txn
         key = contact_key(contact_id)
-        raw = stored if stored is not None else txn.get(Keyspace.CONTACTS, key)
+        cached = self._decoded.get(contact_id) if stored is None else None
+        if cached is not None:
+            raw: bytes | None = cached[0]
+        else:
+            raw = stored if stored is not None else txn.get(Keyspace.CONTACTS, key)
         state: ContactState | None = rebuilt
         if raw is not None and state is None:
-            state = self._decode(contact_id, raw)
+            state = cached[1] if cached is not None else self._decode(contact_id, raw)
         elif raw is None and not data:
             return  # erased meanwhile: nothing to re-evaluate
         as_stored = state if rebuilt is None else None  # the state its bytes hold
@@ -380,13 +396,14 @@ class PartitionProcessor:
             return
         if encoded != raw:  # most re-evaluations change nothing: no write
             txn.put(Keyspace.CONTACTS, key, encoded)
-            self._decoded[contact_id] = (encoded, new)
+        self._decoded[contact_id] = (encoded, new)
+        self._decoded.move_to_end(contact_id)
         index.move(contact_id, old_account, new.account_id)
         due.set(contact_id, old_due, new.next_due_us())
 
     def _decode(self, contact_id: str, raw: bytes) -> ContactState:
         cached = self._decoded.get(contact_id)
-        return cached[1] if cached is not None and cached[0] is raw else (
+        return cached[1] if cached is not None and cached[0] == raw else (
             ContactState.from_bytes(raw))
 
     # -- segments and backfills ---------------------------------------------------------

@@ -309,3 +309,33 @@ def test_due_pops_equal_a_naive_dict(tmp_path_factory: pytest.TempPathFactory, k
         txn.close()
     finally:
         store.close()
+
+
+# -- the decoded-state cache across batches ---------------------------------------------
+
+
+def test_a_failed_batch_leaves_no_state_in_the_cache(
+        make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Contacts' decoded states are kept across batches (runtime/processor.py);
+    # a batch whose staging fails loses its writes, so the states it cached
+    # must go too, or the next batch would build on a state the store lacks.
+    driver = make()
+    driver.send("segment", PARIS)
+    driver.send("contact", {"contact_id": "c1", "attributes": {"city": "Paris"}})
+    driver.run()
+    processor = driver.processors[0]
+    real_stage = processor.store.stage
+
+    def failing_stage(records: Any) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(processor.store, "stage", failing_stage)
+    with pytest.raises(OSError):
+        processor.process([("contact", {"contact_id": "c1", "attributes": {"city": "Rome"}})])
+    monkeypatch.setattr(processor.store, "stage", real_stage)
+    driver.send("contact", {"contact_id": "c1", "attributes": {"age": 40}})
+    driver.run()
+    assert driver.members() == {"paris": {"c1"}}  # still in Paris: the Rome batch never was
+    stored = processor.store.base.get(stored_key(Keyspace.CONTACTS, contact_key("c1")))
+    assert stored is not None
+    assert ContactState.from_bytes(stored).attrs == {"city": "Paris", "age": 40}
