@@ -90,8 +90,9 @@ class ProcessorConfig:
     backfill_chunk: int = 2000
     due_batch: int = 20000
     max_contact_state_bytes: int = 900_000
-    #: decoded contact states kept across batches (per partition)
-    state_cache_size: int = 2048
+    #: decoded contact states kept across batches, per partition, in bytes of
+    #: their encoding (the decoded objects take a few times that in memory)
+    state_cache_bytes: int = 1 << 20
     #: interactions kept for segments defined later (days before "now")
     history_retention_days: int = 400
     #: a pass over the archive dropping what the retention no longer covers
@@ -192,6 +193,7 @@ class PartitionProcessor:
         #: is the only writer of its contacts, so the cache holds what the store
         #: (with the staged batches) holds; dropped whenever a batch fails.
         self._decoded: OrderedDict[str, tuple[bytes, ContactState]] = OrderedDict()
+        self._decoded_bytes = 0  # sum of the cached states' encoded sizes
         txn = store.begin()
         try:
             stored = [(k.decode(), v) for k, v in txn.scan_range(Keyspace.SEGMENTS)]
@@ -266,9 +268,10 @@ class PartitionProcessor:
             txn.close()
             if not staged:  # its writes are gone: so are the states they cached
                 self._decoded.clear()
+                self._decoded_bytes = 0
             else:
-                while len(self._decoded) > self.config.state_cache_size:
-                    self._decoded.popitem(last=False)
+                while self._decoded_bytes > self.config.state_cache_bytes:
+                    self._decoded_bytes -= len(self._decoded.popitem(last=False)[1][0])
 
     def due_now(self) -> bool:
         """Whether an empty batch now would wake due contacts (wall clock;
@@ -390,14 +393,19 @@ class PartitionProcessor:
         if new is None or encoded is None:
             if raw is not None:
                 txn.delete(Keyspace.CONTACTS, key)
-            self._decoded.pop(contact_id, None)
+            dropped = self._decoded.pop(contact_id, None)
+            if dropped is not None:
+                self._decoded_bytes -= len(dropped[0])
             index.move(contact_id, old_account, None)
             due.set(contact_id, old_due, None)
             return
         if encoded != raw:  # most re-evaluations change nothing: no write
             txn.put(Keyspace.CONTACTS, key, encoded)
+        replaced = self._decoded.pop(contact_id, None)
+        if replaced is not None:
+            self._decoded_bytes -= len(replaced[0])
         self._decoded[contact_id] = (encoded, new)
-        self._decoded.move_to_end(contact_id)
+        self._decoded_bytes += len(encoded)
         index.move(contact_id, old_account, new.account_id)
         due.set(contact_id, old_due, new.next_due_us())
 
