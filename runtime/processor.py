@@ -92,7 +92,7 @@ class ProcessorConfig:
     max_contact_state_bytes: int = 900_000
     #: decoded contact states kept across batches, per partition, in bytes of
     #: their encoding (the decoded objects take a few times that in memory)
-    state_cache_bytes: int = 1 << 20
+    state_cache_bytes: int = 1 << 18
     #: interactions kept for segments defined later (days before "now")
     history_retention_days: int = 400
     #: a pass over the archive dropping what the retention no longer covers
