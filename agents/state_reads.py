@@ -587,6 +587,11 @@ class EvaluatorReads:
             }
         return found
 
+    def standby_lag(self) -> dict[int, int]:
+        """Per standby copy kept here (``SEGMENTFLOW_STANDBY_REPLICAS``): the
+        changelog records it has not applied yet."""
+        return dict(self._standby_lag())
+
     def metrics_snapshot(self) -> dict[str, Any]:
         held = self.held_partitions()
         now_us = to_us(self._now(min(held))) if held else 0

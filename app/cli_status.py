@@ -44,6 +44,10 @@ def _human_status(status: dict[str, Any]) -> str:
             for p, s in status["partitions"].items()]
     lines = [head, table(rows, ["partition", "event_clock", "now", "lag_s", "applied",
                                 "committed", "end", "input_lag", "backfills"])]
+    standbys = status.get("standbys") or {}
+    if standbys:  # standby replicas on: each copy's lag in changelog records
+        lines.append("standby copies (lag in records): " + ", ".join(
+            f"{p}: {'/'.join(str(lag) for lag in lags)}" for p, lags in standbys.items()))
     if not status["complete"]:
         lines.append(f"(partitions answered: {status['partitions_answered']} of "
                      f"{status['partitions_total']})")

@@ -129,6 +129,10 @@ _SCHEMAS: dict[str, Any] = {
                               "go-live backfills running, summed over partitions"},
         "ingest": _ref("Stage"), "evaluator": _ref("Stage"),
         "partitions": {"type": "object", "additionalProperties": _ref("PartitionStatus")},
+        "standbys": {"type": "object", "additionalProperties": {"type": "array", "items": _INT},
+                     "description": "standby copies (SEGMENTFLOW_STANDBY_REPLICAS) per "
+                                    "partition: each copy's lag, in changelog records not "
+                                    "applied yet"},
         **_COVERAGE}),
     "ClockAdvanced": _obj({"to": _STR, "partitions": _INT, "clock": {"enum": ["event"]}}),
     "Preview": _obj({"formula": _NULLABLE_STR, "size": _INT, "contacts_scanned": _INT,

@@ -112,11 +112,14 @@ def register_status(ctx: ApiContext, topics: Topics) -> None:
                                f"cannot read offsets from Kafka: {exc}; retry",
                                headers={"Retry-After": "5"}) from exc
             partitions = reads.partition_status(ends)
+            standbys = {p: [lag] for p, lag in reads.standby_lag().items()}
             others: set[int] = set()
             if not is_local(request):
                 for answer in await cluster.gather(request, "GET", "/status"):
                     for partition, value in answer["partitions"].items():
                         partitions.setdefault(int(partition), value)
+                    for partition, lags in answer.get("standbys", {}).items():
+                        standbys.setdefault(int(partition), []).extend(lags)
                     others |= set(answer["partitions_answered"])
             values = partitions.values()
             backfills = sum(s["backfills_running"] or 0 for s in values)
@@ -130,6 +133,7 @@ def register_status(ctx: ApiContext, topics: Topics) -> None:
                 "ingest": snapshot["ingest"],
                 "evaluator": snapshot["evaluator"],
                 "partitions": {str(p): v for p, v in sorted(partitions.items())},
+                "standbys": {str(p): sorted(v) for p, v in sorted(standbys.items())},
                 **cover,
             })
 

@@ -32,6 +32,7 @@ async def held(session: aiohttp.ClientSession, url: str) -> float | None:
 async def test_reads_gather_across_two_workers(settings, worker_factory, tmp_path):
     settings.api_token = TOKEN
     settings.api_read_token = READ_TOKEN  # peers get the caller's read token
+    settings.standby_replicas = 1  # each worker keeps a copy of the other's partition
     other = settings.model_copy(update={"web_port": free_port(),
                                         "data_dir": tmp_path / "worker-b-data"})
     a, b = worker_factory(settings), worker_factory(other)
@@ -64,6 +65,15 @@ async def test_reads_gather_across_two_workers(settings, worker_factory, tmp_pat
             assert all(p["input_lag"] == 0 for p in status["partitions"].values())
             _, own = await api.call("GET", "/status?local=1", expect=200, route="/status")
             assert len(own["partitions"]) == 1 and own["complete"] is False
+            # The standby copy here is of the partition the other worker holds.
+            assert list(own["standbys"]) == [p for p in ("0", "1") if p not in own["partitions"]]
+
+            async def standbys(api=api):
+                return (await api.call("GET", "/status", expect=200, route="/status"))[1][
+                    "standbys"]
+
+            # Gathered: one copy of each partition, caught up with its changelog.
+            await eventually(standbys, lambda s: s == {"0": [0], "1": [0]}, timeout=60)
 
         for api in (api_a, api_b):
             async def summary(api=api):

@@ -54,3 +54,13 @@ def test_the_status_table() -> None:
     assert row.split() == ["0", "2011-03-01T00:00:00+00:00", "2011-03-01T00:00:00+00:00",
                            "12.3", "41", "42", "42", "0", "1"]
     assert coverage == "(partitions answered: [0] of 2)"
+
+
+def test_the_status_table_shows_standby_copies_when_there_are_some() -> None:
+    text = _human_status({
+        "clock": "wall", "caught_up": True, "backfills_running": 0,
+        "ingest": {"group": "p-ingest", "behind": 0},
+        "evaluator": {"group": "p-evaluator", "behind": 0},
+        "partitions": {}, "standbys": {"0": [0], "1": [12, 3]},
+        "partitions_answered": [0, 1], "partitions_total": 2, "complete": True})
+    assert text.splitlines()[-1] == "standby copies (lag in records): 0: 0, 1: 12/3"
