@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -575,8 +576,12 @@ def _register_loop(app: faust.App, settings: Settings, handlers: dict[str, Inges
 
     @app.on_before_shutdown.connect
     async def _stop_ingest_loop(*_: Any, **__: Any) -> None:
-        await drain(0)
-        await committer.stop()
+        # What settles in time is committed; the rest replays after a restart
+        # (a broker gone at shutdown must not hold the worker's stop).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(drain(0), timeout=10)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(committer.stop(), timeout=5)
         for consumer in consumers:
             await consumer.stop()
 
