@@ -246,6 +246,10 @@ class IngestHandler:
     handle: Callable[[list[Any]], Awaitable[None]]
     ordering: _Ordering
 
+    def unblock(self) -> None:
+        """Every outstanding batch has settled: ``submit`` may queue again."""
+        self.ordering.blocked = False
+
 
 def _exit_for(exc: BaseException) -> None:
     log.critical("ingest cannot reach the broker (%s: %s); exiting so inputs replay",
@@ -543,7 +547,7 @@ def _register_loop(app: faust.App, settings: Settings, handlers: dict[str, Inges
             for r in records]
         while (settle := await handler.submit(events)) is None:
             await drain(0)  # an earlier batch resends refused records: all settle first
-            handler.ordering.blocked = False
+            handler.unblock()
         before = in_flight[-1] if in_flight else None
         in_flight.append(asyncio.create_task(
             settled(before, settle, {tp: records[-1].offset + 1}), name="ingest-settle"))

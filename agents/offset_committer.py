@@ -14,13 +14,14 @@ uncommitted is replayed, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from runtime.tasks import cancel_and_wait
 
 __all__ = ["IntervalCommitter"]
 
@@ -91,11 +92,8 @@ class IntervalCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def stop(self) -> None:
         """Commit what is pending, then stop the background task."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.commit_pending()
 
     # -- ConsumerRebalanceListener ---------------------------------------------------

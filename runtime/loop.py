@@ -37,7 +37,6 @@ members (runtime/standby.py), so a failover restores a short tail.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -60,6 +59,7 @@ from runtime.restore import apply_changelog
 from runtime.staged import StagedStore
 from runtime.standby import StandbyCopies
 from runtime.store import MIB, Store
+from runtime.tasks import cancel_and_wait
 from runtime.trace_context import merge_headers
 from runtime.types import OffsetRecord
 
@@ -186,18 +186,12 @@ class BatchEvaluator:
     async def stop(self, *, settle: bool = True) -> None:
         """Stop consuming; ``settle``: wait for what is in flight and commit
         (a clean stop); without it, drop it (what kill -9 leaves behind)."""
-        loop_task = self._tasks[0] if self._tasks else None
-        if loop_task is not None:
-            loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
+        await cancel_and_wait(self._tasks[0] if self._tasks else None)
         if settle and self._tasks:
             await self._queue.join()
             await self._commit_offsets(force=True)
         for task in self._tasks[1:]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
         if self.consumer is not None:
             if not settle:
@@ -519,7 +513,6 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.owner.assign(set(assigned))
-
 
 
 async def _send_now(producer: AIOKafkaProducer, builder: Any, topic: str,

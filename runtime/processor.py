@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +58,7 @@ from runtime.catalogs import CatalogCache, short_reason
 from runtime.fields import ACCOUNT, CONTACT, FieldCatalogue
 from runtime.keys import Keyspace, contact_key, decode_offset, encode_offset, stored_key
 from runtime.staged import StagedStore
+from runtime.state_cache import StateCache
 from runtime.transaction import PartitionTransaction
 from runtime.types import ChangelogRecord
 from runtime.views import AccountIndex, Accounts, Backfill, DueQueue, EventClock, first_items
@@ -91,7 +91,7 @@ class ProcessorConfig:
     due_batch: int = 20000
     max_contact_state_bytes: int = 900_000
     #: decoded contact states kept across batches, per partition, in bytes of
-    #: their encoding (the decoded objects take a few times that in memory)
+    #: their encoding (runtime/state_cache.py)
     state_cache_bytes: int = 1 << 18
     #: interactions kept for segments defined later (days before "now")
     history_retention_days: int = 400
@@ -188,12 +188,9 @@ class PartitionProcessor:
         self.partition = store.partition
         self._accounts_cache: dict[str, Any] = {}
         self._earliest_due: list[int | None] = [DueQueue._UNKNOWN]
-        #: contact -> (state bytes, decoded state), least recently used first:
-        #: a contact's next input skips the read and the decoding. The processor
-        #: is the only writer of its contacts, so the cache holds what the store
-        #: (with the staged batches) holds; dropped whenever a batch fails.
-        self._decoded: OrderedDict[str, tuple[bytes, ContactState]] = OrderedDict()
-        self._decoded_bytes = 0  # sum of the cached states' encoded sizes
+        #: a contact's next input skips the read and the decoding (dropped
+        #: whenever a batch's writes are lost)
+        self._decoded = StateCache(config.state_cache_bytes)
         txn = store.begin()
         try:
             stored = [(k.decode(), v) for k, v in txn.scan_range(Keyspace.SEGMENTS)]
@@ -266,12 +263,10 @@ class PartitionProcessor:
             return Batch(seq, self._changes, records, refused, emitted_by, emitted_until)
         finally:
             txn.close()
-            if not staged:  # its writes are gone: so are the states they cached
+            if staged:
+                self._decoded.trim()
+            else:  # its writes are gone: so are the states they cached
                 self._decoded.clear()
-                self._decoded_bytes = 0
-            else:
-                while self._decoded_bytes > self.config.state_cache_bytes:
-                    self._decoded_bytes -= len(self._decoded.popitem(last=False)[1][0])
 
     def due_now(self) -> bool:
         """Whether an empty batch now would wake due contacts (wall clock;
@@ -355,7 +350,7 @@ class PartitionProcessor:
             raw = stored if stored is not None else txn.get(Keyspace.CONTACTS, key)
         state: ContactState | None = rebuilt
         if raw is not None and state is None:
-            state = cached[1] if cached is not None else self._decode(contact_id, raw)
+            state = cached[1] if cached is not None else self._decoded.decode(contact_id, raw)
         elif raw is None and not data:
             return  # erased meanwhile: nothing to re-evaluate
         as_stored = state if rebuilt is None else None  # the state its bytes hold
@@ -365,16 +360,11 @@ class PartitionProcessor:
             state is None or not is_duplicate(state, inp.type, inp.event_id))
         transition = apply(state, inp, self.catalog, now, self._accounts)
         new = transition.state
-        if (new is not None and state is not None and state is as_stored and not was_due
-                and _same_state(state, new)):
-            # Most re-evaluations (backfills, timers, account changes) change
-            # nothing: no encoding, no write, no index or due-queue update.
-            self._changes.extend(transition.changes)
-            if fresh:
-                self._archive.add(contact_id, to_us(inp.occurred_at), inp.event_id, inp.type,
-                                  inp.properties)
-            return
-        encoded = new.to_bytes() if new is not None else None
+        # Most re-evaluations (backfills, timers, account changes) change
+        # nothing: no encoding, no write, no index or due-queue update.
+        unchanged = (new is not None and state is not None and state is as_stored
+                     and not was_due and _same_state(state, new))
+        encoded = new.to_bytes() if new is not None and not unchanged else None
         if data and encoded is not None and len(encoded) > self.config.max_contact_state_bytes:
             # Refused before anything is published: the contact stays as it was.
             raise StateTooLarge(
@@ -387,32 +377,23 @@ class PartitionProcessor:
                               inp.properties)
         elif type(inp) is ContactDelete:
             self._archive.erase(contact_id)
+        if unchanged:
+            return
         old_account = state.account_id if state is not None else None
         old_due = None if was_due or state is None else state.next_due_us()
         index, due = self._account_index, self._due
         if new is None or encoded is None:
             if raw is not None:
                 txn.delete(Keyspace.CONTACTS, key)
-            dropped = self._decoded.pop(contact_id, None)
-            if dropped is not None:
-                self._decoded_bytes -= len(dropped[0])
+            self._decoded.drop(contact_id)
             index.move(contact_id, old_account, None)
             due.set(contact_id, old_due, None)
             return
         if encoded != raw:  # most re-evaluations change nothing: no write
             txn.put(Keyspace.CONTACTS, key, encoded)
-        replaced = self._decoded.pop(contact_id, None)
-        if replaced is not None:
-            self._decoded_bytes -= len(replaced[0])
-        self._decoded[contact_id] = (encoded, new)
-        self._decoded_bytes += len(encoded)
+        self._decoded.put(contact_id, encoded, new)
         index.move(contact_id, old_account, new.account_id)
         due.set(contact_id, old_due, new.next_due_us())
-
-    def _decode(self, contact_id: str, raw: bytes) -> ContactState:
-        cached = self._decoded.get(contact_id)
-        return cached[1] if cached is not None and cached[0] == raw else (
-            ContactState.from_bytes(raw))
 
     # -- segments and backfills ---------------------------------------------------------
 
@@ -505,7 +486,7 @@ class PartitionProcessor:
                 chunk[0][0].decode(), chunk[-1][0].decode(), now_us, need.event_types)
             for key, raw in chunk:
                 contact_id = key.decode()
-                state = rebuild_history(self._decode(contact_id, raw), idx, limits, need,
+                state = rebuild_history(self._decoded.decode(contact_id, raw), idx, limits, need,
                                         archived.get(contact_id, ()), now_us)
                 self._apply(contact_id, changed, now, stored=raw, rebuilt=state,
                             backfilling=job.segment_id)

@@ -11,13 +11,13 @@ and never produces.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from runtime.restore import apply_changelog
 from runtime.store import PartitionStore, Store
+from runtime.tasks import cancel_and_wait
 
 __all__ = ["StandbyCopies"]
 
@@ -75,11 +75,8 @@ class StandbyCopies:
 
     async def stop(self) -> None:
         """Stop tailing and close the copies (their files and checkpoints stay)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

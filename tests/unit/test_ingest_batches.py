@@ -299,13 +299,11 @@ async def test_pipelined_batches_keep_the_log_order_when_an_earlier_batch_resend
                                      event(contact("c2"), 2)])
     settle_b = await handler.submit([event(contact("c1", pad=1), 3)])
     assert settle_a is not None and settle_b is not None
-    settling_a = asyncio.create_task(settle_a())
-    await asyncio.sleep(0)
     await producer.flush()  # the broker answers: the first attempt of everything fails
-    await settling_a
+    await settle_a()
     assert await handler.submit([event(contact("c3"), 4)]) is None  # B has not settled
     await settle_b()
-    handler.ordering.blocked = False  # what the loop does once nothing is in flight
+    handler.unblock()  # what the loop does once nothing is in flight
     settle_c = await handler.submit([event(contact("c3"), 4)])
     assert settle_c is not None
     await producer.flush()
