@@ -23,13 +23,14 @@ __all__ = [
 ArchivedEvent = tuple[int, str, str, dict[str, Any]]
 
 _T = itemgetter(0)
+_ID = itemgetter(1)
 
 
 def is_duplicate(st: ContactState, event_type: str, event_id: str) -> bool:
     """Seen recently (any type) or still in the kept history of its type."""
     if event_id in st.seen:
         return True
-    return any(e[1] == event_id for e in st.history.get(event_type, ()))
+    return event_id in map(_ID, st.history.get(event_type, ()))  # compared in C
 
 
 def record_event(
