@@ -8,6 +8,7 @@ changes, next due time)``. No Faust, Kafka or I/O here, and no system clock:
 from engine.apply import apply
 from engine.catalog import Catalog
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
+from engine.definition_probe import unchanged_by_definition
 from engine.errors import CompileError, CycleError
 from engine.explain import explain
 from engine.history import ArchivedEvent, Rebuild, is_duplicate, rebuild_history, rebuild_needs
@@ -31,4 +32,5 @@ __all__ = [
     "is_duplicate",
     "rebuild_history",
     "rebuild_needs",
+    "unchanged_by_definition",
 ]

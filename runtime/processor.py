@@ -41,6 +41,7 @@ from engine import (
     is_duplicate,
     rebuild_history,
     rebuild_needs,
+    unchanged_by_definition,
 )
 from engine.timeutil import from_us, to_us
 from models.changes import MembershipChange
@@ -478,8 +479,18 @@ class PartitionProcessor:
         changed = SegmentChanged(job.segment_id, None)
         need = rebuild_needs(self.catalog, job.segment_id) if chunk else None
         if need is None:
+            # Most contacts neither join the segment nor get a due instant
+            # from it: probed on the stored state, they skip apply. (A
+            # running history backfill must see every contact first.)
+            probe = not self._history_jobs
+            now_us = to_us(now)
             for key, raw in chunk:
-                self._apply(key.decode(), changed, now, stored=raw)
+                contact_id = key.decode()
+                if probe and unchanged_by_definition(
+                        self._decoded.decode(contact_id, raw), job.segment_id, self.catalog,
+                        now_us, self._accounts):
+                    continue
+                self._apply(contact_id, changed, now, stored=raw)
         else:  # over the retained history: one archive scan for the chunk
             now_us, idx, limits = to_us(now), self.catalog.index, self.catalog.limits
             archived = Archive(self._txn, self.config.retention_us).events_of(
