@@ -45,10 +45,13 @@ _DELETED = cause("segment_deleted")
 _EMPTY: Mapping[str, Any] = {}
 
 
-def make_ctx(st: ContactState, accounts: Mapping[str, Mapping[str, Any]], now_us: int) -> Ctx:
+def make_ctx(st: ContactState, accounts: Mapping[str, Mapping[str, Any]], now_us: int,
+             owner: Any = None) -> Ctx:
+    """The context of ``st``; a running feature started while evaluating is
+    written into ``owner``'s features (``st`` by default)."""
     account = accounts.get(st.account_id, _EMPTY) if st.account_id is not None else _EMPTY
     return Ctx(st.attrs, account, st.consent, st.members, st.history,  # type: ignore[arg-type]
-               st.features, now_us, st)
+               st.features, now_us, st if owner is None else owner)
 
 
 class _Step:

@@ -15,13 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.apply import make_ctx
 from engine.catalog import Catalog
-from engine.context import Ctx
 from engine.state import ContactState
 
 __all__ = ["unchanged_by_definition"]
-
-_EMPTY: Mapping[str, Any] = {}
 
 
 class _Owner:
@@ -53,10 +51,7 @@ def unchanged_by_definition(state: ContactState, segment_id: str, catalog: Catal
     if not (state.history.keys() <= idx.history.keys()
             and state.features.keys() <= idx.feature_keys):
         return False  # apply would prune them
-    account = (accounts.get(state.account_id, _EMPTY) if state.account_id is not None
-               else _EMPTY)
-    ctx = Ctx(state.attrs, account, state.consent, state.members,  # type: ignore[arg-type]
-              state.history, state.features, now_us, _Owner(state.contact_id, state.features))
+    ctx = make_ctx(state, accounts, now_us, _Owner(state.contact_id, state.features))
     member, due = entry[1](ctx, state.contact_id, state.static)
     if ctx._owned:  # a running feature started from the kept history
         return False

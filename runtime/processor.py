@@ -486,10 +486,12 @@ class PartitionProcessor:
             now_us = to_us(now)
             for key, raw in chunk:
                 contact_id = key.decode()
-                if probe and unchanged_by_definition(
-                        self._decoded.decode(contact_id, raw), job.segment_id, self.catalog,
-                        now_us, self._accounts):
-                    continue
+                if probe:
+                    state = self._decoded.decode(contact_id, raw)
+                    if unchanged_by_definition(state, job.segment_id, self.catalog, now_us,
+                                               self._accounts):
+                        continue
+                    self._decoded.put(contact_id, raw, state)  # apply decodes it once only
                 self._apply(contact_id, changed, now, stored=raw)
         else:  # over the retained history: one archive scan for the chunk
             now_us, idx, limits = to_us(now), self.catalog.index, self.catalog.limits
