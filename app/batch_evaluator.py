@@ -53,6 +53,7 @@ def loop_settings(settings: Settings) -> LoopSettings:
         client_id=f"http://{settings.web_host}:{settings.web_port}",
         cache_bytes=settings.rocksdb_block_cache_bytes,
         write_buffer_bytes=settings.rocksdb_write_buffer_bytes,
+        state_cache_bytes=settings.state_cache_bytes,
         changes_format=settings.changes_format, topic_prefix=settings.topic_prefix,
         standby_replicas=settings.standby_replicas,
         session_timeout_ms=settings.session_timeout_ms)

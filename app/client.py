@@ -30,10 +30,12 @@ __all__ = ["Publisher", "tail"]
 class Publisher:
     """Routes each model to its upstream topic, keyed as upstream would."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, linger_ms: int = 5) -> None:
+        """``linger_ms``: how long a record may wait for others to share its
+        request (throughput); 0 sends each as soon as the connection is free."""
         self._settings = settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, linger_ms=5, acks="all"
+            bootstrap_servers=settings.bootstrap_servers, linger_ms=linger_ms, acks="all"
         )
 
     async def __aenter__(self) -> Publisher:

@@ -45,6 +45,7 @@ class WorkerProcess:
             "SEGMENTFLOW_BATCH_MAX": str(s.batch_max),
             "SEGMENTFLOW_BATCH_WITHIN": str(s.batch_within),
             "SEGMENTFLOW_MAX_CONTACT_STATE_BYTES": str(s.max_contact_state_bytes),
+            "SEGMENTFLOW_STATE_CACHE_BYTES": str(s.state_cache_bytes),
             "SEGMENTFLOW_API_OPEN_WRITES": str(s.api_open_writes).lower(),
             "SEGMENTFLOW_API_OPEN_READS": str(s.api_open_reads).lower(),
             "SEGMENTFLOW_API_MAX_BODY_BYTES": str(s.api_max_body_bytes),

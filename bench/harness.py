@@ -8,6 +8,7 @@ Every scenario gets its own topic prefix (fresh topics) and data dir.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import subprocess
@@ -238,13 +239,41 @@ async def measure_throughput(sc: Scenario, backlog: list[Interaction]) -> dict:
     async with Publisher(sc.settings) as pub:
         await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), "bulk"))
     ready_at = await sc.start_worker()
+    cpu_before = cpu_seconds(sc.worker.pid if sc.worker else None), cpu_seconds(broker_pid())
     done_at = await wait_markers(sc.settings, "bulk", sc.partitions)
+    cpu_after = cpu_seconds(sc.worker.pid if sc.worker else None), cpu_seconds(broker_pid())
     n = len(backlog) + sc.partitions
     changes = await topic_records(sc.settings, changes_topic) - changes_before
-    return {"backlog_events": n, "seconds": round(done_at - ready_at, 2),
-            "events_per_s": round(n / (done_at - ready_at), 1),
-            "membership_changes": changes,
-            "changes_per_event": round(changes / n, 2)}
+    result = {"backlog_events": n, "seconds": round(done_at - ready_at, 2),
+              "events_per_s": round(n / (done_at - ready_at), 1),
+              "membership_changes": changes,
+              "changes_per_event": round(changes / n, 2)}
+    # CPU per event wanders far less than events/s on a shared host: the
+    # figure to compare two versions of the worker by.
+    for name, before, after in (("worker", cpu_before[0], cpu_after[0]),
+                                ("broker", cpu_before[1], cpu_after[1])):
+        if before is not None and after is not None:
+            result[f"{name}_cpu_us_per_event"] = round((after - before) * 1e6 / n, 1)
+    return result
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a live process (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The broker deploy/kafka/kafka.sh started, if it runs here."""
+    try:
+        return int((ROOT / "deploy/kafka/run/kafka.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 async def wait_idle(sc: Scenario, quick: float = 0.5, timeout: float = 180) -> float:
@@ -264,7 +293,7 @@ async def wait_idle(sc: Scenario, quick: float = 0.5, timeout: float = 180) -> f
 
 
 async def measure_latency(sc: Scenario, rate: float, seconds: float, contacts: int,
-                          seed: int = 5) -> dict:
+                          seed: int = 5, linger_ms: int = 0) -> dict:
     """Interactions at ``rate``/s for ``seconds``, each with its produce time;
     latency = change read by an outside consumer - produce time."""
     sent_at: dict[str, float] = {}
@@ -285,7 +314,7 @@ async def measure_latency(sc: Scenario, rate: float, seconds: float, contacts: i
     observer = asyncio.create_task(observe())
     await asyncio.sleep(2)  # the observer is subscribed at the end of the topic
     n = 0
-    async with Publisher(sc.settings) as pub:
+    async with Publisher(sc.settings, linger_ms=linger_ms) as pub:
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             delay = start + n / rate - time.monotonic()

@@ -269,6 +269,15 @@ class PartitionProcessor:
             else:  # its writes are gone: so are the states they cached
                 self._decoded.clear()
 
+    @property
+    def state_cache_bytes(self) -> int:
+        """The decoded-state cache's budget (resized: trimmed after the next batch)."""
+        return self._decoded.budget_bytes
+
+    @state_cache_bytes.setter
+    def state_cache_bytes(self, budget_bytes: int) -> None:
+        self._decoded.budget_bytes = budget_bytes
+
     def due_now(self) -> bool:
         """Whether an empty batch now would wake due contacts (wall clock;
         in event time only inputs move the clock). Cheap: the earliest due

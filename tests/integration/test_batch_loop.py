@@ -155,6 +155,9 @@ async def test_batch_loop_kill_restart_and_lost_disk(kafka_bootstrap: str, tmp_p
         first = _loop(kafka_bootstrap, topics, group, tmp_path / "disk-a")
         await first.start()
         await first.wait_committed(ends, timeout=60)
+        # the worker's decoded-state cache is shared evenly by its partitions
+        share = first.settings.state_cache_bytes // PARTITIONS
+        assert [p.state_cache_bytes for p in first.processors.values()] == [share] * PARTITIONS
         # kill -9 mid-stream: whatever is in flight is dropped unsettled
         ends = await _produce(kafka_bootstrap, topics.input, _inputs(1), driver)
         async with first.progress:
