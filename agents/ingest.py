@@ -334,8 +334,47 @@ def _handler(
         item.value, item.key = value, target.key.encode()
         partitions = (every_partition if target.partition == BROADCAST
                       else (partition_for(target.key, settings.partitions),))
-        item.sends = [(p, None) for p in partitions]
-        await _send_all(item)
+        item.sends = [(p, None) for p in partitions]  # sent by _send_batched
+
+    async def _send_batched(items: list[_Item]) -> None:
+        """Queue the accepted inputs' records as whole producer batches, in
+        input order per partition: a per-record ``send`` (partitioner,
+        accumulator, a future per record) cost more than the batch builder's
+        append. A record's delivery future is its producer batch's, as with
+        ``send`` (a broker refusal fails the whole batch either way)."""
+        open_batches: dict[int, tuple[Any, list[tuple[_Item, int]]]] = {}
+        for item in items:
+            if item.reason is not None or not item.sends:
+                continue
+            message = item.event.message
+            stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
+            headers = record_headers(item)
+            for i, (partition, _) in enumerate(item.sends):
+                entry = open_batches.get(partition)
+                if entry is None:
+                    entry = open_batches[partition] = (await producer.create_batch(), [])
+                if entry[0].append(key=item.key, value=item.value, timestamp=stamp_ms,
+                                   headers=headers) is None:  # full: send it, start another
+                    await _send_builder(partition, *entry)
+                    entry = open_batches[partition] = (await producer.create_batch(), [])
+                    entry[0].append(key=item.key, value=item.value, timestamp=stamp_ms,
+                                    headers=headers)  # an empty batch takes any record
+                entry[1].append((item, i))
+        for partition, (builder, members) in open_batches.items():
+            await _send_builder(partition, builder, members)
+
+    async def _send_builder(partition: int, builder: Any,
+                            members: list[tuple[_Item, int]]) -> None:
+        try:
+            future = await producer.send_batch(builder, log_topic, partition)
+        except Exception as exc:
+            if not record_level(exc):
+                _exit_for(exc)
+            for item, _ in members:  # one by one: only the offending record is refused
+                await _send_all(item)
+            return
+        for item, i in members:
+            item.sends[i] = (partition, future)
 
     async def _send_all(item: _Item) -> None:
         message = item.event.message
@@ -419,6 +458,7 @@ def _handler(
                 except Exception as exc:  # a bug must not skip the batch's other inputs
                     log.exception("ingest failed on %s", item.event.message)
                     item.reason = f"ingest failed: {type(exc).__name__}: {exc}"
+            await _send_batched(items)
             try:
                 producer.send_now()
             except Exception as exc:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -51,6 +52,16 @@ class OutputProducer:
         producer = await self._started()
         return await producer.send(topic, value=value, key=key, partition=partition,
                                    timestamp_ms=timestamp_ms, headers=headers)
+
+    async def create_batch(self) -> Any:
+        """An empty producer batch of this producer (fill it, then ``send_batch``)."""
+        return (await self._started()).create_batch()
+
+    async def send_batch(self, builder: Any, topic: str, partition: int) -> asyncio.Future:
+        """Queue a filled batch, closed so that it does not linger; the
+        returned future resolves when the broker acked it."""
+        builder.close()
+        return await (await self._started()).send_batch(builder, topic, partition=partition)
 
     async def confirm(self, futures: Iterable[asyncio.Future]) -> None:
         """Wait until the broker acknowledged every record behind ``futures``;

@@ -40,6 +40,21 @@ class FakeTopic:
         return future
 
 
+class FakeBatch:
+    """aiokafka's BatchBuilder as ingest uses it (never full here)."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.records: list[tuple[bytes | None, bytes | None, Any]] = []
+        self.capacity = capacity  # records it takes (None: no bound)
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None,
+               headers: Any) -> object | None:
+        if self.records and self.capacity is not None and len(self.records) >= self.capacity:
+            return None  # full (an empty batch takes any record)
+        self.records.append((key, value, headers))
+        return object()
+
+
 class FakeProducer:
     """Records what is sent; ``raise_on(value)`` makes ``send`` raise, and
     ``fail_on(value, attempt)`` fails the delivery future of that attempt."""
@@ -64,6 +79,27 @@ class FakeProducer:
         self.queued.append((future, self.fail_on(value, n), record))
         return future
 
+    async def create_batch(self) -> FakeBatch:
+        self.batches = getattr(self, "batches", 0) + 1
+        return FakeBatch(getattr(self, "batch_capacity", None))
+
+    async def send_batch(self, builder: FakeBatch, topic: str, partition: int) -> asyncio.Future:
+        """As the broker treats a producer batch: one refused record refuses
+        it whole (``raise_on`` before it is queued, ``fail_on`` at delivery)."""
+        for key, value, headers in builder.records:
+            exc = self.raise_on(value)
+            if exc is not None:
+                raise exc
+        future = asyncio.get_running_loop().create_future()
+        failure = None
+        for key, value, headers in builder.records:
+            n = self.attempts[value] = self.attempts.get(value, 0) + 1
+            failure = failure or self.fail_on(value, n)
+        records = [{"topic": topic, "key": key, "value": value, "partition": partition,
+                    "headers": headers} for key, value, headers in builder.records]
+        self.queued.append((future, failure, {"batch": records}))
+        return future
+
     def send_now(self) -> None:  # the broker answers at once
         self._answer()
 
@@ -75,7 +111,7 @@ class FakeProducer:
             if not future.done():
                 if exc is None:
                     future.set_result(None)
-                    self.acked.append(record)
+                    self.acked.extend(record["batch"] if "batch" in record else [record])
                 else:
                     future.set_exception(exc)
         self.queued.clear()
@@ -191,6 +227,23 @@ async def test_a_record_the_producer_refuses_is_dead_lettered_and_the_batch_goes
     assert rig.dead_letters() == {1: "not forwarded: MessageSizeTooLargeError: [Error 10] "
                                      "MessageSizeTooLargeError: too large"}
     assert len(stream.acked) == 3
+
+
+async def test_full_producer_batches_are_sent_and_keep_each_partitions_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(monkeypatch)
+    assert rig.producer is not None
+    rig.producer.batch_capacity = 2
+    contacts = [f"c{n}" for n in range(9)]
+    await rig.run([event(contact(cid), n) for n, cid in enumerate(contacts)])
+    forwarded = rig.forwarded()
+    assert sorted(forwarded) == list(range(9))
+    by_partition: dict[int, list[int]] = {}
+    for offset in forwarded:
+        by_partition.setdefault(ingest.partition_for(contacts[offset], 2), []).append(offset)
+    assert all(offsets == sorted(offsets) for offsets in by_partition.values())
+    assert rig.producer.batches >= 5  # 9 records, at most 2 per producer batch
 
 
 async def test_a_record_error_in_delivery_dead_letters_that_record_alone(
