@@ -86,13 +86,13 @@ class FakeProducer:
     async def send_batch(self, builder: FakeBatch, topic: str, partition: int) -> asyncio.Future:
         """As the broker treats a producer batch: one refused record refuses
         it whole (``raise_on`` before it is queued, ``fail_on`` at delivery)."""
-        for key, value, headers in builder.records:
+        for _, value, _ in builder.records:
             exc = self.raise_on(value)
             if exc is not None:
                 raise exc
         future = asyncio.get_running_loop().create_future()
         failure = None
-        for key, value, headers in builder.records:
+        for _, value, _ in builder.records:
             n = self.attempts[value] = self.attempts.get(value, 0) + 1
             failure = failure or self.fail_on(value, n)
         records = [{"topic": topic, "key": key, "value": value, "partition": partition,
@@ -111,7 +111,7 @@ class FakeProducer:
             if not future.done():
                 if exc is None:
                     future.set_result(None)
-                    self.acked.extend(record["batch"] if "batch" in record else [record])
+                    self.acked.extend(record.get("batch", [record]))
                 else:
                     future.set_exception(exc)
         self.queued.clear()
