@@ -270,10 +270,27 @@ def _interaction(step: _Step, inp: Interaction, catalog: Catalog) -> Routed:
     t = to_us(inp.occurred_at)
     props = inp.properties
     record_event(st, step.ctx, idx, catalog.limits, etype, inp.event_id, t, props)
+    return route_event(idx, etype, affected, t, props), why, True
+
+
+def route_event(idx: Index, etype: str, affected: tuple[str, ...], t: int,
+                props: dict[str, Any]) -> tuple[str, ...]:
+    """``affected`` (segments reading ``etype``, rank order) without those
+    whose static ``where`` / absolute range this event cannot pass."""
     filters = idx.type_filters.get(etype)
-    if filters:  # skip segments whose where / range this event cannot pass
-        affected = tuple(s for s in affected if (f := filters.get(s)) is None or f(t, props))
-    return affected, why, True
+    if not filters:
+        return affected
+    routes = idx.type_routes.get(etype)
+    if routes is None:
+        return tuple(s for s in affected if (f := filters.get(s)) is None or f(t, props))
+    # A segment that requires another value of a property is not even tried.
+    routed, by_value = routes
+    for prop, values in by_value.items():
+        value = props.get(prop)
+        if type(value) is str and (hit := values.get(value)) is not None:
+            routed = routed | hit
+    return tuple(s for s in affected
+                 if s in routed and ((f := filters.get(s)) is None or f(t, props)))
 
 
 def _same(a: Any, b: Any) -> bool:

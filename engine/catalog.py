@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from engine.compile import CompiledSegment, SegmentEval, compile_segment
 from engine.context import Ctx
@@ -55,6 +56,11 @@ class Index:
     #: event type -> {segment: filter}: segments only some events of the type
     #: can affect (static ``where`` / absolute range on every use of the type)
     type_filters: dict[str, dict[str, EventFilter]]
+    #: event type -> (segments routed whatever the event's properties,
+    #: {property: {string: segments}}): a filtered segment whose every filter
+    #: requires ``property = "string"`` is only routed an event carrying it
+    #: (``_required``), so routing does not call every segment's filter
+    type_routes: dict[str, tuple[frozenset[str], dict[str, dict[str, frozenset[str]]]]]
     features_by_type: dict[str, tuple[FeatureSpec, ...]]
     feature_keys: frozenset[str]
     history: dict[str, HistoryNeed]
@@ -244,6 +250,7 @@ def _build_index(segs: dict[str, CompiledSegment], control: bool = False) -> Ind
         new_contact=closure((*empty_true, *by_contact_id), dep_t, rank),
         time_sensitive=frozenset(time_sensitive),
         type_filters=type_filters,
+        type_routes=_type_routes(type_filters, by_type),
         features_by_type={k: tuple(v.values()) for k, v in feats.items()},
         feature_keys=frozenset(k for v in feats.values() for k in v),
         history=hist,
@@ -273,7 +280,34 @@ def closure(
 def _any_of(fs: list[EventFilter]) -> EventFilter:
     if len(fs) == 1:
         return fs[0]
-    return lambda t, props: any(f(t, props) for f in fs)
+    f: Any = lambda t, props: any(f(t, props) for f in fs)  # noqa: E731
+    required = {_required(x) for x in fs}
+    f.required = required.pop() if len(required) == 1 else None
+    return f  # type: ignore[no-any-return]
+
+
+def _required(f: EventFilter) -> tuple[str, str] | None:
+    """``(property, string)`` every event passing ``f`` carries, if known."""
+    return getattr(f, "required", None)
+
+
+def _type_routes(
+    type_filters: dict[str, dict[str, EventFilter]], by_type: dict[str, list[str]]
+) -> dict[str, tuple[frozenset[str], dict[str, dict[str, frozenset[str]]]]]:
+    routes: dict[str, tuple[frozenset[str], dict[str, dict[str, frozenset[str]]]]] = {}
+    for etype, filters in type_filters.items():
+        by_value: dict[str, dict[str, set[str]]] = {}
+        for sid, f in filters.items():
+            required = _required(f)
+            if required is not None:
+                by_value.setdefault(required[0], {}).setdefault(required[1], set()).add(sid)
+        if not by_value:
+            continue
+        routed = {sid for values in by_value.values() for sids in values.values() for sid in sids}
+        routes[etype] = (frozenset(by_type.get(etype, ())) - routed,
+                         {prop: {v: frozenset(sids) for v, sids in values.items()}
+                          for prop, values in by_value.items()})
+    return routes
 
 
 def _empty_true(live: dict[str, CompiledSegment]) -> tuple[str, ...]:

@@ -28,6 +28,8 @@ from engine.trace import Trace
 from engine.values import NUM, add_number, value_key
 from models.conditions import (
     AggregateCondition,
+    AllOf,
+    Comparison,
     Condition,
     DateLiteral,
     DateTimeLiteral,
@@ -57,18 +59,41 @@ def _where(where: Condition | None, env: Env) -> tuple[Pred, frozenset[str], str
     return node.ev, node.deps.fields, f" where {node.text}", node.vd
 
 
-def _event_filter(pred: Pred, timed: bool, lo: int | None, hi: int | None) -> EventFilter | None:
+def _event_filter(pred: Pred, timed: bool, lo: int | None, hi: int | None,
+                  where: Condition | None = None) -> EventFilter | None:
     """Which new events can change the condition: those passing a static
-    ``where`` and falling inside an absolute range. None: every event."""
+    ``where`` and falling inside an absolute range. None: every event.
+    ``where``: its AST, for the property value every passing event carries
+    (``required``, read by the catalogue's routing index)."""
     if timed or (pred is None and lo is None):
         return None
+    f: Any
     if lo is None:
         p = pred
-        return lambda t, props: p(props)  # type: ignore[misc]
-    if pred is None:
-        return lambda t, props: lo <= t < hi  # type: ignore[operator]
-    p2 = pred
-    return lambda t, props: lo <= t < hi and p2(props)  # type: ignore[operator]
+        f = lambda t, props: p(props)  # type: ignore[misc]  # noqa: E731
+    elif pred is None:
+        f = lambda t, props: lo <= t < hi  # type: ignore[operator]  # noqa: E731
+    else:
+        p2 = pred
+        f = lambda t, props: lo <= t < hi and p2(props)  # type: ignore[operator]  # noqa: E731
+    f.required = required_value(where)
+    return f  # type: ignore[no-any-return]
+
+
+def required_value(where: Condition | None) -> tuple[str, str] | None:
+    """``(property, text)`` when every event passing ``where`` has that
+    property equal to that string: a top-level ``property = "text"``, alone
+    or in an ``and`` (the string test is ``type(v) is str and v == text``)."""
+    if isinstance(where, Comparison):
+        if where.op == "=" and type(where.value) is str and "." not in where.field:
+            return where.field, where.value
+        return None
+    if isinstance(where, AllOf):
+        for arg in where.args:
+            found = required_value(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def _filtered(etype: str, f: EventFilter | None) -> Deps:
@@ -179,7 +204,7 @@ def _performed(node: Performed, env: Env) -> CNode:
             f"{_window_text(node.window)}")
     w = node.window
     _lo, _hi = range_bounds(w, env.tzname) if isinstance(w, RangeWindow) else (None, None)
-    base = _filtered(etype, _event_filter(pred, pvd is not None, _lo, _hi))
+    base = _filtered(etype, _event_filter(pred, pvd is not None, _lo, _hi, node.where))
     threshold = f"{node.count_op} {node.count}"
 
     if pvd is not None:
@@ -304,7 +329,8 @@ def _last_performed(node: LastPerformed, env: Env) -> CNode:
     key = _feature_key("last", etype, node.where.model_dump_json() if node.where else "",
                        env.tzname if node.where else "")
     spec = FeatureSpec(key, etype, "last", None, fold, props)
-    deps = merge_deps([_filtered(etype, _event_filter(pred, pvd is not None, None, None)),
+    deps = merge_deps([_filtered(etype, _event_filter(pred, pvd is not None, None, None,
+                                                     node.where)),
                        Deps(features=(spec,))])
     tz = env.tzname
 
@@ -483,7 +509,7 @@ def _aggregate(node: AggregateCondition, env: Env) -> CNode:
     threshold = f"{node.op} {lit_text(node.value)}"
     w = node.window
     _lo, _hi = range_bounds(w, env.tzname) if isinstance(w, RangeWindow) else (None, None)
-    base = _filtered(etype, _event_filter(pred, pvd is not None, _lo, _hi))
+    base = _filtered(etype, _event_filter(pred, pvd is not None, _lo, _hi, node.where))
     # sum and avg share one accumulator
     acc_kind = "sumn" if func in ("sum", "avg") else func
 
