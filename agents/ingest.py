@@ -346,9 +346,7 @@ def _handler(
         for item in items:
             if item.reason is not None or not item.sends:
                 continue
-            message = item.event.message
-            stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
-            headers = record_headers(item)
+            stamp_ms, headers = _stamp_ms(item.event.message), record_headers(item)
             for i, (partition, _) in enumerate(item.sends):
                 entry = open_batches.get(partition)
                 if entry is None:
@@ -377,9 +375,7 @@ def _handler(
             item.sends[i] = (partition, future)
 
     async def _send_all(item: _Item) -> None:
-        message = item.event.message
-        stamp_ms = int(message.timestamp * 1000) if message.timestamp else None
-        headers = record_headers(item)
+        stamp_ms, headers = _stamp_ms(item.event.message), record_headers(item)
         for i, (partition, future) in enumerate(item.sends):
             if future is not None and not _failed(future):
                 continue  # already delivered (a resend after a record error)
@@ -628,6 +624,12 @@ def _register_loop(app: faust.App, settings: Settings, handlers: dict[str, Inges
             await asyncio.wait_for(committer.stop(), timeout=5)
         for consumer in consumers:
             await consumer.stop()
+
+
+def _stamp_ms(message: Any) -> int | None:
+    """The forwarded record's timestamp: the input's own (ms), so the
+    evaluator measures latency from when upstream produced it."""
+    return int(message.timestamp * 1000) if message.timestamp else None
 
 
 def _failed(future: asyncio.Future) -> bool:
