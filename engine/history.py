@@ -128,7 +128,9 @@ def rebuild_history(st: ContactState, idx: Index, limits: Limits, need: Rebuild,
     time order, duplicates already removed). A feature the contact already
     has is kept: another live segment maintains it, maybe over events older
     than the retention. Idempotent: rebuilding again over the same events
-    gives the same state."""
+    gives the same state. ``st`` itself when there is nothing to rebuild (no
+    kept or retained event of those types, no feature to start): most
+    contacts, for a segment over a rare event type."""
     lists: dict[str, list[Any]] = {t: [] for t in need.types if t in idx.history}
     missing = [spec for spec in need.features if spec.key not in st.features]
     specs: dict[str, list[FeatureSpec]] = {}
@@ -142,6 +144,8 @@ def rebuild_history(st: ContactState, idx: Index, limits: Limits, need: Rebuild,
             kept.append((t, event_id, {k: props[k] for k in wanted if k in props}))
         for spec in specs.get(etype, ()):
             values[spec.key] = spec.fold(values.get(spec.key, spec.initial), t, props)
+    if not values and not any(kept or etype in st.history for etype, kept in lists.items()):
+        return st
     new = st.clone()
     if lists:
         new.history = dict(st.history)

@@ -506,10 +506,17 @@ class PartitionProcessor:
             now_us, idx, limits = to_us(now), self.catalog.index, self.catalog.limits
             archived = Archive(self._txn, self.config.retention_us).events_of(
                 chunk[0][0].decode(), chunk[-1][0].decode(), now_us, need.event_types)
+            # A contact with nothing to rebuild is probed like a profile
+            # segment's, unless another history backfill must reach it first.
+            probe = all(other is job for other, _ in self._history_jobs)
             for key, raw in chunk:
                 contact_id = key.decode()
-                state = rebuild_history(self._decoded.decode(contact_id, raw), idx, limits, need,
-                                        archived.get(contact_id, ()), now_us)
+                stored = self._decoded.decode(contact_id, raw)
+                state = rebuild_history(stored, idx, limits, need, archived.get(contact_id, ()),
+                                        now_us)
+                if probe and state is stored and unchanged_by_definition(
+                        stored, job.segment_id, self.catalog, now_us, self._accounts):
+                    continue
                 self._apply(contact_id, changed, now, stored=raw, rebuilt=state,
                             backfilling=job.segment_id)
         job.scanned += len(chunk)

@@ -64,6 +64,32 @@ def test_a_segment_defined_after_the_data_sees_it() -> None:
         driver.close()
 
 
+def test_contacts_with_nothing_to_rebuild_are_evaluated_too() -> None:
+    """Most contacts have no event of a new segment's type: the go-live
+    skips rebuilding them (and applying, when the definition changes
+    nothing for them) yet each one still gets its membership: the negated
+    segment takes in exactly the contacts without a recent purchase, in
+    chunks smaller than the partition."""
+    driver = _driver(chunk=3)
+    try:
+        for n in range(8):
+            driver.send("contact", {"contact_id": f"p{n}", "attributes": {"n": n}})
+        for cid, count in (("a", 3), ("b", 1)):
+            for n in range(count):
+                driver.send("interaction", _purchase(cid, n, T0 + timedelta(days=n)))
+        driver.send("interaction", _purchase("old", 0, T0 - timedelta(days=60)))
+        driver.run()
+        driver.send("segment", _segment(
+            "thrice", "performed purchase at least 3 times within last 30 days"))
+        driver.send("segment", _segment("none", "not performed purchase within last 30 days"))
+        driver.run_until_idle()
+        members = driver.members()
+        assert members["thrice"] == {"a"}
+        assert members["none"] == {f"p{n}" for n in range(8)} | {"old"}
+    finally:
+        driver.close()
+
+
 def test_widening_a_window_admits_exactly_the_contacts_it_should() -> None:
     driver = _driver()
     try:
