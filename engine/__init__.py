@@ -8,7 +8,7 @@ changes, next due time)``. No Faust, Kafka or I/O here, and no system clock:
 from engine.apply import apply
 from engine.catalog import Catalog
 from engine.commands import AccountChanged, SegmentChanged, Tick, Transition
-from engine.definition_probe import unchanged_by_definition
+from engine.definition_probe import definition_probe, unchanged_by_definition
 from engine.errors import CompileError, CycleError
 from engine.explain import explain
 from engine.history import ArchivedEvent, Rebuild, is_duplicate, rebuild_history, rebuild_needs
@@ -28,6 +28,7 @@ __all__ = [
     "Tick",
     "Transition",
     "apply",
+    "definition_probe",
     "explain",
     "is_duplicate",
     "rebuild_history",

@@ -12,14 +12,14 @@ segment starts) answers False: apply it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.apply import make_ctx
 from engine.catalog import Catalog
+from engine.context import Ctx
 from engine.state import ContactState
 
-__all__ = ["unchanged_by_definition"]
+__all__ = ["definition_probe", "unchanged_by_definition"]
 
 
 class _Owner:
@@ -33,27 +33,47 @@ class _Owner:
         self.features = features
 
 
+def definition_probe(segment_id: str, catalog: Catalog, now_us: int,
+                     accounts: Mapping[str, Mapping[str, Any]],
+                     ) -> Callable[[ContactState], bool] | None:
+    """The check below bound once for a whole go-live scan (what it looks up
+    in the catalogue is the same for every contact); None when the segment
+    is not live (apply handles it)."""
+    idx = catalog.index
+    entry = idx.entries.get(segment_id)
+    if entry is None:
+        return None
+    fn = entry[1]
+    control = catalog.limits.control_group
+    kept_types, feature_keys = idx.history.keys(), idx.feature_keys
+    empty: Mapping[str, Any] = {}
+
+    def unchanged(state: ContactState) -> bool:
+        next_due = state.next_due_us()
+        if next_due is not None and next_due <= now_us:
+            return False
+        if control is not None and control.contains(state.contact_id):
+            return False
+        if not (state.history.keys() <= kept_types and state.features.keys() <= feature_keys):
+            return False  # apply would prune them
+        account_id = state.account_id
+        account = accounts.get(account_id, empty) if account_id is not None else empty
+        ctx = Ctx(state.attrs, account, state.consent, state.members,  # type: ignore[arg-type]
+                  state.history, state.features, now_us,
+                  _Owner(state.contact_id, state.features))
+        member, due = fn(ctx, state.contact_id, state.static)
+        if ctx._owned:  # a running feature started from the kept history
+            return False
+        return (member == (state.members.get(segment_id, 0) & 1)
+                and state.due.get(segment_id) == due)
+
+    return unchanged
+
+
 def unchanged_by_definition(state: ContactState, segment_id: str, catalog: Catalog,
                             now_us: int, accounts: Mapping[str, Mapping[str, Any]]) -> bool:
     """True when re-evaluating the live ``segment_id`` for ``state`` at
     ``now_us`` changes neither its membership nor its due instant, and
     nothing else in ``apply`` would change the state."""
-    idx = catalog.index
-    entry = idx.entries.get(segment_id)
-    if entry is None:  # not live (deleted, stopped): apply handles it
-        return False
-    next_due = state.next_due_us()
-    if next_due is not None and next_due <= now_us:
-        return False
-    control = catalog.limits.control_group
-    if control is not None and control.contains(state.contact_id):
-        return False
-    if not (state.history.keys() <= idx.history.keys()
-            and state.features.keys() <= idx.feature_keys):
-        return False  # apply would prune them
-    ctx = make_ctx(state, accounts, now_us, _Owner(state.contact_id, state.features))
-    member, due = entry[1](ctx, state.contact_id, state.static)
-    if ctx._owned:  # a running feature started from the kept history
-        return False
-    return (member == (state.members.get(segment_id, 0) & 1)
-            and state.due.get(segment_id) == due)
+    probe = definition_probe(segment_id, catalog, now_us, accounts)
+    return probe is not None and probe(state)

@@ -131,6 +131,9 @@ def rebuild_history(st: ContactState, idx: Index, limits: Limits, need: Rebuild,
     gives the same state. ``st`` itself when there is nothing to rebuild (no
     kept or retained event of those types, no feature to start): most
     contacts, for a segment over a rare event type."""
+    if (not events and st.history.keys().isdisjoint(need.types)
+            and all(spec.key in st.features for spec in need.features)):
+        return st  # the common case, without building what is below
     lists: dict[str, list[Any]] = {t: [] for t in need.types if t in idx.history}
     missing = [spec for spec in need.features if spec.key not in st.features]
     specs: dict[str, list[FeatureSpec]] = {}

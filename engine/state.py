@@ -33,6 +33,7 @@ from engine.timeutil import from_us
 __all__ = ["SEQ_MASK", "ContactState"]
 
 SEQ_MASK = 0xFFFFFFFF  # low 32 bits of a ``members`` value: the sequence
+_new = object.__new__
 
 
 class ContactState:
@@ -152,19 +153,23 @@ class ContactState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ContactState:
+        # As __init__, without its call: a go-live scan decodes every
+        # stored contact (to_dict leaves out empty containers).
         d = orjson.loads(raw)
-        return cls(
-            d["c"],
-            d.get("a"),
-            d.get("ac"),
-            d.get("cs"),
-            d.get("h"),
-            d.get("s"),
-            d.get("f"),
-            d.get("m"),
-            d.get("x"),
-            d.get("d"),
-        )
+        get = d.get
+        st = _new(cls)
+        st.contact_id = d["c"]
+        st.attrs = get("a") or {}
+        st.account_id = get("ac")
+        st.consent = get("cs") or {}
+        st.history = get("h") or {}
+        st.seen = get("s") or ()
+        st.features = get("f") or {}
+        st.members = get("m") or {}
+        st.static = get("x") or {}
+        st.due = get("d") or {}
+        st._min_due = False
+        return st
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContactState):

@@ -38,10 +38,10 @@ from engine import (
     SegmentChanged,
     Tick,
     apply,
+    definition_probe,
     is_duplicate,
     rebuild_history,
     rebuild_needs,
-    unchanged_by_definition,
 )
 from engine.timeutil import from_us, to_us
 from models.changes import MembershipChange
@@ -487,35 +487,35 @@ class PartitionProcessor:
         chunk = first_items(self._txn, Keyspace.CONTACTS, after, self.config.backfill_chunk)
         changed = SegmentChanged(job.segment_id, None)
         need = rebuild_needs(self.catalog, job.segment_id) if chunk else None
+        now_us = to_us(now)
+        # Most contacts neither join the segment nor get a due instant from
+        # it: probed on the stored state, they skip apply. Not while another
+        # history backfill has still to reach them (it must see every
+        # contact first).
+        others = any(other is not job for other, _ in self._history_jobs)
+        unchanged = None if others or not chunk else definition_probe(
+            job.segment_id, self.catalog, now_us, self._accounts)
+        decode = self._decoded.decode
         if need is None:
-            # Most contacts neither join the segment nor get a due instant
-            # from it: probed on the stored state, they skip apply. (A
-            # running history backfill must see every contact first.)
-            probe = not self._history_jobs
-            now_us = to_us(now)
             for key, raw in chunk:
                 contact_id = key.decode()
-                if probe:
-                    state = self._decoded.decode(contact_id, raw)
-                    if unchanged_by_definition(state, job.segment_id, self.catalog, now_us,
-                                               self._accounts):
+                if unchanged is not None:
+                    state = decode(contact_id, raw)
+                    if unchanged(state):
                         continue
                     self._decoded.put(contact_id, raw, state)  # apply decodes it once only
                 self._apply(contact_id, changed, now, stored=raw)
         else:  # over the retained history: one archive scan for the chunk
-            now_us, idx, limits = to_us(now), self.catalog.index, self.catalog.limits
+            idx, limits = self.catalog.index, self.catalog.limits
             archived = Archive(self._txn, self.config.retention_us).events_of(
                 chunk[0][0].decode(), chunk[-1][0].decode(), now_us, need.event_types)
-            # A contact with nothing to rebuild is probed like a profile
-            # segment's, unless another history backfill must reach it first.
-            probe = all(other is job for other, _ in self._history_jobs)
             for key, raw in chunk:
                 contact_id = key.decode()
-                stored = self._decoded.decode(contact_id, raw)
+                stored = decode(contact_id, raw)
                 state = rebuild_history(stored, idx, limits, need, archived.get(contact_id, ()),
                                         now_us)
-                if probe and state is stored and unchanged_by_definition(
-                        stored, job.segment_id, self.catalog, now_us, self._accounts):
+                # nothing to rebuild: probed like a profile segment's
+                if unchanged is not None and state is stored and unchanged(stored):
                     continue
                 self._apply(contact_id, changed, now, stored=raw, rebuilt=state,
                             backfilling=job.segment_id)
