@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.apply import make_ctx
 from engine.catalog import Catalog
-from engine.context import Ctx
 from engine.state import ContactState
 
 __all__ = ["definition_probe", "unchanged_by_definition"]
@@ -36,9 +36,9 @@ class _Owner:
 def definition_probe(segment_id: str, catalog: Catalog, now_us: int,
                      accounts: Mapping[str, Mapping[str, Any]],
                      ) -> Callable[[ContactState], bool] | None:
-    """The check below bound once for a whole go-live scan (what it looks up
-    in the catalogue is the same for every contact); None when the segment
-    is not live (apply handles it)."""
+    """``unchanged_by_definition`` bound once for a whole go-live scan (what
+    it looks up in the catalogue is the same for every contact); None when
+    the segment is not live (apply handles it)."""
     idx = catalog.index
     entry = idx.entries.get(segment_id)
     if entry is None:
@@ -46,7 +46,6 @@ def definition_probe(segment_id: str, catalog: Catalog, now_us: int,
     fn = entry[1]
     control = catalog.limits.control_group
     kept_types, feature_keys = idx.history.keys(), idx.feature_keys
-    empty: Mapping[str, Any] = {}
 
     def unchanged(state: ContactState) -> bool:
         next_due = state.next_due_us()
@@ -56,11 +55,7 @@ def definition_probe(segment_id: str, catalog: Catalog, now_us: int,
             return False
         if not (state.history.keys() <= kept_types and state.features.keys() <= feature_keys):
             return False  # apply would prune them
-        account_id = state.account_id
-        account = accounts.get(account_id, empty) if account_id is not None else empty
-        ctx = Ctx(state.attrs, account, state.consent, state.members,  # type: ignore[arg-type]
-                  state.history, state.features, now_us,
-                  _Owner(state.contact_id, state.features))
+        ctx = make_ctx(state, accounts, now_us, _Owner(state.contact_id, state.features))
         member, due = fn(ctx, state.contact_id, state.static)
         if ctx._owned:  # a running feature started from the kept history
             return False

@@ -7,11 +7,13 @@ Faust app keeps the lifecycle, web server and light agents).
 
 Per fetched batch and partition: decode the envelopes (a bad one is
 dead-lettered), ``PartitionProcessor.process`` (one transaction, staged),
-then send the changes, snapshot records, dead letters and changelog records
-without waiting. The acker settles batches in order, one at a time:
+then send the changes, snapshot records and dead letters without waiting.
+The acker settles batches in order:
 
-1. every record of the batch is acknowledged by the broker (changes first
-   in the send order, then the state's changelog records);
+1. the batch's outputs are acknowledged by the broker; only then are its
+   changelog records sent, and they are acknowledged (the changelog, which
+   a successor restores, never holds a batch whose changes are not on the
+   broker);
 2. the batch's writes and the changelog checkpoint go to RocksDB in one
    write batch (``StagedStore.commit``);
 3. the next input offset becomes committable; offsets are committed at most
@@ -89,7 +91,7 @@ class LoopSettings:
     batch_max: int = 500
     commit_interval: float = 0.1
     punctuate_interval: float = 0.1  # idle wake-ups of due contacts
-    max_in_flight: int = 16  # staged batches not yet settled, all partitions
+    max_in_flight: int = 16  # staged batches waiting in each stage of the acker, all partitions
     linger_ms: int = 5
     dead_letter_max_bytes: int = 1_000_000
     client_id: str = "segmentflow-evaluator"  # the API's URL: peers find it by it
@@ -150,13 +152,19 @@ class BatchEvaluator:
         self._store = Store(settings.data_dir, cache_bytes=settings.cache_bytes,
                             write_buffer_bytes=settings.write_buffer_bytes)
         self._queue: asyncio.Queue[_InFlight] = asyncio.Queue(settings.max_in_flight)
+        #: batches whose changes are acknowledged and changelog records sent
+        self._logged: asyncio.Queue[_InFlight] = asyncio.Queue(settings.max_in_flight)
         self._lock = asyncio.Lock()  # the loop's batch vs rebalance callbacks
         self._committable: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._commit_due = asyncio.Event()  # settled offsets wait to be committed
         self._tasks: list[asyncio.Task[None]] = []
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: AIOKafkaProducer | None = None  # changes, snapshots, dead letters
+        #: the changelog's own producer: aiokafka keeps one produce request in
+        #: flight per broker and producer, and changes queued behind the
+        #: larger changelog requests of earlier batches waited for them
+        self.changelog_producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()  # set after the first assignment is restored
         self.standbys = StandbyCopies(self._store, settings.bootstrap, topics.changelog)
         self._copies: dict[int, int] = {}  # partition -> checkpoint of a closed local copy
@@ -169,10 +177,8 @@ class BatchEvaluator:
 
     async def start(self) -> None:
         s = self.settings
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=s.linger_ms, max_request_size=1_048_576, max_batch_size=1_048_576)
-        await self.producer.start()
+        self.producer = await self._start_producer()
+        self.changelog_producer = await self._start_producer()
         self._copies = self._store.local_checkpoints()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap, group_id=s.group_id, client_id=s.client_id,
@@ -186,14 +192,23 @@ class BatchEvaluator:
         await self.consumer.start()
         self._tasks = [asyncio.create_task(self._run(), name="evaluator-loop"),
                        asyncio.create_task(self._ack(), name="evaluator-acker"),
+                       asyncio.create_task(self._settle_logged(), name="evaluator-settler"),
                        asyncio.create_task(self._commit_later(), name="evaluator-committer")]
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap, acks="all", enable_idempotence=True,
+            linger_ms=self.settings.linger_ms, max_request_size=1_048_576,
+            max_batch_size=1_048_576)
+        await producer.start()
+        return producer
 
     async def stop(self, *, settle: bool = True) -> None:
         """Stop consuming; ``settle``: wait for what is in flight and commit
         (a clean stop); without it, drop it (what kill -9 leaves behind)."""
         await cancel_and_wait(self._tasks[0] if self._tasks else None)
         if settle and self._tasks:
-            await self._queue.join()
+            await self._settled()
             await self._commit_offsets()
         for task in self._tasks[1:]:
             await cancel_and_wait(task)
@@ -203,8 +218,9 @@ class BatchEvaluator:
                 self.consumer.unsubscribe()  # no revoke callback: nothing settles
             await self.consumer.stop()
         await self.standbys.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+        for producer in (self.producer, self.changelog_producer):
+            if producer is not None:
+                await producer.stop()
         self.processors.clear()
         self._store.close()
 
@@ -267,13 +283,12 @@ class BatchEvaluator:
                 outputs.append(await self._dead_letter(kept[refusal.index], refusal.reason))
         for record, reason in undecodable:
             outputs.append(await self._dead_letter(record, reason))
-        changelog = await self._send_changelog(partition, batch)
         self.stats.inputs += len(records)
         self.stats.batches += 1
         self.stats.changes += len(batch.changes)
         if self.on_batch is not None:
             self.on_batch(partition, batch, kept, inputs, elapsed)
-        await self._queue.put(_InFlight(partition, batch, outputs, changelog,
+        await self._queue.put(_InFlight(partition, batch, outputs, [],
                                         last + 1 if last is not None else None))
 
     async def _send_outputs(self, partition: int, batch: Batch,
@@ -298,23 +313,26 @@ class BatchEvaluator:
         if traced is not None:
             headers = traced if headers is None else [
                 merge_headers(h, t) for h, t in zip(headers, traced, strict=True)]
-        sent = await self._send_grouped(self.topics.changes, changes, headers)
+        sent = await self._send_grouped(self.topics.changes, changes, headers=headers)
         sent += await self._send_grouped(self.topics.snapshot, snapshots)
         return [future for future, _ in sent]
 
     async def _send_changelog(self, partition: int,
                               batch: Batch) -> list[tuple[asyncio.Future[Any], int]]:
         return await self._send_grouped(
-            self.topics.changelog, [(partition, key, value) for key, value in batch.changelog])
+            self.topics.changelog, [(partition, key, value) for key, value in batch.changelog],
+            self.changelog_producer)
 
     async def _send_grouped(
         self, topic: str, records: list[tuple[int, bytes | None, bytes | None]],
+        producer: AIOKafkaProducer | None = None,
         headers: list[list[tuple[str, bytes]]] | None = None,
     ) -> list[tuple[asyncio.Future[Any], int]]:
         """(future, record count) per producer batch; records keep their
         order within each partition. A batch's future gives its base offset.
-        ``headers``: each record's Kafka headers, when they have any."""
-        producer = self.producer
+        ``producer``: the outputs' unless given; ``headers``: each record's
+        Kafka headers, when they have any."""
+        producer = producer or self.producer
         assert producer is not None
         by_partition: dict[int, list[tuple[bytes | None, bytes | None, Any]]] = {}
         if headers is None:
@@ -351,8 +369,32 @@ class BatchEvaluator:
     # -- settling ---------------------------------------------------------------------------
 
     async def _ack(self) -> None:
+        """In order, per batch: its changes, snapshot records and dead
+        letters acknowledged, then its changelog records sent. The changelog
+        is the state a successor restores, and a restored batch's inputs are
+        skipped: written before the changes were, it could outlive changes
+        that were never delivered (different brokers lead the two topics; on
+        one broker, one producer's requests happened to keep the order)."""
         while True:
             item = await self._queue.get()
+            try:
+                for future in item.outputs:
+                    await future
+                item.changelog = await self._send_changelog(item.partition, item.batch)
+                await self._logged.put(item)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                self.on_fatal(exc)
+                raise
+            finally:
+                self._queue.task_done()
+
+    async def _settle_logged(self) -> None:
+        """In order: a batch whose changelog records are acknowledged is
+        written to RocksDB and its input offset becomes committable."""
+        while True:
+            item = await self._logged.get()
             try:
                 await self._settle(item)
             except asyncio.CancelledError:
@@ -361,8 +403,13 @@ class BatchEvaluator:
                 self.on_fatal(exc)
                 raise
             finally:
-                self._queue.task_done()
+                self._logged.task_done()
             self._commit_due.set()
+
+    async def _settled(self) -> None:
+        """Until every batch handed to the acker has settled."""
+        await self._queue.join()
+        await self._logged.join()
 
     async def _commit_later(self) -> None:
         """Commit what settled, at most once per ``commit_interval``: a
@@ -378,8 +425,6 @@ class BatchEvaluator:
             await self._commit_offsets()
 
     async def _settle(self, item: _InFlight) -> None:
-        for future in item.outputs:
-            await future
         last_offset = None
         for future, count in item.changelog:
             last_offset = (await future).offset + count - 1
@@ -440,7 +485,7 @@ class BatchEvaluator:
 
     async def revoke(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:
-            await self._queue.join()  # everything in flight settles first
+            await self._settled()  # everything in flight settles first
             await self._commit_offsets()
             self._copies.update(self.local_copies())
             for tp in partitions:
