@@ -42,7 +42,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,37 +374,40 @@ class BatchEvaluator:
         is the state a successor restores, and a restored batch's inputs are
         skipped: written before the changes were, it could outlive changes
         that were never delivered (different brokers lead the two topics; on
-        one broker, one producer's requests happened to keep the order)."""
-        while True:
-            item = await self._queue.get()
-            try:
-                for future in item.outputs:
-                    await future
-                item.changelog = await self._send_changelog(item.partition, item.batch)
-                await self._logged.put(item)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                self.on_fatal(exc)
-                raise
-            finally:
-                self._queue.task_done()
+        one broker, aiokafka's one request in flight per producer kept the
+        order)."""
+        await self._serve(self._queue, self._log)
+
+    async def _log(self, item: _InFlight) -> None:
+        for future in item.outputs:
+            await future
+        item.changelog = await self._send_changelog(item.partition, item.batch)
+        await self._logged.put(item)
 
     async def _settle_logged(self) -> None:
         """In order: a batch whose changelog records are acknowledged is
         written to RocksDB and its input offset becomes committable."""
+        await self._serve(self._logged, self._settle_then_commit)
+
+    async def _settle_then_commit(self, item: _InFlight) -> None:
+        await self._settle(item)
+        self._commit_due.set()
+
+    async def _serve(self, queue: asyncio.Queue[_InFlight],
+                     step: Callable[[_InFlight], Awaitable[None]]) -> None:
+        """One stage of the acker: ``step`` each batch of ``queue`` in
+        order; a failure is fatal to the worker (a restart replays)."""
         while True:
-            item = await self._logged.get()
+            item = await queue.get()
             try:
-                await self._settle(item)
+                await step(item)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
                 self.on_fatal(exc)
                 raise
             finally:
-                self._logged.task_done()
-            self._commit_due.set()
+                queue.task_done()
 
     async def _settled(self) -> None:
         """Until every batch handed to the acker has settled."""

@@ -45,6 +45,19 @@ class _HeldProducer:
                 future.set_result(SimpleNamespace(offset=len(self.sent)))
 
 
+class _Watched:
+    """An acknowledgement whose awaiting the test can wait for: once the
+    acker awaits it, whatever the acker sends first has been sent."""
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.awaited = asyncio.Event()
+
+    def __await__(self) -> Any:
+        self.awaited.set()
+        return self.future.__await__()
+
+
 def _loop(tmp_path: Path) -> BatchEvaluator:
     settings = LoopSettings(bootstrap="unused:9092", group_id="g", data_dir=tmp_path,
                             processor=ProcessorConfig(partitions=4), topic_prefix="shop")
@@ -62,10 +75,9 @@ async def test_the_changelog_is_sent_only_after_the_changes_are_acknowledged(
     tasks = [asyncio.create_task(loop._ack()), asyncio.create_task(loop._settle_logged())]
     try:
         batch = Batch(seq=1, changes=[JOINED], changelog=[(b"k", b"v")])
-        outputs = await loop._send_outputs(2, batch)
-        await loop._queue.put(_InFlight(2, batch, outputs, [], 10))
-        for _ in range(20):  # let the acker run as far as it can
-            await asyncio.sleep(0)
+        outputs = [_Watched(f) for f in await loop._send_outputs(2, batch)]
+        await loop._queue.put(_InFlight(2, batch, outputs, [], 10))  # type: ignore[arg-type]
+        await asyncio.wait_for(outputs[0].awaited.wait(), timeout=5)  # the acker waits
         assert {topic for topic, _ in producer.sent} == {
             "shop.membership-changes", "shop.memberships"}
 
