@@ -138,12 +138,14 @@ def register_ingest(
     topics_declared: Callable[[], bool] = lambda: True,
     event_types: EventTypeFeed | None = None,
     tracing: IngestTracing | None = None,
-) -> None:
+) -> Callable[[], bool]:
     """``topics_declared``: true once the worker created its topics (the
     batch loop waits for it before forwarding). ``event_types``: the
     declarations interactions are checked against (agents/event_types.py);
     None: the built-in ones, never updated (tests without a broker).
-    ``tracing``: spans and trace headers (docs/tracing.md); None: off."""
+    ``tracing``: spans and trace headers (docs/tracing.md); None: off.
+    Returns whether ingest is consuming (the batch loop: its consumer holds
+    upstream partitions; Faust's agents: always)."""
     if event_types is None:
         event_types = EventTypeFeed.fixed()
     gate = InteractionGate(event_types, settings.accept_undeclared_event_types)
@@ -168,7 +170,8 @@ def register_ingest(
         else:
             _register_agent(app, settings, source, handler.handle)
     if handlers:
-        _register_loop(app, settings, handlers, topics_declared)
+        return _register_loop(app, settings, handlers, topics_declared)
+    return lambda: True
 
 
 # Errors that concern one record, not the broker: the record is dead-lettered
@@ -548,7 +551,7 @@ _IN_FLIGHT = 8
 
 
 def _register_loop(app: faust.App, settings: Settings, handlers: dict[str, IngestHandler],
-                   topics_declared: Callable[[], bool]) -> None:
+                   topics_declared: Callable[[], bool]) -> Callable[[], bool]:
     """Ingest as one aiokafka batch loop over every upstream topic
     (SEGMENTFLOW_INGEST=batch, the default): Faust's per-event stream path
     capped the whole service near its 4-5k records/s. Pipelined: each
@@ -624,6 +627,8 @@ def _register_loop(app: faust.App, settings: Settings, handlers: dict[str, Inges
             await asyncio.wait_for(committer.stop(), timeout=5)
         for consumer in consumers:
             await consumer.stop()
+
+    return lambda: bool(consumers) and bool(consumers[0].assignment())
 
 
 def _stamp_ms(message: Any) -> int | None:

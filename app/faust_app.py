@@ -95,6 +95,7 @@ def register_memory_trim(app: faust.App) -> None:
 
 def create_app(settings: Settings | None = None) -> faust.App:
     from agents.ingest import register_ingest
+    from app.api.ops import register_ingest_ops
     from app.batch_evaluator import register_batch_evaluator
     from app.metrics import Metrics
     from app.topic_setup import register_topic_setup, topics_ready
@@ -127,12 +128,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
     register_topic_setup(app, topics)
     event_types = register_event_types(app, topics, settings, lambda: topics_ready(app))
     tracing = register_tracing(app, settings)  # None unless configured (docs/tracing.md)
-    register_ingest(app, topics, settings, metrics, lambda: topics_ready(app), event_types,
-                    tracing.ingest if tracing is not None else None)
+    register_memory_trim(app)
+    if settings.role != "evaluator":
+        consuming = register_ingest(app, topics, settings, metrics, lambda: topics_ready(app),
+                                    event_types, tracing.ingest if tracing is not None else None)
+        if settings.role == "ingest":  # no evaluator, no API: ops endpoints only
+            register_ingest_ops(app, metrics, consuming)
+            return app
     # The runtime's batch loop: its own stores, no Faust tables, no ticks.
     evaluator = register_batch_evaluator(
         app, topics, settings, metrics, tracing.evaluator if tracing is not None else None)
-    register_memory_trim(app)
     register_web(app, evaluator, topics, settings, metrics, event_types)
     return app
 

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     # "batch": ingest is one aiokafka batch loop over the upstream topics
     # (group <prefix>-ingest); "faust": one Faust agent per upstream topic.
     ingest: Literal["faust", "batch"] = "batch"
+    # What this process runs. "all": ingest, evaluator and API in one
+    # process. "ingest": only ingest (stateless, scales on its own; serves
+    # /health, /ready, /metrics). "evaluator": evaluator and API, no ingest.
+    # Ingest in its own process evaluates on one core while ingest uses the
+    # other (bench/run.py: docs/architecture.md, "Roles").
+    role: Literal["all", "ingest", "evaluator"] = "all"
     # Batch evaluator: how often input offsets of settled batches are
     # committed (Kafka Streams' commit.interval.ms).
     commit_interval: float = Field(default=0.1, gt=0)

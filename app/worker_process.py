@@ -60,6 +60,7 @@ class WorkerProcess:
             "SEGMENTFLOW_CHANGES_FORMAT": s.changes_format,
             "SEGMENTFLOW_STANDBY_REPLICAS": str(s.standby_replicas),
             "SEGMENTFLOW_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
+            "SEGMENTFLOW_ROLE": s.role,
         })
         for name, value in (("SEGMENTFLOW_API_TOKEN", s.api_token),
                             ("SEGMENTFLOW_API_READ_TOKEN", s.api_read_token)):

@@ -76,10 +76,14 @@ class Scenario:
     partitions: int = 4
     clock: str = "wall"
     name: str = "bench"
+    #: ingest in a process of its own (SEGMENTFLOW_ROLE=ingest), the worker
+    #: evaluator and API only (SEGMENTFLOW_ROLE=evaluator)
+    ingest_process: bool = False
     prefix: str = field(init=False)
     data: Path = field(init=False)
     settings: Settings = field(init=False)
     worker: WorkerProcess | None = field(default=None, init=False)
+    ingest: WorkerProcess | None = field(default=None, init=False)
     pids: list[int] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -89,21 +93,32 @@ class Scenario:
         self.settings = Settings(
             bootstrap_servers=self.bootstrap, topic_prefix=self.prefix,
             partitions=self.partitions, data_dir=self.data / "worker",
-            web_port=_next_port[0], log_level="warning", clock=self.clock)
+            web_port=_next_port[0], log_level="warning", clock=self.clock,
+            role="evaluator" if self.ingest_process else "all")
 
     async def start_worker(self) -> float:
-        """Start the worker; returns monotonic time at which it was ready."""
+        """Start the worker (and the ingest process, if separate); returns
+        monotonic time at which both were ready."""
         self.worker = WorkerProcess(self.settings, self.data / "worker.log")
         self.worker.start()
         assert self.worker.pid is not None
         self.pids.append(self.worker.pid)
+        if self.ingest_process:
+            self.ingest = WorkerProcess(self.settings.model_copy(update={
+                "role": "ingest", "web_port": self.settings.web_port + 1000,
+                "data_dir": self.data / "ingest"}), self.data / "ingest.log")
+            self.ingest.start()
+            assert self.ingest.pid is not None
+            self.pids.append(self.ingest.pid)
+            await self.ingest.wait_ready(timeout=180)
         await self.worker.wait_ready(timeout=180)
         return time.monotonic()
 
     def stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+        for process in (self.worker, self.ingest):
+            if process is not None:
+                process.stop()
+        self.worker = self.ingest = None
 
     def cleanup(self) -> None:
         self.stop_worker()
@@ -255,6 +270,50 @@ async def measure_throughput(sc: Scenario, backlog: list[Interaction]) -> dict:
         if before is not None and after is not None:
             result[f"{name}_cpu_us_per_event"] = round((after - before) * 1e6 / n, 1)
     return result
+
+
+async def measure_burst(sc: Scenario, backlog: list[Interaction]) -> dict:
+    """The worker (and ingest process) running and idle, the backlog (+
+    markers) is published: events/s from the first record sent until every
+    partition's marker was evaluated. Unlike ``measure_throughput``, ingest
+    gets no head start while the evaluator boots, so the two roles layouts
+    compare fairly; the publisher runs on the same cores meanwhile."""
+    assert sc.worker is not None
+    processes = {"worker": sc.worker.pid, "ingest": sc.ingest.pid if sc.ingest else None,
+                 "broker": broker_pid()}
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    started = time.monotonic()
+    async with Publisher(sc.settings) as pub:
+        await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), "burst"))
+    published = time.monotonic() - started
+    done_at = await wait_markers(sc.settings, "burst", sc.partitions)
+    n = len(backlog) + sc.partitions
+    result = {"backlog_events": n, "seconds": round(done_at - started, 2),
+              "publish_seconds": round(published, 2),
+              "events_per_s": round(n / (done_at - started), 1)}
+    for name, pid in processes.items():
+        after = cpu_seconds(pid)
+        if before[name] is not None and after is not None:
+            result[f"{name}_cpu_us_per_event"] = round((after - before[name]) * 1e6 / n, 1)
+    return result
+
+
+async def roles_run(bootstrap: str, segments: int, contacts: int, events: int,
+                    partitions: int = 4) -> dict:
+    """``measure_burst`` with ingest in the worker, then in its own process."""
+    out: dict = {"segments_live": segments + 1, "contacts": contacts, "partitions": partitions}
+    setup, backlog = make_workload(contacts, events)
+    for layout, separate in (("one_process", False), ("ingest_process", True)):
+        sc = Scenario(bootstrap, partitions=partitions, name=f"roles{segments}",
+                      ingest_process=separate)
+        try:
+            await prepare(sc, [m.definition for m in wide_segment_mix(segments)], setup)
+            await sc.start_worker()
+            await wait_idle(sc)
+            out[layout] = await measure_burst(sc, backlog)
+        finally:
+            sc.cleanup()
+    return out
 
 
 def cpu_seconds(pid: int | None) -> float | None:

@@ -42,7 +42,7 @@ import charts
 import faust_ceiling
 import lateness
 import profile_worker
-from harness import RESULTS, Scenario, scale_out_run, service_run, start_broker
+from harness import RESULTS, Scenario, roles_run, scale_out_run, service_run, start_broker
 
 CONFIG = {
     "quick": {"contacts": 4_000, "events": 20_000, "segments": [10, 100, 1000],
@@ -125,6 +125,17 @@ async def run_service(bootstrap: str, cfg: dict, result: dict) -> None:
         except Exception as exc:  # record and go on: one scenario must not sink the run
             traceback.print_exc()
             result["service"].append({"segments_live": segs + 1, "error": repr(exc)})
+    log("roles: 100 segments, a burst into the running service, ingest in the worker "
+        "vs in its own process")
+    try:
+        result["roles"] = await asyncio.wait_for(roles_run(
+            bootstrap, 100, contacts_for(100, cfg["contacts"]), events_for(100, cfg["events"])),
+            timeout=cfg["scenario_timeout"])
+        log(f"  {result['roles']['one_process']['events_per_s']} vs "
+            f"{result['roles']['ingest_process']['events_per_s']} events/s")
+    except Exception as exc:
+        traceback.print_exc()
+        result["roles"] = {"error": repr(exc)}
 
 
 async def run_profiles(bootstrap: str, cfg: dict, result: dict) -> None:
@@ -172,6 +183,10 @@ def derive(result: dict) -> None:
             if same:
                 s["ratio_to_same_volume_ceiling"] = round(
                     s["throughput"]["events_per_s"] / same["events_per_s"], 4)
+    roles = result.get("roles", {})
+    if ceil and "ingest_process" in roles:
+        for layout in ("one_process", "ingest_process"):
+            roles[layout]["ratio_to_ceiling"] = round(roles[layout]["events_per_s"] / ceil, 4)
     lat = next((s["latency"]["latency_ms"] for s in result.get("service", [])
                 if "latency" in s), None)
     if lat and lat["p50"]:
@@ -250,6 +265,18 @@ def summary_md(result: dict, command: str) -> str:
                          f"({fmt(s['latency']['load_events_per_s'])} ev/s, {lat['samples']:,} "
                          "changes) p50 / p99 / max",
                          f"{lat['p50']} / {lat['p99']} / {lat['max']} ms", "p50 ≤ 10, p99 ≤ 50 ms"))
+    roles = result.get("roles", {})
+    if "ingest_process" in roles:
+        one, own = roles["one_process"], roles["ingest_process"]
+        rows.append(("a burst published into the running service, 100 live segments, "
+                     "events/s (service/ceiling): ingest in the worker vs in its own process "
+                     "(SEGMENTFLOW_ROLE)",
+                     f"{fmt(one['events_per_s'])} ({100 * one.get('ratio_to_ceiling', 0):.1f}%) "
+                     f"vs {fmt(own['events_per_s'])} "
+                     f"({100 * own.get('ratio_to_ceiling', 0):.1f}%)", "—"))
+    elif "error" in roles:
+        rows.append(("ingest in the worker vs in its own process", f"failed: "
+                     f"{roles['error'][:60]}", "—"))
     late = result.get("lateness", {})
     if "lateness_observed_ms" in late:
         lo, le = late["lateness_observed_ms"], late["lateness_emitted_ms"]

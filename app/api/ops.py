@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -11,12 +12,12 @@ from faust.web import Request, Response, View
 from app.api.context import ApiContext
 from app.api.errors import json_response
 from app.api.openapi import openapi_document
-from app.metrics import CONTENT_TYPE
+from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
 from app.topic_setup import topics_ready
 from models.asyncapi import TOPICS, asyncapi_document, render_yaml
 
-__all__ = ["asyncapi_for", "readiness", "register_ops"]
+__all__ = ["asyncapi_for", "readiness", "register_ingest_ops", "register_ops"]
 
 
 def asyncapi_for(settings: Settings) -> dict[str, Any]:
@@ -86,3 +87,28 @@ def register_ops(ctx: ApiContext) -> None:
     class AsyncApiYaml(View):
         async def get(self, request: Request) -> Response:
             return web.Response(text=asyncapi_yaml, content_type="application/yaml")
+
+
+def register_ingest_ops(app: faust.App, metrics: Metrics, consuming: Callable[[], bool]) -> None:
+    """The endpoints of an ingest-only process (SEGMENTFLOW_ROLE=ingest):
+    /health, /ready (its topics exist and its consumer holds upstream
+    partitions) and /metrics (the ingest counters). The API is the
+    evaluator's."""
+
+    @app.page("/health", name="health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return json_response({"status": "ok", "role": "ingest"})
+
+    @app.page("/ready", name="ready")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            declared, held = topics_ready(app), consuming()
+            state = {"ready": declared and held, "role": "ingest",
+                     "topics_declared": declared, "consuming": held}
+            return json_response(state, 200 if state["ready"] else 503)
+
+    @app.page("/metrics", name="metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
