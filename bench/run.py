@@ -30,6 +30,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,15 +128,22 @@ async def run_service(bootstrap: str, cfg: dict, result: dict) -> None:
             result["service"].append({"segments_live": segs + 1, "error": repr(exc)})
     log("roles: 100 segments, a burst into the running service, ingest in the worker "
         "vs in its own process")
+    await versus(result, "roles", roles_run(
+        bootstrap, 100, contacts_for(100, cfg["contacts"]), events_for(100, cfg["events"])),
+        cfg["scenario_timeout"], "one_process", "ingest_process")
+
+
+async def versus(result: dict, key: str, scenario: Awaitable[dict], timeout: float,
+                 first: str, second: str) -> None:
+    """``result[key]``: the figures of a scenario comparing two layouts (or
+    its error: one scenario must not sink the run); logs their events/s."""
     try:
-        result["roles"] = await asyncio.wait_for(roles_run(
-            bootstrap, 100, contacts_for(100, cfg["contacts"]), events_for(100, cfg["events"])),
-            timeout=cfg["scenario_timeout"])
-        log(f"  {result['roles']['one_process']['events_per_s']} vs "
-            f"{result['roles']['ingest_process']['events_per_s']} events/s")
+        result[key] = await asyncio.wait_for(scenario, timeout=timeout)
+        log(f"  {result[key][first]['events_per_s']} vs "
+            f"{result[key][second]['events_per_s']} events/s")
     except Exception as exc:
         traceback.print_exc()
-        result["roles"] = {"error": repr(exc)}
+        result[key] = {"error": repr(exc)}
 
 
 async def run_profiles(bootstrap: str, cfg: dict, result: dict) -> None:
@@ -402,15 +410,8 @@ async def main_async(args: argparse.Namespace) -> dict:
     if "scale" in wanted:
         segs, contacts, events = cfg["scale_out"]
         log(f"one vs two workers, {segs} segments")
-        try:
-            result["scale_out"] = await asyncio.wait_for(
-                scale_out_run(bootstrap, segs, contacts, events),
-                timeout=cfg["scenario_timeout"])
-            log(f"  {result['scale_out']['one_worker']['events_per_s']} vs "
-                f"{result['scale_out']['two_workers']['events_per_s']} events/s")
-        except Exception as exc:
-            traceback.print_exc()
-            result["scale_out"] = {"error": repr(exc)}
+        await versus(result, "scale_out", scale_out_run(bootstrap, segs, contacts, events),
+                     cfg["scenario_timeout"], "one_worker", "two_workers")
     if "backfill" in wanted:
         log(f"go-live backfill over {cfg['backfill_contacts']:,} loaded contacts")
         try:
