@@ -111,8 +111,8 @@ class Settings(BaseSettings):
     # What this process runs. "all": ingest, evaluator and API in one
     # process. "ingest": only ingest (stateless, scales on its own; serves
     # /health, /ready, /metrics). "evaluator": evaluator and API, no ingest.
-    # Ingest in its own process evaluates on one core while ingest uses the
-    # other (bench/run.py: docs/architecture.md, "Roles").
+    # Apart, ingest runs on another core than the evaluator
+    # (docs/architecture.md, "Roles").
     role: Literal["all", "ingest", "evaluator"] = "all"
     # Batch evaluator: how often input offsets of settled batches are
     # committed (Kafka Streams' commit.interval.ms).

@@ -254,22 +254,16 @@ async def measure_throughput(sc: Scenario, backlog: list[Interaction]) -> dict:
     async with Publisher(sc.settings) as pub:
         await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), "bulk"))
     ready_at = await sc.start_worker()
-    cpu_before = cpu_seconds(sc.worker.pid if sc.worker else None), cpu_seconds(broker_pid())
+    cpu_before = cpu_now(sc)
     done_at = await wait_markers(sc.settings, "bulk", sc.partitions)
-    cpu_after = cpu_seconds(sc.worker.pid if sc.worker else None), cpu_seconds(broker_pid())
     n = len(backlog) + sc.partitions
+    cpu = cpu_us_per_event(cpu_before, cpu_now(sc), n)
     changes = await topic_records(sc.settings, changes_topic) - changes_before
     result = {"backlog_events": n, "seconds": round(done_at - ready_at, 2),
               "events_per_s": round(n / (done_at - ready_at), 1),
               "membership_changes": changes,
               "changes_per_event": round(changes / n, 2)}
-    # CPU per event wanders far less than events/s on a shared host: the
-    # figure to compare two versions of the worker by.
-    for name, before, after in (("worker", cpu_before[0], cpu_after[0]),
-                                ("broker", cpu_before[1], cpu_after[1])):
-        if before is not None and after is not None:
-            result[f"{name}_cpu_us_per_event"] = round((after - before) * 1e6 / n, 1)
-    return result
+    return result | cpu
 
 
 async def measure_burst(sc: Scenario, backlog: list[Interaction]) -> dict:
@@ -279,23 +273,17 @@ async def measure_burst(sc: Scenario, backlog: list[Interaction]) -> dict:
     gets no head start while the evaluator boots, so the two roles layouts
     compare fairly; the publisher runs on the same cores meanwhile."""
     assert sc.worker is not None
-    processes = {"worker": sc.worker.pid, "ingest": sc.ingest.pid if sc.ingest else None,
-                 "broker": broker_pid()}
-    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    cpu_before = cpu_now(sc)
     started = time.monotonic()
     async with Publisher(sc.settings) as pub:
         await pub.send_all(backlog + marker_inputs(sc.partitions, datetime.now(UTC), "burst"))
     published = time.monotonic() - started
     done_at = await wait_markers(sc.settings, "burst", sc.partitions)
     n = len(backlog) + sc.partitions
-    result = {"backlog_events": n, "seconds": round(done_at - started, 2),
-              "publish_seconds": round(published, 2),
-              "events_per_s": round(n / (done_at - started), 1)}
-    for name, pid in processes.items():
-        after = cpu_seconds(pid)
-        if before[name] is not None and after is not None:
-            result[f"{name}_cpu_us_per_event"] = round((after - before[name]) * 1e6 / n, 1)
-    return result
+    return {"backlog_events": n, "seconds": round(done_at - started, 2),
+            "publish_seconds": round(published, 2),
+            "events_per_s": round(n / (done_at - started), 1)} | cpu_us_per_event(
+                cpu_before, cpu_now(sc), n)
 
 
 async def roles_run(bootstrap: str, segments: int, contacts: int, events: int,
@@ -314,6 +302,23 @@ async def roles_run(bootstrap: str, segments: int, contacts: int, events: int,
         finally:
             sc.cleanup()
     return out
+
+
+def cpu_now(sc: Scenario) -> dict[str, float | None]:
+    """CPU seconds so far of the worker, the ingest process and the broker."""
+    pids = {"worker": sc.worker.pid if sc.worker else None,
+            "ingest": sc.ingest.pid if sc.ingest else None, "broker": broker_pid()}
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def cpu_us_per_event(before: dict[str, float | None], after: dict[str, float | None],
+                     events: int) -> dict[str, float]:
+    """``<process>_cpu_us_per_event`` for each process measured both times.
+    CPU per event wanders far less than events/s on a shared host: the
+    figure to compare two versions of the worker by."""
+    return {f"{name}_cpu_us_per_event": round((after[name] - start) * 1e6 / events, 1)
+            for name, start in before.items()
+            if start is not None and after.get(name) is not None}
 
 
 def cpu_seconds(pid: int | None) -> float | None:
