@@ -30,7 +30,7 @@ from models.changes import MembershipChange
 from runtime.catalogs import CatalogCache
 from runtime.memory import MemoryStore
 from runtime.partitioning import partition_for
-from runtime.processor import Batch, PartitionProcessor, ProcessorConfig
+from runtime.processor import Batch, PartitionProcessor, ProcessorConfig, merged_changelog
 from runtime.restore import apply_changelog
 from runtime.staged import StagedStore
 from runtime.store import Store
@@ -160,16 +160,18 @@ class Driver:
         self._ack(number, part, keep=self.depth)
 
     def _ack(self, number: int, part: _Partition, keep: int) -> None:
-        """Acknowledge the oldest in-flight batches until ``keep`` remain."""
-        store = self.processors[number].store
-        while len(part.in_flight) > keep:
-            batch, next_offset = part.in_flight.popleft()
-            last = None
-            for key, value in batch.changelog:
-                last = len(part.changelog)
-                part.changelog.append((last, key, value))
-            store.commit(batch.seq, last)
-            part.committed = next_offset
+        """Acknowledge the oldest in-flight batches until ``keep`` remain,
+        together, as the loop's acker does: their changelog records merged
+        (one per key), one store commit."""
+        if len(part.in_flight) <= keep:
+            return
+        settled = [part.in_flight.popleft() for _ in range(len(part.in_flight) - keep)]
+        last = None
+        for key, value in merged_changelog(batch.changelog for batch, _ in settled):
+            last = len(part.changelog)
+            part.changelog.append((last, key, value))
+        self.processors[number].store.commit(settled[-1][0].seq, last)
+        part.committed = settled[-1][1]
 
     # -- faults --------------------------------------------------------------------
 

@@ -8,15 +8,16 @@ Faust app keeps the lifecycle, web server and light agents).
 Per fetched batch and partition: decode the envelopes (a bad one is
 dead-lettered), ``PartitionProcessor.process`` (one transaction, staged),
 then send the changes, snapshot records and dead letters without waiting.
-The acker settles batches in order:
+The acker settles batches in order, in groups (the batches queued while
+it waited, at most one gathering per half ``commit_interval``):
 
-1. the batch's outputs are acknowledged by the broker; only then are its
-   changelog records sent, and they are acknowledged (the changelog, which
-   a successor restores, never holds a batch whose changes are not on the
-   broker);
-2. the batch's writes and the changelog checkpoint go to RocksDB in one
-   write batch (``StagedStore.commit``);
-3. the next input offset becomes committable; offsets are committed at most
+1. the group's outputs are acknowledged by the broker; only then are its
+   changelog records sent, one per changed key and partition, and they are
+   acknowledged (the changelog, which a successor restores, never holds a
+   batch whose changes are not on the broker);
+2. the group's writes and the changelog checkpoint go to RocksDB in one
+   write batch per partition (``StagedStore.commit``);
+3. the next input offsets become committable; offsets are committed at most
    once per ``commit_interval`` seconds (Kafka Streams' ``commit.interval.ms``).
 
 Meanwhile the loop evaluates the next batches against the staged state. So
@@ -39,10 +40,11 @@ members (runtime/standby.py), so a failover restores a short tail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,14 +58,14 @@ from runtime.catalogs import CatalogCache
 from runtime.dead_letters import dead_letter_record
 from runtime.evaluator_tracing import EvaluatorTracing
 from runtime.outputs import change_record_as, snapshot_record
-from runtime.processor import Batch, PartitionProcessor, ProcessorConfig
+from runtime.processor import Batch, PartitionProcessor, ProcessorConfig, merged_changelog
 from runtime.restore import apply_changelog
 from runtime.staged import StagedStore
 from runtime.standby import StandbyCopies
 from runtime.store import MIB, Store
 from runtime.tasks import cancel_and_wait
 from runtime.trace_context import merge_headers
-from runtime.types import OffsetRecord
+from runtime.types import ChangelogRecord, OffsetRecord
 
 __all__ = ["BatchEvaluator", "LoopSettings", "LoopTopics"]
 
@@ -111,8 +113,15 @@ class _InFlight:
     partition: int
     batch: Batch
     outputs: list[asyncio.Future[Any]]
-    changelog: list[tuple[asyncio.Future[Any], int]]  # (producer batch, records in it)
     next_offset: int | None  # input offset to commit once settled
+
+
+@dataclass(slots=True)
+class _Logged:
+    """Batches whose outputs are acknowledged, and their one changelog send."""
+
+    items: list[_InFlight]  # in evaluation order
+    changelog: list[tuple[asyncio.Future[Any], int, int]]  # (producer batch, records, partition)
 
 
 @dataclass
@@ -152,8 +161,13 @@ class BatchEvaluator:
         self._store = Store(settings.data_dir, cache_bytes=settings.cache_bytes,
                             write_buffer_bytes=settings.write_buffer_bytes)
         self._queue: asyncio.Queue[_InFlight] = asyncio.Queue(settings.max_in_flight)
-        #: batches whose changes are acknowledged and changelog records sent
-        self._logged: asyncio.Queue[_InFlight] = asyncio.Queue(settings.max_in_flight)
+        #: groups of batches whose changes are acknowledged and changelog sent
+        self._logged: asyncio.Queue[_Logged] = asyncio.Queue(settings.max_in_flight)
+        #: the log stage gathers batches for one changelog send; woken early
+        #: when the queue fills up (evaluation must not wait) or to drain
+        self._log_wake = asyncio.Event()
+        self._draining = 0
+        self._last_log = 0.0
         self._lock = asyncio.Lock()  # the loop's batch vs rebalance callbacks
         self._committable: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
@@ -288,8 +302,15 @@ class BatchEvaluator:
         self.stats.changes += len(batch.changes)
         if self.on_batch is not None:
             self.on_batch(partition, batch, kept, inputs, elapsed)
-        await self._queue.put(_InFlight(partition, batch, outputs, [],
+        await self._hand_over(_InFlight(partition, batch, outputs,
                                         last + 1 if last is not None else None))
+
+    async def _hand_over(self, item: _InFlight) -> None:
+        """To the acker; it stops gathering once half of ``max_in_flight``
+        waits (evaluation must not wait for a gathering)."""
+        await self._queue.put(item)
+        if self._queue.qsize() * 2 >= self.settings.max_in_flight:
+            self._log_wake.set()
 
     async def _send_outputs(self, partition: int, batch: Batch,
                             traced: list[list[tuple[str, bytes]]] | None = None,
@@ -315,20 +336,25 @@ class BatchEvaluator:
                 merge_headers(h, t) for h, t in zip(headers, traced, strict=True)]
         sent = await self._send_grouped(self.topics.changes, changes, headers=headers)
         sent += await self._send_grouped(self.topics.snapshot, snapshots)
-        return [future for future, _ in sent]
+        return [future for future, _, _ in sent]
 
-    async def _send_changelog(self, partition: int,
-                              batch: Batch) -> list[tuple[asyncio.Future[Any], int]]:
-        return await self._send_grouped(
-            self.topics.changelog, [(partition, key, value) for key, value in batch.changelog],
-            self.changelog_producer)
+    async def _send_changelog(self, items: list[_InFlight],
+                              ) -> list[tuple[asyncio.Future[Any], int, int]]:
+        """The changelog records of ``items``, one per changed key and
+        partition (the latest value; the input offset record last)."""
+        by_partition: dict[int, list[Sequence[ChangelogRecord]]] = {}
+        for item in items:
+            by_partition.setdefault(item.partition, []).append(item.batch.changelog)
+        records = [(partition, key, value) for partition, changelogs in by_partition.items()
+                   for key, value in merged_changelog(changelogs)]
+        return await self._send_grouped(self.topics.changelog, records, self.changelog_producer)
 
     async def _send_grouped(
         self, topic: str, records: list[tuple[int, bytes | None, bytes | None]],
         producer: AIOKafkaProducer | None = None,
         headers: list[list[tuple[str, bytes]]] | None = None,
-    ) -> list[tuple[asyncio.Future[Any], int]]:
-        """(future, record count) per producer batch; records keep their
+    ) -> list[tuple[asyncio.Future[Any], int, int]]:
+        """(future, record count, partition) per producer batch; records keep their
         order within each partition. A batch's future gives its base offset.
         ``producer``: the outputs' unless given; ``headers``: each record's
         Kafka headers, when they have any."""
@@ -341,12 +367,12 @@ class BatchEvaluator:
         else:
             for (p, key, value), record_headers in zip(records, headers, strict=True):
                 by_partition.setdefault(p, []).append((key, value, record_headers))
-        sent: list[tuple[asyncio.Future[Any], int]] = []
+        sent: list[tuple[asyncio.Future[Any], int, int]] = []
         for p, items in by_partition.items():
             builder, count = producer.create_batch(), 0
             for key, value, hdrs in items:
                 if builder.append(key=key, value=value, timestamp=None, headers=hdrs) is None:
-                    sent.append((await _send_now(producer, builder, topic, p), count))
+                    sent.append((await _send_now(producer, builder, topic, p), count, p))
                     builder, count = producer.create_batch(), 0
                     if builder.append(key=key, value=value, timestamp=None,
                                       headers=hdrs) is None:
@@ -354,7 +380,7 @@ class BatchEvaluator:
                                          "fit a producer batch")
                 count += 1
             if count:
-                sent.append((await _send_now(producer, builder, topic, p), count))
+                sent.append((await _send_now(producer, builder, topic, p), count, p))
         return sent
 
     async def _dead_letter(self, record: Any, reason: str) -> asyncio.Future[Any]:
@@ -369,50 +395,79 @@ class BatchEvaluator:
     # -- settling ---------------------------------------------------------------------------
 
     async def _ack(self) -> None:
-        """In order, per batch: its changes, snapshot records and dead
-        letters acknowledged, then its changelog records sent. The changelog
-        is the state a successor restores, and a restored batch's inputs are
+        """In order: batches whose changes, snapshot records and dead letters
+        are acknowledged get their changelog records sent. The changelog is
+        the state a successor restores, and a restored batch's inputs are
         skipped: written before the changes were, it could outlive changes
         that were never delivered (different brokers lead the two topics; on
         one broker, aiokafka's one request in flight per producer kept the
-        order)."""
-        await self._serve(self._queue, self._log)
+        order).
 
-    async def _log(self, item: _InFlight) -> None:
-        for future in item.outputs:
-            await future
-        item.changelog = await self._send_changelog(item.partition, item.batch)
-        await self._logged.put(item)
+        Group commit: the batches queued meanwhile (at most one gathering
+        per half ``commit_interval``, sooner when half of ``max_in_flight``
+        waits) share one changelog send, one record per changed key, and
+        one RocksDB write per partition. Under light load every input is a
+        batch of its own, and a changelog request and a write per input were
+        a large part of the worker's and the broker's work. Outputs are sent
+        when evaluated, so this delays commits, never changes."""
+        while True:
+            items = [await self._queue.get()]
+            try:
+                with self._fatal():
+                    await self._gather()
+                    while not self._queue.empty():
+                        items.append(self._queue.get_nowait())
+                    for item in items:
+                        for future in item.outputs:
+                            await future
+                    self._last_log = time.monotonic()
+                    await self._logged.put(_Logged(items, await self._send_changelog(items)))
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    @contextlib.contextmanager
+    def _fatal(self) -> Iterator[None]:
+        """A failure in the acker is fatal to the worker (a restart replays)."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.on_fatal(exc)
+            raise
+
+    async def _gather(self) -> None:
+        """Until the next changelog send is due, the queue is half full, or
+        everything in flight must settle (a rebalance, a stop)."""
+        delay = self._last_log + self.settings.commit_interval / 2 - time.monotonic()
+        if delay <= 0 or self._draining or self._queue.qsize() * 2 >= self.settings.max_in_flight:
+            return
+        self._log_wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._log_wake.wait(), delay)
 
     async def _settle_logged(self) -> None:
-        """In order: a batch whose changelog records are acknowledged is
-        written to RocksDB and its input offset becomes committable."""
-        await self._serve(self._logged, self._settle_then_commit)
-
-    async def _settle_then_commit(self, item: _InFlight) -> None:
-        await self._settle(item)
-        self._commit_due.set()
-
-    async def _serve(self, queue: asyncio.Queue[_InFlight],
-                     step: Callable[[_InFlight], Awaitable[None]]) -> None:
-        """One stage of the acker: ``step`` each batch of ``queue`` in
-        order; a failure is fatal to the worker (a restart replays)."""
+        """In order: a group whose changelog records are acknowledged is
+        written to RocksDB and its input offsets become committable."""
         while True:
-            item = await queue.get()
+            logged = await self._logged.get()
             try:
-                await step(item)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                self.on_fatal(exc)
-                raise
+                with self._fatal():
+                    await self._settle(logged)
+                    self._commit_due.set()
             finally:
-                queue.task_done()
+                self._logged.task_done()
 
     async def _settled(self) -> None:
         """Until every batch handed to the acker has settled."""
-        await self._queue.join()
-        await self._logged.join()
+        self._draining += 1
+        self._log_wake.set()
+        try:
+            await self._queue.join()
+            await self._logged.join()
+        finally:
+            self._draining -= 1
 
     async def _commit_later(self) -> None:
         """Commit what settled, at most once per ``commit_interval``: a
@@ -427,17 +482,21 @@ class BatchEvaluator:
                 await asyncio.sleep(delay)
             await self._commit_offsets()
 
-    async def _settle(self, item: _InFlight) -> None:
-        last_offset = None
-        for future, count in item.changelog:
-            last_offset = (await future).offset + count - 1
-        processor = self.processors.get(item.partition)
-        if processor is None:
-            return  # revoked and closed: its successor restores from the changelog
-        processor.store.commit(item.batch.seq, last_offset)
-        if item.next_offset is not None:
-            self._committable[TopicPartition(self.topics.input, item.partition)] = (
-                item.next_offset)
+    async def _settle(self, logged: _Logged) -> None:
+        checkpoints: dict[int, int] = {}  # partition -> its last changelog offset
+        for future, count, partition in logged.changelog:
+            checkpoints[partition] = (await future).offset + count - 1
+        by_partition: dict[int, list[_InFlight]] = {}
+        for item in logged.items:
+            by_partition.setdefault(item.partition, []).append(item)
+        for partition, items in by_partition.items():
+            processor = self.processors.get(partition)
+            if processor is None:
+                continue  # revoked and closed: its successor restores from the changelog
+            processor.store.commit(items[-1].batch.seq, checkpoints.get(partition))
+            offsets = [item.next_offset for item in items if item.next_offset is not None]
+            if offsets:
+                self._committable[TopicPartition(self.topics.input, partition)] = offsets[-1]
 
     async def _commit_offsets(self) -> None:
         if not self._committable or self.consumer is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -66,7 +66,7 @@ from runtime.views import AccountIndex, Accounts, Backfill, DueQueue, EventClock
 
 __all__ = [
     "INPUT_OFFSET_KEY", "Batch", "PartitionProcessor", "ProcessorConfig", "Refusal",
-    "StateTooLarge", "contact_input", "event_time",
+    "StateTooLarge", "contact_input", "event_time", "merged_changelog",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,16 @@ def _marker_last(records: list[ChangelogRecord]) -> list[ChangelogRecord]:
     marker = stored_key(Keyspace.META, INPUT_OFFSET_KEY)
     rest = [r for r in records if r[0] != marker]
     return rest if len(rest) == len(records) else [*rest, (marker, dict(records)[marker])]
+
+
+def merged_changelog(changelogs: Iterable[Sequence[ChangelogRecord]]) -> list[ChangelogRecord]:
+    """Consecutive batches' changelog records as one set, for batches
+    committed together: each key's latest value, the input offset record
+    (the newest batch's) last."""
+    merged: dict[bytes, bytes | None] = {}
+    for records in changelogs:
+        merged.update(records)
+    return _marker_last(list(merged.items()))
 
 
 def _same_state(old: ContactState, new: ContactState) -> bool:

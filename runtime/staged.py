@@ -100,14 +100,21 @@ class StagedStore:
         return batch
 
     def commit(self, batch: int, changelog_offset: int | None) -> None:
-        """Write ``batch`` (the oldest staged one) to the store with the
-        changelog checkpoint, in one write batch."""
-        if not self._batches or batch != min(self._batches):
-            raise ValueError(f"batch {batch} is not the oldest staged batch")
-        records = self._batches.pop(batch)
-        self.base.write(dict(records), changelog_offset)
-        for key, _ in records:
+        """Write the staged batches up to and including ``batch`` (the oldest
+        ones: they commit in order) to the store with the changelog
+        checkpoint, in one write batch. Several at once when the acker
+        settles them together (one changelog send, runtime/loop.py)."""
+        if batch not in self._batches:
+            raise ValueError(f"batch {batch} is not staged")
+        merged: dict[bytes, bytes | None] = {}
+        while self._batches:
+            oldest = next(iter(self._batches))  # numbered in staging order
+            if oldest > batch:
+                break
+            merged.update(self._batches.pop(oldest))
+        self.base.write(merged, changelog_offset)
+        for key in merged:
             staged = self._staged.get(key)
-            if staged is not None and staged[0] == batch:  # no later batch wrote it
+            if staged is not None and staged[0] <= batch:  # no later batch wrote it
                 del self._staged[key]
                 del self._sorted[bisect_left(self._sorted, key)]

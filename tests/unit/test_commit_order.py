@@ -8,17 +8,36 @@ acknowledgements the test gives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from runtime.keys import Keyspace, stored_key
 from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics, _InFlight
-from runtime.processor import Batch, ProcessorConfig
+from runtime.processor import INPUT_OFFSET_KEY, Batch, ProcessorConfig
 from tests.unit.test_cloudevents_output import JOINED
 
 CHANGELOG = "shop.evaluator-state"
+
+
+class _Recording:
+    """A producer batch builder that remembers what was appended."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any,
+               headers: Any) -> Any:
+        self.records.append((key, value))
+        return self.real.append(key=key, value=value, timestamp=timestamp, headers=headers)
+
+    def close(self) -> None:
+        self.real.close()
 
 
 class _HeldProducer:
@@ -27,22 +46,24 @@ class _HeldProducer:
     def __init__(self) -> None:
         self.real = AIOKafkaProducer(bootstrap_servers="unused:9092")  # never started
         self.sent: list[tuple[str, asyncio.Future[Any]]] = []
+        self.changelog: list[tuple[int, list[tuple[bytes | None, bytes | None]]]] = []
         self.changelog_sent = asyncio.Event()
 
     def create_batch(self) -> Any:
-        return self.real.create_batch()
+        return _Recording(self.real.create_batch())
 
     async def send_batch(self, builder: Any, topic: str, partition: int) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.sent.append((topic, future))
         if topic == CHANGELOG:
+            self.changelog.append((partition, builder.records))
             self.changelog_sent.set()
         return future
 
     def acknowledge(self, topic: str) -> None:
-        for sent_to, future in self.sent:
+        for index, (sent_to, future) in enumerate(self.sent):
             if sent_to == topic and not future.done():
-                future.set_result(SimpleNamespace(offset=len(self.sent)))
+                future.set_result(SimpleNamespace(offset=index))  # its base offset
 
 
 class _Watched:
@@ -58,25 +79,39 @@ class _Watched:
         return self.future.__await__()
 
 
-def _loop(tmp_path: Path) -> BatchEvaluator:
+def _loop(tmp_path: Path, **options: Any) -> BatchEvaluator:
     settings = LoopSettings(bootstrap="unused:9092", group_id="g", data_dir=tmp_path,
-                            processor=ProcessorConfig(partitions=4), topic_prefix="shop")
+                            processor=ProcessorConfig(partitions=4), topic_prefix="shop",
+                            **options)
     topics = LoopTopics(input="shop.evaluator-input", changes="shop.membership-changes",
                         snapshot="shop.memberships", changelog=CHANGELOG,
                         dead_letters="shop.dead-letters")
     return BatchEvaluator(settings, topics)
 
 
-async def test_the_changelog_is_sent_only_after_the_changes_are_acknowledged(
-        tmp_path: Path) -> None:
-    loop = _loop(tmp_path)
+@contextlib.asynccontextmanager
+async def _acker(loop: BatchEvaluator) -> AsyncIterator[_HeldProducer]:
+    """The loop's acker (both stages) running over a held producer."""
     producer = _HeldProducer()
     loop.producer = producer  # type: ignore[assignment]
     tasks = [asyncio.create_task(loop._ack()), asyncio.create_task(loop._settle_logged())]
     try:
+        yield producer
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await producer.real.stop()
+        loop._store.close()
+
+
+async def test_the_changelog_is_sent_only_after_the_changes_are_acknowledged(
+        tmp_path: Path) -> None:
+    loop = _loop(tmp_path)
+    async with _acker(loop) as producer:
         batch = Batch(seq=1, changes=[JOINED], changelog=[(b"k", b"v")])
         outputs = [_Watched(f) for f in await loop._send_outputs(2, batch)]
-        await loop._queue.put(_InFlight(2, batch, outputs, [], 10))  # type: ignore[arg-type]
+        await loop._queue.put(_InFlight(2, batch, outputs, 10))  # type: ignore[arg-type]
         await asyncio.wait_for(outputs[0].awaited.wait(), timeout=5)  # the acker waits
         assert {topic for topic, _ in producer.sent} == {
             "shop.membership-changes", "shop.memberships"}
@@ -87,9 +122,68 @@ async def test_the_changelog_is_sent_only_after_the_changes_are_acknowledged(
         producer.acknowledge(CHANGELOG)
         await asyncio.wait_for(loop._settled(), timeout=5)
         assert [topic for topic, _ in producer.sent][-1] == CHANGELOG
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await producer.real.stop()
-        loop._store.close()
+
+
+def _done() -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+async def test_batches_queued_meanwhile_share_one_changelog_send(tmp_path: Path) -> None:
+    """Group commit: after a send, the next one waits (here: a long commit
+    interval) until half of ``max_in_flight`` is queued, then carries every
+    queued batch, one record per key and partition, the input offset
+    record last; the group's input offsets become committable."""
+    loop = _loop(tmp_path, commit_interval=600.0, max_in_flight=4)
+    marker = stored_key(Keyspace.META, INPUT_OFFSET_KEY)
+    commits: list[tuple[int, int, int | None]] = []  # (partition, batch, checkpoint)
+    for partition in (1, 3):
+        loop.processors[partition] = SimpleNamespace(  # type: ignore[assignment]
+            store=SimpleNamespace(commit=lambda seq, checkpoint, p=partition: commits.append(
+                (p, seq, checkpoint))))
+    async with _acker(loop) as producer:
+        first = Batch(seq=0, changelog=[(b"k", b"0"), (marker, b"10")])
+        await loop._queue.put(_InFlight(1, first, [_done()], 11))
+        await asyncio.wait_for(producer.changelog_sent.wait(), timeout=5)  # the first: at once
+        producer.changelog_sent.clear()
+        assert producer.changelog == [(1, [(b"k", b"0"), (marker, b"10")])]
+
+        second = Batch(seq=1, changelog=[(b"k", b"1"), (b"j", b"1"), (marker, b"11")])
+        third = Batch(seq=2, changelog=[(b"k", b"2"), (marker, b"12")])
+        other = Batch(seq=0, changelog=[(b"x", b"1")])  # another partition, no input
+        await loop._hand_over(_InFlight(1, second, [_done()], 12))
+        for _ in range(100):  # until the acker took it (and gathers)
+            if loop._queue.empty():
+                break
+            await asyncio.sleep(0)
+        assert loop._queue.empty()
+        await loop._hand_over(_InFlight(3, other, [_done()], None))
+        await loop._hand_over(_InFlight(1, third, [_done()], 13))  # half full: wakes it
+        await asyncio.wait_for(producer.changelog_sent.wait(), timeout=5)
+        assert producer.changelog[1:] == [
+            (1, [(b"k", b"2"), (b"j", b"1"), (marker, b"12")]),
+            (3, [(b"x", b"1")]),
+        ]
+        producer.acknowledge(CHANGELOG)
+        await asyncio.wait_for(loop._settled(), timeout=5)
+        # one store commit per partition: through the group's last batch, with
+        # the changelog offset of its last record (base offset = the send's
+        # index, see _HeldProducer.acknowledge)
+        assert commits == [(1, 0, 0 + 2 - 1), (1, 2, 1 + 3 - 1), (3, 0, 2 + 1 - 1)]
+        assert {tp.partition: offset for tp, offset in loop._committable.items()} == {1: 13}
+
+
+async def test_a_rebalance_or_stop_does_not_wait_for_the_gathering(tmp_path: Path) -> None:
+    loop = _loop(tmp_path, commit_interval=600.0, max_in_flight=16)
+    async with _acker(loop) as producer:
+        await loop._queue.put(_InFlight(0, Batch(seq=0, changelog=[(b"k", b"0")]), [], 1))
+        await asyncio.wait_for(producer.changelog_sent.wait(), timeout=5)
+        producer.changelog_sent.clear()
+        producer.acknowledge(CHANGELOG)
+        await loop._queue.put(_InFlight(0, Batch(seq=1, changelog=[(b"k", b"1")]), [], 2))
+        settled = asyncio.create_task(loop._settled())
+        await asyncio.wait_for(producer.changelog_sent.wait(), timeout=5)  # not 300 s later
+        producer.acknowledge(CHANGELOG)
+        await asyncio.wait_for(settled, timeout=5)
+        assert [records for _, records in producer.changelog] == [[(b"k", b"0")], [(b"k", b"1")]]
