@@ -502,6 +502,23 @@ def _memory_md(r: dict) -> str:
             + rows)
 
 
+def client_hop_md(r: dict) -> str:
+    """bench/client_hop.py's section: one forwarding hop, aiokafka vs librdkafka."""
+    rows = "".join(
+        f"| {int(name.rsplit(' ', 1)[1].removesuffix('/s')):,} | {name.rsplit(' ', 1)[0]} | "
+        f"{', '.join(f'{v:,}' for v in figures['cpu_us_per_record'])} | "
+        f"{figures['median_us']:,} |\n"
+        for name, figures in r["summary"].items())
+    return (f"\n## One Kafka hop, aiokafka vs confluent-kafka (`bench/client_hop.py`, "
+            f"{r['at'][:16]})\n\n"
+            "A forwarder (consume 4 partitions, produce each record to the same partition "
+            "of another topic, acks=all, idempotent, no linger) in a process of its own, "
+            f"{r['seconds']:.0f} s at a fixed rate; the clients alternate. CPU of the "
+            "forwarder per record:\n\n"
+            "| inputs/s | client | µs per record, each run | median |\n"
+            "|---:|---|---|---:|\n" + rows)
+
+
 def _separate_runs_md() -> str:
     """Sections of the separate benchmarks whose results are kept in git."""
     md = ""
@@ -523,6 +540,9 @@ def _separate_runs_md() -> str:
                + "".join(f"| {p['rate']:,.0f} | {p['latency_ms']['p50']} | "
                          f"{p['latency_ms']['p99']} | {p['latency_ms']['max']} |\n"
                          for p in r["points"]))
+    hop = RESULTS / "client_hop.json"  # bench/client_hop.py
+    if hop.exists():
+        md += client_hop_md(json.loads(hop.read_text()))
     golive = RESULTS / "golive.json"  # bench/backfill.py CONTACTS
     if golive.exists():
         md += _golive_md(json.loads(golive.read_text()))
