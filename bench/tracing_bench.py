@@ -63,6 +63,9 @@ class _Builder:
         self.count += 1
         return True
 
+    def close(self) -> None:  # the loop closes a batch before queueing it
+        pass
+
 
 class _Producer:
     """The batch loop's producer calls, acknowledged at once."""
@@ -92,6 +95,21 @@ class _Producer:
         pass
 
     async def reset(self) -> None:
+        pass
+
+
+class _IngestProducer(_Producer):
+    """Ingest's producer calls (agents/output.py's OutputProducer since the
+    pipelined ingest loop: the batch is created by an awaited call)."""
+
+    async def create_batch(self) -> _Builder:  # type: ignore[override]
+        return _Builder()
+
+    async def confirm(self, futures: Any) -> None:
+        for future in futures:
+            await future
+
+    def send_now(self) -> None:
         pass
 
 
@@ -166,11 +184,14 @@ async def _evaluator(mode: str, events: int) -> dict[str, Any]:
             offset += 1
         return out
 
+    import runtime.loop
+    grouped = getattr(runtime.loop, "_Logged", None)  # the acker settles groups since 107f905
+
     async def run(batch: list[Any]) -> None:
         await loop._evaluate(processor, 0, batch)
         while not loop._queue.empty():
             item = loop._queue.get_nowait()
-            await loop._settle(item)
+            await loop._settle(item if grouped is None else grouped([item], []))
             loop._queue.task_done()
 
     head = [("segment", d.model_dump(mode="json", exclude_none=True)) for d in definitions]
@@ -210,12 +231,15 @@ async def _ingest(mode: str, events: int) -> dict[str, Any]:
     topics = SimpleNamespace(evaluator_input=SimpleNamespace(get_topic_name=lambda: "b.in"),
                              dead_letters=SimpleNamespace(get_topic_name=lambda: "b.dead"))
     gate = InteractionGate(EventTypeFeed.fixed(), True)
+    # the producer ingest had at each revision: created with an await since the pipelined loop
+    producer = _IngestProducer() if hasattr(ingest, "IngestHandler") else _Producer()
     args: list[Any] = [topics, settings, topic, None, lambda m: ingest.Route(
-        "interaction", m.contact_id, None), Metrics(), _Producer(), gate]
+        "interaction", m.contact_id, None), Metrics(), producer, gate]
     if mode == "on":
         from agents.ingest_tracing import IngestTracing
         args.append(IngestTracing(_tracer(), group_id="b-ingest"))
-    handle = ingest._handler(*args)
+    handler = ingest._handler(*args)
+    handle = getattr(handler, "handle", handler)  # an IngestHandler since the pipelined loop
     raws = [orjson.dumps(input_payload(m)) for m in backlog]
     events_ = [SimpleNamespace(value=raw, message=SimpleNamespace(
         topic="b.interactions", partition=0, offset=n, key=b"k", timestamp=1.0,

@@ -27,7 +27,7 @@ from models.change_events import (
     native_change,
 )
 from models.changes import Cause, MembershipChange
-from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics
+from runtime.loop import BatchEvaluator, LoopSettings, LoopTopics, _InFlight
 from runtime.outputs import change_record, change_record_as
 from runtime.processor import Batch, ProcessorConfig
 
@@ -210,7 +210,8 @@ async def test_the_batch_loop_sends_changes_in_the_configured_format(
         producer = _Producer()
         loop.producer = producer  # type: ignore[assignment]
         await loop._send_outputs(2, Batch(seq=1, changes=[JOINED, LEFT]))
-        await loop._send_changelog(2, Batch(seq=1, changelog=[(b"k", b"v")]))
+        await loop._send_changelog([_InFlight(2, Batch(seq=1, changelog=[(b"k", b"v")]), [],
+                                              None)])
         changes = [(p, records) for topic, p, records in producer.sent
                    if topic == "shop.membership-changes"]
         assert [p for p, _ in changes] == [2]
