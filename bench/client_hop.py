@@ -1,17 +1,22 @@
-"""One Kafka hop at a fixed rate: CPU per record of a forwarder on aiokafka
-vs on confluent-kafka (librdkafka), and the hop's latency.
+"""One Kafka hop at a fixed rate: CPU per record of a forwarder on aiokafka,
+on confluent-kafka (librdkafka), and on aiokafka with Kafka transactions;
+and the hop's latency.
 
     .venv/bin/python bench/client_hop.py [--rates 500 2000] [--seconds 8] [--pairs 3]
+        [--clients aiokafka confluent-kafka aiokafka-transactions-100ms ...]
 
 Why: under light load the service's cost per input is its Kafka clients'
-per-request work, not evaluation (docs/architecture.md, "Light load"). This
-isolates one hop as ingest does it: consume a source topic (4 partitions),
-forward each record to the same partition of another topic (acks=all,
-idempotent, no linger), wait for the acks, commit offsets at most every
-100 ms. The forwarder runs in a process of its own, so its CPU is its own
-(/proc, user + system, librdkafka's threads included); the publisher
-(aiokafka, no linger, records of an interaction's size stamped with their
-send time) and an observer of the output topic run here. The two clients
+per-request work, not evaluation (docs/architecture.md, "Light load"); and
+Kafka transactions (exactly-once v2) are the other commit protocol the
+evaluator could use. This isolates one hop as ingest does it: consume a
+source topic (4 partitions), forward each record to the same partition of
+another topic (acks=all, idempotent, no linger), wait for the acks, commit
+offsets at most every 100 ms; or, with transactions, the records and input
+offsets of each 100 ms (10 ms) in one transaction. The forwarder runs in a
+process of its own, so its CPU is its own (/proc, user + system,
+librdkafka's threads included); the publisher (aiokafka, no linger, records
+of an interaction's size stamped with their send time) and a
+read_committed observer of the output topic run here. The forwarders
 alternate, per rate and pair. Writes bench/results/client_hop.json.
 
 confluent-kafka is a dev dependency (the integration example); the
@@ -29,13 +34,33 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PARTITIONS = 4
 COMMIT_EVERY = 0.1
 PAD = "x" * 300  # an interaction record's size, about
+
+
+async def _send_batches(producer: Any, fetched: dict[Any, list[Any]], target: str) -> list[Any]:
+    """Each partition's records as closed producer batches (as ingest sends
+    them); returns their acknowledgements."""
+    acks = []
+    for tp, records in fetched.items():
+        batch = producer.create_batch()
+        for record in records:
+            if batch.append(key=record.key, value=record.value, timestamp=None,
+                            headers=[]) is None:  # full: send it, start another
+                batch.close()
+                acks.append(await producer.send_batch(batch, target, partition=tp.partition))
+                batch = producer.create_batch()
+                batch.append(key=record.key, value=record.value, timestamp=None, headers=[])
+        batch.close()
+        acks.append(await producer.send_batch(batch, target, partition=tp.partition))
+    return acks
 
 
 def forward_aiokafka(bootstrap: str, source: str, target: str, group: str) -> None:
@@ -54,27 +79,53 @@ def forward_aiokafka(bootstrap: str, source: str, target: str, group: str) -> No
         committed = time.monotonic()
         while True:
             fetched = await consumer.getmany(timeout_ms=500, max_records=500)
-            acks = []
-            for tp, records in fetched.items():
-                batch = producer.create_batch()
-                for record in records:
-                    if batch.append(key=record.key, value=record.value, timestamp=None,
-                                    headers=[]) is None:  # full: send it, start another
-                        batch.close()
-                        acks.append(await producer.send_batch(
-                            batch, target, partition=tp.partition))
-                        batch = producer.create_batch()
-                        batch.append(key=record.key, value=record.value, timestamp=None,
-                                     headers=[])
-                batch.close()
-                acks.append(await producer.send_batch(batch, target, partition=tp.partition))
-            for ack in acks:
+            for ack in await _send_batches(producer, fetched, target):
                 await ack
             if fetched and time.monotonic() - committed >= COMMIT_EVERY:
                 committed = time.monotonic()
                 await consumer.commit()
 
     asyncio.run(run())
+
+
+def forward_aiokafka_transactions(interval: float) -> Callable[[str, str, str, str], None]:
+    """The forwarder with Kafka transactions (exactly-once v2, as Kafka
+    Streams does it): the records of ``interval`` seconds and their input
+    offsets (``send_offsets_to_transaction``) in one transaction; a
+    read_committed consumer sees them at its commit."""
+
+    def forward(bootstrap: str, source: str, target: str, group: str) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        async def run() -> None:
+            consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
+                                        enable_auto_commit=False,
+                                        auto_offset_reset="earliest",
+                                        isolation_level="read_committed")
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0,
+                                        transactional_id=f"{group}-tx")
+            await consumer.start()
+            await producer.start()
+            print("READY", flush=True)
+            opened: float | None = None  # when the open transaction began
+            positions: dict[Any, int] = {}
+            while True:
+                wait = 0.5 if opened is None else max(0.0, opened + interval - time.monotonic())
+                fetched = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=500)
+                if fetched and opened is None:
+                    await producer.begin_transaction()
+                    opened = time.monotonic()
+                await _send_batches(producer, fetched, target)  # acked by the commit
+                positions.update({tp: records[-1].offset + 1
+                                  for tp, records in fetched.items()})
+                if opened is not None and time.monotonic() - opened >= interval:
+                    await producer.send_offsets_to_transaction(positions, group)
+                    await producer.commit_transaction()
+                    opened, positions = None, {}
+
+        asyncio.run(run())
+
+    return forward
 
 
 def forward_confluent(bootstrap: str, source: str, target: str, group: str) -> None:
@@ -112,7 +163,13 @@ def forward_confluent(bootstrap: str, source: str, target: str, group: str) -> N
             consumer.commit(asynchronous=True)
 
 
-FORWARDERS = {"aiokafka": forward_aiokafka, "confluent-kafka": forward_confluent}
+FORWARDERS: dict[str, Callable[[str, str, str, str], None]] = {
+    "aiokafka": forward_aiokafka,
+    "confluent-kafka": forward_confluent,
+    # a transaction per commit interval, Kafka Streams' default under exactly-once
+    "aiokafka-transactions-100ms": forward_aiokafka_transactions(0.1),
+    "aiokafka-transactions-10ms": forward_aiokafka_transactions(0.01),
+}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -137,7 +194,8 @@ async def hop(bootstrap: str, client: str, rate: float, seconds: float) -> dict:
                               source, target, f"hop-{tag}"], stdout=subprocess.PIPE)
     latencies: list[float] = []
     observer = AIOKafkaConsumer(target, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest",
+                                isolation_level="read_committed")  # as a journey engine would
     publisher = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == b"READY"
@@ -197,14 +255,14 @@ async def hop(bootstrap: str, client: str, rate: float, seconds: float) -> dict:
     }
 
 
-async def main(rates: list[float], seconds: float, pairs: int) -> None:
+async def main(rates: list[float], seconds: float, pairs: int, clients: list[str]) -> None:
     from harness import RESULTS, start_broker
 
     bootstrap = start_broker()
     rows = []
     for rate in rates:
         for _ in range(pairs):
-            for client in FORWARDERS:
+            for client in clients:
                 row = await hop(bootstrap, client, rate, seconds)
                 rows.append(row)
                 print(f"{client:>15} {rate:>6.0f}/s  {row['cpu_us_per_record']:>5} µs CPU per "
@@ -212,7 +270,7 @@ async def main(rates: list[float], seconds: float, pairs: int) -> None:
                       f"{row['p99_ms']} ms  {row['forwarded']}/{row['sent']}", flush=True)
     summary = {}
     for rate in rates:
-        for client in FORWARDERS:
+        for client in clients:
             runs = [r for r in rows if r["rate"] == rate and r["client"] == client]
             summary[f"{client} {rate:.0f}/s"] = {
                 "cpu_us_per_record": [r["cpu_us_per_record"] for r in runs],
@@ -235,5 +293,7 @@ if __name__ == "__main__":
         parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 2000.0])
         parser.add_argument("--seconds", type=float, default=8.0)
         parser.add_argument("--pairs", type=int, default=3)
+        parser.add_argument("--clients", nargs="+", default=list(FORWARDERS),
+                            choices=list(FORWARDERS))
         args = parser.parse_args()
-        asyncio.run(main(args.rates, args.seconds, args.pairs))
+        asyncio.run(main(args.rates, args.seconds, args.pairs, args.clients))

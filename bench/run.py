@@ -509,12 +509,13 @@ def client_hop_md(r: dict) -> str:
         f"{', '.join(f'{v:,}' for v in figures['cpu_us_per_record'])} | "
         f"{figures['median_us']:,} |\n"
         for name, figures in r["summary"].items())
-    return (f"\n## One Kafka hop, aiokafka vs confluent-kafka (`bench/client_hop.py`, "
-            f"{r['at'][:16]})\n\n"
+    return (f"\n## One Kafka hop: aiokafka, confluent-kafka, Kafka transactions "
+            f"(`bench/client_hop.py`, {r['at'][:16]})\n\n"
             "A forwarder (consume 4 partitions, produce each record to the same partition "
-            "of another topic, acks=all, idempotent, no linger) in a process of its own, "
-            f"{r['seconds']:.0f} s at a fixed rate; the clients alternate. CPU of the "
-            "forwarder per record:\n\n"
+            "of another topic, acks=all, idempotent, no linger; or its records and input "
+            "offsets in a transaction per 100 ms / 10 ms) in a process of its own, "
+            f"{r['seconds']:.0f} s at a fixed rate, a read_committed observer; the "
+            "forwarders alternate. CPU of the forwarder per record:\n\n"
             "| inputs/s | client | µs per record, each run | median |\n"
             "|---:|---|---|---:|\n" + rows)
 
