@@ -7,7 +7,7 @@ and the hop's latency.
 
 Why: under light load the service's cost per input is its Kafka clients'
 per-request work, not evaluation (docs/architecture.md, "Light load"); and
-Kafka transactions (exactly-once v2) are the other commit protocol the
+Kafka transactions (as under Kafka Streams' exactly-once) are the other commit protocol the
 evaluator could use. This isolates one hop as ingest does it: consume a
 source topic (4 partitions), forward each record to the same partition of
 another topic (acks=all, idempotent, no linger), wait for the acks, commit
@@ -89,8 +89,8 @@ def forward_aiokafka(bootstrap: str, source: str, target: str, group: str) -> No
 
 
 def forward_aiokafka_transactions(interval: float) -> Callable[[str, str, str, str], None]:
-    """The forwarder with Kafka transactions (exactly-once v2, as Kafka
-    Streams does it): the records of ``interval`` seconds and their input
+    """The forwarder with Kafka transactions (as Kafka Streams' exactly-once
+    uses them): the records of ``interval`` seconds and their input
     offsets (``send_offsets_to_transaction``) in one transaction; a
     read_committed consumer sees them at its commit."""
 
