@@ -208,6 +208,9 @@ async def hop(bootstrap: str, client: str, rate: float, seconds: float) -> dict:
         while seen < warm:  # the hop is up: every warm-up record came through
             seen += sum(len(r) for r in (await observer.getmany(timeout_ms=500)).values())
 
+        expected: list[int] = []  # the records sent, once all are
+        everything = asyncio.Event()  # the observer saw them all
+
         async def observe() -> None:
             while True:
                 fetched = await observer.getmany(timeout_ms=200)
@@ -217,6 +220,8 @@ async def hop(bootstrap: str, client: str, rate: float, seconds: float) -> dict:
                         stamp = json.loads(record.value).get("t")
                         if stamp is not None:  # not a warm-up record
                             latencies.append(now - stamp)
+                if expected and len(latencies) >= expected[0]:
+                    everything.set()
 
         watching = asyncio.create_task(observe())
         cpu0, started, sent = _cpu_seconds(child.pid), time.monotonic(), 0
@@ -228,9 +233,11 @@ async def hop(bootstrap: str, client: str, rate: float, seconds: float) -> dict:
                                  key=str(sent % 4000).encode())
             sent += 1
         await publisher.flush()
-        deadline = time.monotonic() + 30
-        while len(latencies) < sent and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)  # polling the observer's count: it runs in this loop
+        expected.append(sent)
+        all_seen = asyncio.ensure_future(everything.wait())
+        await asyncio.wait({all_seen, watching}, timeout=30,
+                           return_when=asyncio.FIRST_COMPLETED)
+        all_seen.cancel()
         if child.poll() is not None:
             raise RuntimeError(f"the {client} forwarder exited with {child.returncode}")
         if len(latencies) < sent:

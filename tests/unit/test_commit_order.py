@@ -124,6 +124,19 @@ async def test_the_changelog_is_sent_only_after_the_changes_are_acknowledged(
         assert [topic for topic, _ in producer.sent][-1] == CHANGELOG
 
 
+class _GatheringSignal(asyncio.Event):
+    """The acker's wake-up event, saying when the acker starts waiting on it
+    (it has taken a batch and gathers more)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+
+    async def wait(self) -> Any:
+        self.waiting.set()
+        return await super().wait()
+
+
 def _done() -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_result(None)
@@ -152,11 +165,10 @@ async def test_batches_queued_meanwhile_share_one_changelog_send(tmp_path: Path)
         second = Batch(seq=1, changelog=[(b"k", b"1"), (b"j", b"1"), (marker, b"11")])
         third = Batch(seq=2, changelog=[(b"k", b"2"), (marker, b"12")])
         other = Batch(seq=0, changelog=[(b"x", b"1")])  # another partition, no input
+        gathering = _GatheringSignal()
+        loop._log_wake = gathering
         await loop._hand_over(_InFlight(1, second, [_done()], 12))
-        for _ in range(100):  # until the acker took it (and gathers)
-            if loop._queue.empty():
-                break
-            await asyncio.sleep(0)
+        await asyncio.wait_for(gathering.waiting.wait(), timeout=5)  # the acker took it
         assert loop._queue.empty()
         await loop._hand_over(_InFlight(3, other, [_done()], None))
         await loop._hand_over(_InFlight(1, third, [_done()], 13))  # half full: wakes it
